@@ -1,1 +1,377 @@
-fn main(){}
+//! The `sapa` command: parses arguments and calls into the library. Every subcommand's errors
+//! end here as one line on stderr and a non-zero exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use sapa::config::{DEFAULT_CONFIG, SwitchboardConfig};
+use sapa::peer::{agent, caller, impair::Impairment, signal};
+use sapa::protocol::{ClientMessage, PROTOCOL_VERSION, Resolution, ServerMessage};
+use sapa::store::{Role, Store};
+
+#[derive(Parser)]
+#[command(name = "sapa", version, about = "Sapa call-center workstation: switchboard, agent phone and headless peers", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the switchboard: signaling, ACD queues, media bridge and store.
+    Switchboard(SwitchboardArgs),
+    /// Manage users (agents and supervisors).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// A headless customer: dial a queue, play a WAV after answer, record what is heard.
+    Caller(CallerArgs),
+    /// A headless agent: log in, answer calls, play or echo audio, submit dispositions.
+    Agent(AgentArgs),
+    /// Print a caller's history as JSON.
+    History(HistoryArgs),
+}
+
+#[derive(clap::Args)]
+struct SwitchboardArgs {
+    /// HTTP + WebSocket signaling address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// The one UDP address all media uses (str0m, ICE-lite). An unspecified IP (0.0.0.0)
+    /// is announced to peers as 127.0.0.1; give the machine's address for remote phones.
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    media_listen: SocketAddr,
+    /// Database: sqlite:PATH or postgres://USER@HOST/DB. Default: a SQLite file in the user's
+    /// data directory.
+    #[arg(long)]
+    db: Option<String>,
+    /// Configuration file (TOML). Default: the built-in one (see --print-default-config).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the built-in configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user with an Argon2id-hashed password.
+    Add {
+        #[arg(long)]
+        db: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["agent", "supervisor"])]
+        role: String,
+        /// The password (or set SAPA_PASSWORD).
+        #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        db: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct CallerArgs {
+    /// Switchboard address (host:port or ws://host:port/v1/ws).
+    #[arg(long)]
+    switchboard: String,
+    /// The caller's number (caller id).
+    #[arg(long)]
+    from: String,
+    /// The caller's name, if the network gives one.
+    #[arg(long)]
+    name: Option<String>,
+    /// Queue to dial; default: the switchboard's first queue.
+    #[arg(long)]
+    queue: Option<String>,
+    /// What the caller says after the answer (any WAV; resampled to 48 kHz mono).
+    #[arg(long)]
+    play: PathBuf,
+    /// What the caller hears, 48 kHz mono 16-bit, sample-aligned with --play.
+    #[arg(long)]
+    record: PathBuf,
+    /// Hang up after this many seconds in the call (default: the length of --play).
+    #[arg(long)]
+    talk_secs: Option<f64>,
+    /// Abandon after waiting this many seconds in queue.
+    #[arg(long, default_value_t = 120.0)]
+    max_wait_secs: f64,
+    /// TEST USE ONLY: impair the send path, e.g. loss=10,jitter=30,seed=1.
+    #[arg(long)]
+    impair: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    #[arg(long)]
+    switchboard: String,
+    #[arg(long)]
+    user: String,
+    /// The password (or set SAPA_PASSWORD).
+    #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// What the agent says in each call.
+    #[arg(long, conflicts_with = "echo")]
+    play: Option<PathBuf>,
+    /// Send back what is heard (for latency measurement).
+    #[arg(long)]
+    echo: bool,
+    /// Record what the agent hears; later calls get -2, -3, ... before the extension.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Exit after this many calls.
+    #[arg(long, default_value_t = 1)]
+    calls: u32,
+    /// Disposition code submitted after each call (default: the first configured code).
+    #[arg(long)]
+    disposition: Option<String>,
+    /// Notes submitted with the disposition.
+    #[arg(long, default_value = "")]
+    notes: String,
+    /// Resolution submitted with the disposition.
+    #[arg(long, default_value = "resolved", value_parser = ["resolved", "escalated", "follow-up"])]
+    resolution: String,
+    /// Hang up after this many seconds in a call.
+    #[arg(long)]
+    talk_secs: Option<f64>,
+    /// Let offered calls ring out (ring-no-answer testing); each missed offer counts as a call.
+    #[arg(long)]
+    no_answer: bool,
+    /// TEST USE ONLY: impair the send path, e.g. loss=10,jitter=30,seed=1.
+    #[arg(long)]
+    impair: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct HistoryArgs {
+    #[arg(long)]
+    switchboard: String,
+    #[arg(long)]
+    user: String,
+    #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
+    password: String,
+    #[arg(long)]
+    number: String,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SAPA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sapa=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sapa: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sapa: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn db_url(db: Option<String>) -> anyhow::Result<String> {
+    match db {
+        Some(url) => Ok(url),
+        None => Store::default_sqlite_url().context("no data directory for the default database"),
+    }
+}
+
+fn impairment(spec: Option<String>) -> anyhow::Result<Option<Impairment>> {
+    spec.map(|s| Impairment::parse(&s).map_err(|e| anyhow::anyhow!("--impair: {e}")))
+        .transpose()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Some(command) = cli.command else {
+        bail!("no command given; see `sapa --help` (the demo is `cargo run --release -- demo`)");
+    };
+    match command {
+        Command::Switchboard(args) => {
+            if args.print_default_config {
+                print!("{DEFAULT_CONFIG}");
+                return Ok(());
+            }
+            let config = match &args.config {
+                Some(path) => SwitchboardConfig::load(path)?,
+                None => SwitchboardConfig::default(),
+            };
+            let running = sapa::switchboard::start(sapa::switchboard::Options {
+                listen: args.listen,
+                media_listen: args.media_listen,
+                db_url: db_url(args.db)?,
+                config,
+            })
+            .await?;
+            eprintln!(
+                "sapa switchboard: signaling ws://{}/v1/ws, media udp {}",
+                running.http_addr, running.media_addr
+            );
+            shutdown_signal().await;
+            eprintln!("sapa switchboard: shutting down");
+            running.shutdown().await;
+            Ok(())
+        }
+        Command::User { command } => match command {
+            UserCommand::Add {
+                db,
+                name,
+                role,
+                password,
+            } => {
+                let store = Store::open(&db_url(db)?).await?;
+                let role = if role == "supervisor" {
+                    Role::Supervisor
+                } else {
+                    Role::Agent
+                };
+                let user = store.add_user(&name, role, &password).await?;
+                println!("added {} ({:?})", user.name, user.role);
+                store.close().await;
+                Ok(())
+            }
+            UserCommand::List { db } => {
+                let store = Store::open(&db_url(db)?).await?;
+                for user in store.list_users().await? {
+                    println!("{}\t{:?}", user.name, user.role);
+                }
+                store.close().await;
+                Ok(())
+            }
+        },
+        Command::Caller(args) => {
+            let report = caller::run(caller::CallerOptions {
+                switchboard: args.switchboard,
+                from: args.from,
+                name: args.name,
+                queue: args.queue,
+                play: args.play,
+                record: args.record,
+                talk_secs: args.talk_secs,
+                max_wait_secs: args.max_wait_secs,
+                impair: impairment(args.impair)?,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Agent(args) => {
+            let voice = match (args.play, args.echo) {
+                (Some(path), _) => agent::AgentVoice::Wav(path),
+                (None, true) => agent::AgentVoice::Echo,
+                (None, false) => agent::AgentVoice::Silence,
+            };
+            let resolution = match args.resolution.as_str() {
+                "escalated" => Resolution::Escalated,
+                "follow-up" => Resolution::FollowUp,
+                _ => Resolution::Resolved,
+            };
+            agent::run(
+                agent::AgentOptions {
+                    switchboard: args.switchboard,
+                    user: args.user,
+                    password: args.password,
+                    voice,
+                    record: args.record,
+                    calls: args.calls,
+                    disposition: args.disposition,
+                    notes: args.notes,
+                    resolution,
+                    talk_secs: args.talk_secs,
+                    no_answer: args.no_answer,
+                    impair: impairment(args.impair)?,
+                },
+                |report| {
+                    if let Ok(line) = serde_json::to_string(report) {
+                        println!("{line}");
+                    }
+                },
+            )
+            .await?;
+            Ok(())
+        }
+        Command::History(args) => {
+            let url = signal::ws_url(&args.switchboard);
+            let (signal, _events) = signal::Signal::connect(&url).await?;
+            let timeout = sapa::peer::REQUEST_TIMEOUT;
+            signal
+                .request(
+                    ClientMessage::Login {
+                        req: None,
+                        protocol: PROTOCOL_VERSION,
+                        user: args.user,
+                        password: args.password,
+                    },
+                    timeout,
+                )
+                .await?;
+            let answer = signal
+                .request(
+                    ClientMessage::History {
+                        req: None,
+                        number: args.number,
+                        limit: Some(args.limit),
+                    },
+                    timeout,
+                )
+                .await?;
+            let ServerMessage::History {
+                number,
+                customer,
+                entries,
+                ..
+            } = answer
+            else {
+                bail!("unexpected answer from the switchboard: {answer:?}");
+            };
+            let out =
+                serde_json::json!({ "number": number, "customer": customer, "calls": entries });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,4 @@
+pub mod jitter;
+pub mod mixer;
+pub mod receive;
+pub mod tone;

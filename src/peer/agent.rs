@@ -1,0 +1,286 @@
+//! `sapa agent`: a headless agent. Logs in, opens its one peer connection for the shift, goes
+//! available, answers offered calls, talks (a WAV file, or an echo of what it hears for latency
+//! measurement), records, and submits the disposition after each call. Prints one JSON line
+//! per call; exits after N calls.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::peer::impair::Impairment;
+use crate::peer::voice::{Mouth, Voice};
+use crate::peer::{PeerError, REQUEST_TIMEOUT, connect_media, signal};
+use crate::protocol::{
+    ClientMessage, HistoryEntry, PROTOCOL_VERSION, RequestedState, Resolution, ServerMessage,
+};
+use crate::wav;
+
+/// What the agent says during calls.
+#[derive(Debug, Clone)]
+pub enum AgentVoice {
+    Silence,
+    Wav(PathBuf),
+    Echo,
+}
+
+/// What `sapa agent` was asked to do.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub switchboard: String,
+    pub user: String,
+    pub password: String,
+    pub voice: AgentVoice,
+    /// Recording of each call; calls after the first get `-2`, `-3`, ... before the extension.
+    pub record: Option<PathBuf>,
+    pub calls: u32,
+    /// Disposition code; default: the first configured code.
+    pub disposition: Option<String>,
+    pub notes: String,
+    pub resolution: Resolution,
+    /// Hang up after this long in a call (otherwise the caller hangs up).
+    pub talk_secs: Option<f64>,
+    /// Let offers ring out instead of answering (for ring-no-answer tests).
+    pub no_answer: bool,
+    pub impair: Option<Impairment>,
+}
+
+/// The JSON line printed per call.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentCallReport {
+    pub call_id: String,
+    pub caller: String,
+    pub queue: String,
+    /// Past calls of this caller that came with the offer (the screen-pop).
+    pub history_len: usize,
+    pub history: Vec<HistoryEntry>,
+    /// From the answer being accepted (call_connected) to the first audio packet.
+    pub first_audio_ms: Option<f64>,
+    pub talk_ms: u64,
+    pub ended_by: String,
+    pub disposition: Option<String>,
+}
+
+/// Runs the agent's shift until `calls` calls are done.
+pub async fn run(
+    options: AgentOptions,
+    mut on_call: impl FnMut(&AgentCallReport),
+) -> Result<Vec<AgentCallReport>, PeerError> {
+    let url = signal::ws_url(&options.switchboard);
+    let (signal, mut events) = signal::Signal::connect(&url).await?;
+    let logged_in = signal
+        .request(
+            ClientMessage::Login {
+                req: None,
+                protocol: PROTOCOL_VERSION,
+                user: options.user.clone(),
+                password: options.password.clone(),
+            },
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+    let ServerMessage::LoggedIn { config, .. } = logged_in else {
+        return Err(PeerError::Protocol(format!(
+            "expected logged_in, got {logged_in:?}"
+        )));
+    };
+    let code = options
+        .disposition
+        .clone()
+        .or_else(|| config.disposition_codes.first().cloned())
+        .unwrap_or_default();
+    let (media, mut packets) = connect_media(&signal, &url).await?;
+    // The switchboard bridges calls only to a connected phone; wait until it says so.
+    wait_for(&mut events, Duration::from_secs(10), |m| {
+        matches!(m, ServerMessage::MediaConnected)
+    })
+    .await?;
+    signal
+        .request(
+            ClientMessage::SetState {
+                req: None,
+                state: RequestedState::Available,
+                reason: None,
+            },
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+    let playback = match &options.voice {
+        AgentVoice::Wav(path) => Some(wav::read_mono_48k(path)?),
+        _ => None,
+    };
+    let mut voice = Voice::new(options.impair.clone())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+
+    let mut reports = Vec::new();
+    let mut current: Option<(AgentCallReport, Instant)> = None;
+    let mut offered: Option<AgentCallReport> = None;
+    let mut recording: Vec<f32> = Vec::new();
+    while (reports.len() as u32) < options.calls {
+        tokio::select! {
+            _ = tick.tick() => {
+                voice.receive(&mut packets);
+                if let Some((ts, frame)) = voice.tick(Instant::now()) {
+                    voice.send(&media, ts, frame).await?;
+                }
+                if let Some((report, started)) = &current {
+                    recording.extend_from_slice(voice.heard());
+                    if let Some(limit) = options.talk_secs {
+                        if started.elapsed().as_secs_f64() >= limit && report.ended_by.is_empty() {
+                            let call_id = report.call_id.clone();
+                            if let Some((r, _)) = &mut current {
+                                r.ended_by = "agent".into();
+                            }
+                            signal.send(ClientMessage::Hangup { req: None, call_id: Some(call_id) })?;
+                        }
+                    }
+                }
+            }
+            event = events.recv() => {
+                let Some(event) = event else {
+                    return Err(PeerError::Signal(signal::SignalError::Closed));
+                };
+                match event {
+                    ServerMessage::CallOffered { call_id, queue, caller, history, .. } => {
+                        offered = Some(AgentCallReport {
+                            call_id: call_id.clone(),
+                            caller: caller.number,
+                            queue,
+                            history_len: history.len(),
+                            history,
+                            first_audio_ms: None,
+                            talk_ms: 0,
+                            ended_by: String::new(),
+                            disposition: None,
+                        });
+                        if !options.no_answer {
+                            signal.send(ClientMessage::Answer { req: None, call_id })?;
+                        }
+                    }
+                    ServerMessage::OfferWithdrawn { reason, .. } => {
+                        offered = None;
+                        if options.no_answer && reason == "ring_no_answer" {
+                            // A ring-no-answer run counts each missed offer as its "call".
+                            let r = AgentCallReport {
+                                call_id: String::new(),
+                                caller: String::new(),
+                                queue: String::new(),
+                                history_len: 0,
+                                history: vec![],
+                                first_audio_ms: None,
+                                talk_ms: 0,
+                                ended_by: reason,
+                                disposition: None,
+                            };
+                            on_call(&r);
+                            reports.push(r);
+                        }
+                    }
+                    ServerMessage::CallConnected { call_id, .. } => {
+                        let connected = Instant::now();
+                        let report = offered.take().filter(|r| r.call_id == call_id);
+                        let report = report.unwrap_or(AgentCallReport {
+                            call_id,
+                            caller: String::new(),
+                            queue: String::new(),
+                            history_len: 0,
+                            history: vec![],
+                            first_audio_ms: None,
+                            talk_ms: 0,
+                            ended_by: String::new(),
+                            disposition: None,
+                        });
+                        voice.first_packet_at = None;
+                        voice.mouth = match (&options.voice, &playback) {
+                            (AgentVoice::Echo, _) => Mouth::Echo,
+                            (AgentVoice::Wav(_), Some(samples)) => Mouth::wav(samples.clone()),
+                            _ => Mouth::Silence,
+                        };
+                        recording.clear();
+                        current = Some((report, connected));
+                    }
+                    ServerMessage::CallEnded { call_id, reason } => {
+                        let Some((mut report, started)) = current.take() else { continue };
+                        if report.call_id != call_id {
+                            current = Some((report, started));
+                            continue;
+                        }
+                        voice.mouth = Mouth::Silence;
+                        report.talk_ms = started.elapsed().as_millis() as u64;
+                        report.first_audio_ms = voice
+                            .first_packet_at
+                            .map(|t| t.saturating_duration_since(started).as_secs_f64() * 1000.0);
+                        if report.ended_by.is_empty() {
+                            report.ended_by = reason;
+                        }
+                        if let Some(path) = &options.record {
+                            wav::write_mono_48k(&numbered(path, reports.len() + 1), &recording)?;
+                        }
+                        let saved = signal
+                            .request(
+                                ClientMessage::Disposition {
+                                    req: None,
+                                    call_id: report.call_id.clone(),
+                                    request_id: format!("{}-{}", options.user, report.call_id),
+                                    code: code.clone(),
+                                    resolution: options.resolution,
+                                    notes: options.notes.clone(),
+                                    follow_up_at_ms: (options.resolution == Resolution::FollowUp)
+                                        .then(|| crate::peer::now_ms() + 24 * 3600 * 1000),
+                                },
+                                REQUEST_TIMEOUT,
+                            )
+                            .await?;
+                        if matches!(saved, ServerMessage::DispositionSaved { .. }) {
+                            report.disposition = Some(code.clone());
+                        }
+                        on_call(&report);
+                        reports.push(report);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let _ = signal
+        .request(
+            ClientMessage::SetState {
+                req: None,
+                state: RequestedState::NotReady,
+                reason: config.not_ready_reasons.first().cloned(),
+            },
+            REQUEST_TIMEOUT,
+        )
+        .await;
+    media.close().await;
+    Ok(reports)
+}
+
+/// Waits for the first event that matches, skipping others.
+async fn wait_for(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<ServerMessage>,
+    limit: Duration,
+    want: impl Fn(&ServerMessage) -> bool,
+) -> Result<ServerMessage, PeerError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some(m)) if want(&m) => return Ok(m),
+            Ok(Some(_)) => continue,
+            Ok(None) => return Err(PeerError::Signal(signal::SignalError::Closed)),
+            Err(_) => return Err(PeerError::Signal(signal::SignalError::Timeout(limit))),
+        }
+    }
+}
+
+/// `out.wav` for the first call, `out-2.wav`, `out-3.wav` ... after.
+pub fn numbered(path: &Path, n: usize) -> PathBuf {
+    if n <= 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("call");
+    let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("wav");
+    path.with_file_name(format!("{stem}-{n}.{ext}"))
+}

@@ -1,0 +1,352 @@
+//! The client's one peer connection (the `webrtc` crate): two audio m-lines, `main` (send and
+//! receive) and `aux` (receive only, for a supervisor's whisper or a conference's third voice).
+//!
+//! The phone opens it once at login and keeps it for the shift; a caller opens it per call.
+//! Received RTP goes out on a channel tagged with its slot; Opus frames to send go in through
+//! [`PeerMedia::send_opus`], which builds RTP with our own sequence numbers and timestamps so
+//! the send clock is exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    Registry, register_default_interceptors,
+};
+
+/// Payload type we offer for Opus.
+pub const OPUS_PT: u8 = 111;
+
+/// Which of the two incoming streams a packet came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxSlot {
+    Main = 0,
+    Aux = 1,
+}
+
+/// One received RTP packet.
+#[derive(Debug, Clone)]
+pub struct RxPacket {
+    pub slot: RxSlot,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub payload: Bytes,
+    pub arrived: Instant,
+}
+
+/// Errors of the client peer connection.
+#[derive(Debug, thiserror::Error)]
+pub enum RtcError {
+    #[error("WebRTC: {0}")]
+    WebRtc(#[from] webrtc::error::Error),
+    #[error("ICE gathering did not finish within {0:?}")]
+    GatherTimeout(Duration),
+    #[error("the peer connection failed: {0}")]
+    Failed(String),
+}
+
+/// Connection state as the rest of the client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    New,
+    Connected,
+    Failed,
+}
+
+#[derive(Clone)]
+struct Handler {
+    gathered: watch::Sender<bool>,
+    link: watch::Sender<LinkState>,
+    packets: mpsc::Sender<RxPacket>,
+    /// SSRCs the switchboard announced for each slot, from its SDP answer.
+    ssrcs: watch::Receiver<[Option<u32>; 2]>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let link = match state {
+            RTCPeerConnectionState::Connected => LinkState::Connected,
+            RTCPeerConnectionState::Failed
+            | RTCPeerConnectionState::Closed
+            | RTCPeerConnectionState::Disconnected => LinkState::Failed,
+            _ => return,
+        };
+        let _ = self.link.send(link);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let packets = self.packets.clone();
+        let mut ssrcs = self.ssrcs.clone();
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+                    if matches!(event, TrackRemoteEvent::OnEnded) {
+                        break;
+                    }
+                    continue;
+                };
+                let announced = *ssrcs.borrow_and_update();
+                let ssrc = packet.header.ssrc;
+                let slot = if announced[1] == Some(ssrc) {
+                    RxSlot::Aux
+                } else {
+                    RxSlot::Main
+                };
+                let rx = RxPacket {
+                    slot,
+                    seq: packet.header.sequence_number,
+                    timestamp: packet.header.timestamp,
+                    payload: packet.payload.clone(),
+                    arrived: Instant::now(),
+                };
+                // Never block the WebRTC driver: a full channel drops the packet, which the
+                // jitter buffer treats as loss.
+                if packets.try_send(rx).is_err() && packets.is_closed() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// The client's peer connection and its send state. Cheap to clone (one shared connection).
+#[derive(Clone)]
+pub struct PeerMedia {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pc: Arc<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    seq: AtomicU16,
+    /// Extra RTP time added on top of the caller's frame clock (kept for restarts).
+    ts_base: AtomicU32,
+    link: watch::Receiver<LinkState>,
+    gathered: watch::Receiver<bool>,
+    ssrcs: watch::Sender<[Option<u32>; 2]>,
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+impl PeerMedia {
+    /// Creates the peer connection with its two m-lines. `bind_ip` is the local address to
+    /// gather on (loopback when the switchboard is on this machine).
+    pub async fn new(
+        bind_ip: std::net::IpAddr,
+    ) -> Result<(PeerMedia, mpsc::Receiver<RxPacket>), RtcError> {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PT,
+                ..Default::default()
+            },
+            RtpCodecKind::Audio,
+        )?;
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+        let (gathered_tx, gathered) = watch::channel(false);
+        let (link_tx, link) = watch::channel(LinkState::New);
+        let (packets_tx, packets) = mpsc::channel(1024);
+        let (ssrcs, ssrcs_rx) = watch::channel([None, None]);
+        let handler = Handler {
+            gathered: gathered_tx,
+            link: link_tx,
+            packets: packets_tx,
+            ssrcs: ssrcs_rx,
+        };
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(handler))
+            .with_udp_addrs(vec![format!("{bind_ip}:0")])
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let ssrc = rand::random::<u32>();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "sapa".to_owned(),
+            "sapa-voice".to_owned(),
+            "voice".to_owned(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: opus_codec(),
+                ..Default::default()
+            }],
+        )));
+        pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+        pc.add_transceiver_from_kind(
+            RtpCodecKind::Audio,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await?;
+        Ok((
+            PeerMedia {
+                inner: Arc::new(Inner {
+                    pc,
+                    track,
+                    ssrc,
+                    seq: AtomicU16::new(rand::random()),
+                    ts_base: AtomicU32::new(rand::random()),
+                    link,
+                    gathered,
+                    ssrcs,
+                }),
+            },
+            packets,
+        ))
+    }
+
+    /// Creates the offer with all candidates gathered (no trickle: one round trip).
+    pub async fn create_offer(&self) -> Result<String, RtcError> {
+        let offer = self.inner.pc.create_offer(None).await?;
+        self.inner.pc.set_local_description(offer).await?;
+        let mut gathered = self.inner.gathered.clone();
+        let limit = Duration::from_secs(5);
+        tokio::time::timeout(limit, gathered.wait_for(|g| *g))
+            .await
+            .map_err(|_| RtcError::GatherTimeout(limit))?
+            .map_err(|_| RtcError::Failed("gathering stopped".into()))?;
+        let local = self
+            .inner
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| RtcError::Failed("no local description".into()))?;
+        Ok(local.sdp)
+    }
+
+    /// Applies the switchboard's answer.
+    pub async fn accept_answer(&self, sdp: String) -> Result<(), RtcError> {
+        let _ = self.inner.ssrcs.send(answer_ssrcs(&sdp));
+        let answer = RTCSessionDescription::answer(sdp)?;
+        self.inner.pc.set_remote_description(answer).await?;
+        Ok(())
+    }
+
+    /// Waits until ICE and DTLS are up.
+    pub async fn connected(&self, limit: Duration) -> Result<(), RtcError> {
+        let mut link = self.inner.link.clone();
+        let state = tokio::time::timeout(limit, link.wait_for(|s| *s != LinkState::New))
+            .await
+            .map_err(|_| RtcError::Failed(format!("not connected within {limit:?}")))?
+            .map_err(|_| RtcError::Failed("connection dropped".into()))?;
+        match *state {
+            LinkState::Connected => Ok(()),
+            _ => Err(RtcError::Failed("ICE/DTLS failed".into())),
+        }
+    }
+
+    pub fn link_state(&self) -> LinkState {
+        *self.inner.link.borrow()
+    }
+
+    /// Sends one Opus frame with RTP time `timestamp` (48 kHz clock of the sender's frames).
+    pub async fn send_opus(&self, timestamp: u32, payload: Bytes) -> Result<(), RtcError> {
+        let seq = self.reserve_seq();
+        self.send_opus_with_seq(seq, timestamp, payload).await
+    }
+
+    /// Takes the next RTP sequence number (a lost packet in an impairment test uses one up).
+    pub fn reserve_seq(&self) -> u16 {
+        self.inner.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A second handle to the same connection.
+    pub fn clone_handle(&self) -> PeerMedia {
+        self.clone()
+    }
+
+    pub async fn send_opus_with_seq(
+        &self,
+        seq: u16,
+        timestamp: u32,
+        payload: Bytes,
+    ) -> Result<(), RtcError> {
+        let inner = &self.inner;
+        let packet = rtc::rtp::packet::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: OPUS_PT,
+                sequence_number: seq,
+                timestamp: timestamp.wrapping_add(inner.ts_base.load(Ordering::Relaxed)),
+                ssrc: inner.ssrc,
+                ..Default::default()
+            },
+            payload,
+        };
+        inner.track.write_rtp(packet).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        let _ = self.inner.pc.close().await;
+    }
+}
+
+/// The SSRC the answer announces on each m-line (main, aux), in m-line order.
+fn answer_ssrcs(sdp: &str) -> [Option<u32>; 2] {
+    let mut out = [None, None];
+    let mut index: Option<usize> = None;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            index = Some(index.map_or(0, |i| i + 1));
+        } else if let Some(rest) = line.strip_prefix("a=ssrc:") {
+            if let (Some(i), Some(ssrc)) = (index, rest.split_whitespace().next()) {
+                if i < 2 && out[i].is_none() {
+                    out[i] = ssrc.parse().ok();
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ssrcs_per_m_line() {
+        let sdp = "v=0\r\nm=audio 9 UDP 111\r\na=ssrc:11 cname:x\r\na=ssrc:11 msid:a b\r\nm=audio 9 UDP 111\r\na=ssrc:22 cname:y\r\n";
+        assert_eq!(answer_ssrcs(sdp), [Some(11), Some(22)]);
+    }
+}

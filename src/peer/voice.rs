@@ -1,0 +1,175 @@
+//! The headless peers' voice loop: a 20 ms media clock that, on every tick, takes in what
+//! arrived, plays out one frame per receive slot (jitter buffer, Opus FEC/PLC), mixes them
+//! into what the peer "hears", and sends one frame of what it "says" (a WAV file, an echo of
+//! what it heard, or silence).
+//!
+//! Because one tick both sends frame n and plays out frame n, a recording is sample-aligned
+//! with the playback: sample k of the recording was heard when sample k of the input was sent.
+//! Run loop: `loop { tick.await; voice.tick(now, &mut packets) -> (heard, said) }`.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::audio::receive::AudioReceiver;
+use crate::peer::impair::Impairment;
+use crate::peer::rtc::{PeerMedia, RtcError, RxPacket, RxSlot};
+
+/// Samples in one 20 ms frame at 48 kHz.
+pub const FRAME: usize = 960;
+
+/// What the peer says on each tick.
+pub enum Mouth {
+    Silence,
+    /// Plays these samples once, then silence.
+    Wav {
+        samples: Vec<f32>,
+        pos: usize,
+    },
+    /// Sends back what it heard on the previous tick (latency measurement).
+    Echo,
+}
+
+impl Mouth {
+    pub fn wav(samples: Vec<f32>) -> Mouth {
+        Mouth::Wav { samples, pos: 0 }
+    }
+
+    fn next(&mut self, heard: &[f32; FRAME], out: &mut [f32; FRAME]) {
+        match self {
+            Mouth::Silence => out.fill(0.0),
+            Mouth::Echo => out.copy_from_slice(heard),
+            Mouth::Wav { samples, pos } => {
+                out.fill(0.0);
+                let end = (*pos + FRAME).min(samples.len());
+                if *pos < end {
+                    out[..end - *pos].copy_from_slice(&samples[*pos..end]);
+                }
+                *pos = end;
+            }
+        }
+    }
+}
+
+/// Encoder, two receivers and the frame clock of one peer.
+pub struct Voice {
+    encoder: opus::Encoder,
+    receivers: [AudioReceiver; 2],
+    /// RTP time of the next frame we send.
+    send_ts: u32,
+    heard: [f32; FRAME],
+    said: [f32; FRAME],
+    encoded: Vec<u8>,
+    pub mouth: Mouth,
+    /// No voice leaves while muted: nothing is encoded or sent.
+    pub muted: bool,
+    /// First packet arrival on the main slot since `mark_call_start`.
+    pub first_packet_at: Option<Instant>,
+    impairment: Option<Impairment>,
+}
+
+impl Voice {
+    pub fn new(impairment: Option<Impairment>) -> Result<Voice, opus::Error> {
+        let mut encoder =
+            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
+        encoder.set_inband_fec(true)?;
+        encoder.set_packet_loss_perc(10)?;
+        encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
+        Ok(Voice {
+            encoder,
+            receivers: [AudioReceiver::new_20ms()?, AudioReceiver::new_20ms()?],
+            send_ts: 0,
+            heard: [0.0; FRAME],
+            said: [0.0; FRAME],
+            encoded: vec![0u8; 1500],
+            mouth: Mouth::Silence,
+            muted: false,
+            first_packet_at: None,
+            impairment,
+        })
+    }
+
+    /// Takes every packet that has arrived into the jitter buffers.
+    pub fn receive(&mut self, packets: &mut mpsc::Receiver<RxPacket>) {
+        while let Ok(p) = packets.try_recv() {
+            if p.slot == RxSlot::Main && self.first_packet_at.is_none() {
+                self.first_packet_at = Some(p.arrived);
+            }
+            self.receivers[p.slot as usize].push_packet(p.arrived, p.seq, p.timestamp, &p.payload);
+        }
+    }
+
+    /// One tick: plays out and mixes one frame, produces one frame to say. Returns the frame
+    /// to send (None while muted) and leaves `heard()` / `said()` for recording.
+    pub fn tick(&mut self, now: Instant) -> Option<(u32, Bytes)> {
+        let mut main = [0f32; FRAME];
+        let mut aux = [0f32; FRAME];
+        self.receivers[0].pull_frame(now, &mut main);
+        self.receivers[1].pull_frame(now, &mut aux);
+        for ((h, m), a) in self.heard.iter_mut().zip(&main).zip(&aux) {
+            *h = soft_clip(m + a);
+        }
+        let heard = self.heard;
+        self.mouth.next(&heard, &mut self.said);
+        let ts = self.send_ts;
+        self.send_ts = self.send_ts.wrapping_add(FRAME as u32);
+        if self.muted {
+            return None;
+        }
+        let n = match self.encoder.encode_float(&self.said, &mut self.encoded) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("Opus encode failed: {e}");
+                return None;
+            }
+        };
+        Some((ts, Bytes::copy_from_slice(&self.encoded[..n])))
+    }
+
+    pub fn heard(&self) -> &[f32; FRAME] {
+        &self.heard
+    }
+
+    pub fn said(&self) -> &[f32; FRAME] {
+        &self.said
+    }
+
+    /// Sends a frame, through the impairment (test use only) if one is configured.
+    pub async fn send(&mut self, media: &PeerMedia, ts: u32, frame: Bytes) -> Result<(), RtcError> {
+        match &mut self.impairment {
+            None => media.send_opus(ts, frame).await,
+            Some(imp) => {
+                if let Some(delay) = imp.decide() {
+                    if delay.is_zero() {
+                        media.send_opus(ts, frame).await
+                    } else {
+                        // Sent later from a task: jitter reorders packets like a real network.
+                        let seq = media.reserve_seq();
+                        let media = media.clone_handle();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = media.send_opus_with_seq(seq, ts, frame).await;
+                        });
+                        Ok(())
+                    }
+                } else {
+                    // Lost: the sequence number is used up so the receiver sees a gap.
+                    let _ = media.reserve_seq();
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Gentle limiter for the sum of two voices: linear below 0.8, smooth above, never past 1.
+fn soft_clip(x: f32) -> f32 {
+    let a = x.abs();
+    if a <= 0.8 {
+        x
+    } else {
+        let over = a - 0.8;
+        x.signum() * (0.8 + 0.2 * (over / 0.2).tanh())
+    }
+}

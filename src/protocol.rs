@@ -1,0 +1,506 @@
+//! The signaling protocol between the switchboard and its clients (phones, headless peers).
+//!
+//! One WebSocket per client at `/v1/ws`, JSON text frames, each an object with a `type` field.
+//! Every message a client sends may carry a `req` string; the switchboard echoes it in the reply
+//! (`ok`, the specific answer, or `error`) so a client can match answers to requests. The full
+//! reference with an example of every message is `docs/protocol.md`; this file is the single
+//! source of truth for the shapes, and `parse_client_message` is the one entry point for
+//! untrusted input (size limit, JSON, known type), so it can be fuzzed on its own.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks. Clients send it in `login` / `dial`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest message the switchboard accepts, in bytes. Larger ones get `too_large`.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Roles a logged-in user can have. Callers are not users: they `dial` without a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Supervisor,
+}
+
+/// What the agent's state is, as the switchboard (the single truth) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStateName {
+    LoggedOut,
+    NotReady,
+    Available,
+    Offered,
+    OnCall,
+    AfterCallWork,
+}
+
+/// How a disposition says the customer's problem ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    Resolved,
+    Escalated,
+    FollowUp,
+}
+
+/// A caller as shown to an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallerInfo {
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// One past call in a caller's history, newest first in lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub call_id: String,
+    /// When the call arrived, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    pub queue: String,
+    pub agent: Option<String>,
+    pub end_reason: Option<String>,
+    pub talk_ms: Option<i64>,
+    pub csat: Option<i64>,
+    pub disposition: Option<DispositionInfo>,
+}
+
+/// A stored disposition, as it travels in history entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispositionInfo {
+    pub code: String,
+    pub resolution: Resolution,
+    pub notes: String,
+    pub follow_up_at_ms: Option<i64>,
+    pub agent: String,
+}
+
+/// Per-queue figures pushed to agents (header summary) and supervisors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueSummary {
+    pub queue: String,
+    pub waiting: u32,
+    pub longest_wait_ms: u64,
+}
+
+/// Configuration a logged-in client needs to draw its forms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    pub queues: Vec<String>,
+    pub disposition_codes: Vec<String>,
+    pub not_ready_reasons: Vec<String>,
+    pub ring_no_answer_ms: u64,
+    pub max_after_call_work_ms: u64,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Agents and supervisors: authenticate this connection.
+    Login {
+        #[serde(default)]
+        req: Option<String>,
+        protocol: u32,
+        user: String,
+        password: String,
+    },
+    /// Callers: place a call into a queue (no password; the caller id is what the network says).
+    Dial {
+        #[serde(default)]
+        req: Option<String>,
+        protocol: u32,
+        from: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        queue: Option<String>,
+    },
+    /// Open (or replace) this connection's one peer connection: an SDP offer, answered by
+    /// `media_answer`. Agents send it once per shift, callers once per call.
+    MediaOffer {
+        #[serde(default)]
+        req: Option<String>,
+        sdp: String,
+    },
+    /// Agent: ask for a state. The switchboard answers with `agent_state` when it applies.
+    SetState {
+        #[serde(default)]
+        req: Option<String>,
+        state: RequestedState,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Answer {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+    },
+    Decline {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+    },
+    /// Agent: end the call. Caller: hang up (call_id optional, there is only one).
+    Hangup {
+        #[serde(default)]
+        req: Option<String>,
+        #[serde(default)]
+        call_id: Option<String>,
+    },
+    /// Agent: the after-call form. Idempotent by `request_id`.
+    Disposition {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+        request_id: String,
+        code: String,
+        resolution: Resolution,
+        #[serde(default)]
+        notes: String,
+        #[serde(default)]
+        follow_up_at_ms: Option<i64>,
+    },
+    /// Agent or supervisor: a caller's history.
+    History {
+        #[serde(default)]
+        req: Option<String>,
+        number: String,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Keep-alive and round-trip measurement; answered by `pong` with the same `t`.
+    Ping {
+        #[serde(default)]
+        req: Option<String>,
+        t: u64,
+    },
+}
+
+/// States an agent may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestedState {
+    Available,
+    NotReady,
+}
+
+impl ClientMessage {
+    /// The request id the client attached, echoed in the reply.
+    pub fn req(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Login { req, .. }
+            | ClientMessage::Dial { req, .. }
+            | ClientMessage::MediaOffer { req, .. }
+            | ClientMessage::SetState { req, .. }
+            | ClientMessage::Answer { req, .. }
+            | ClientMessage::Decline { req, .. }
+            | ClientMessage::Hangup { req, .. }
+            | ClientMessage::Disposition { req, .. }
+            | ClientMessage::History { req, .. }
+            | ClientMessage::Ping { req, .. } => req.as_deref(),
+        }
+    }
+
+    /// The `type` string, for logs and errors.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMessage::Login { .. } => "login",
+            ClientMessage::Dial { .. } => "dial",
+            ClientMessage::MediaOffer { .. } => "media_offer",
+            ClientMessage::SetState { .. } => "set_state",
+            ClientMessage::Answer { .. } => "answer",
+            ClientMessage::Decline { .. } => "decline",
+            ClientMessage::Hangup { .. } => "hangup",
+            ClientMessage::Disposition { .. } => "disposition",
+            ClientMessage::History { .. } => "history",
+            ClientMessage::Ping { .. } => "ping",
+        }
+    }
+}
+
+/// Messages the switchboard sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent once when the WebSocket opens.
+    Welcome {
+        protocol: u32,
+        server: String,
+    },
+    LoggedIn {
+        req: Option<String>,
+        session: String,
+        user: String,
+        role: Role,
+        config: ClientConfig,
+    },
+    /// Generic success for requests without a specific answer.
+    Ok {
+        req: Option<String>,
+    },
+    MediaAnswer {
+        req: Option<String>,
+        sdp: String,
+    },
+    /// The agent's peer connection finished ICE/DTLS; calls can now be bridged to it.
+    MediaConnected,
+    AgentState {
+        state: AgentStateName,
+        reason: Option<String>,
+        /// When this state began, milliseconds since the Unix epoch.
+        since_ms: i64,
+        /// The call the state refers to (offered, on call, after-call work).
+        call_id: Option<String>,
+        /// After-call work ends by itself at this time (ms since epoch).
+        deadline_ms: Option<i64>,
+    },
+    /// Agent: a call rings. History is attached so the screen-pop needs no second request.
+    CallOffered {
+        call_id: String,
+        queue: String,
+        caller: CallerInfo,
+        waited_ms: u64,
+        ring_timeout_ms: u64,
+        history: Vec<HistoryEntry>,
+    },
+    /// Agent: the offer is gone (ring-no-answer, declined, caller hung up).
+    OfferWithdrawn {
+        call_id: String,
+        reason: String,
+    },
+    /// Both sides: the call is bridged; audio flows.
+    CallConnected {
+        call_id: String,
+        /// The agent's display name (for the caller) or the caller's number (for the agent).
+        peer: String,
+    },
+    CallEnded {
+        call_id: String,
+        reason: String,
+    },
+    /// Caller: the call waits in a queue.
+    CallQueued {
+        req: Option<String>,
+        call_id: String,
+        queue: String,
+        position: u32,
+    },
+    DispositionSaved {
+        req: Option<String>,
+        call_id: String,
+        request_id: String,
+    },
+    History {
+        req: Option<String>,
+        number: String,
+        customer: Option<CallerInfo>,
+        entries: Vec<HistoryEntry>,
+    },
+    /// Pushed to agents and supervisors whenever a queue changes, and at least every second
+    /// while calls wait.
+    QueueStatus {
+        queues: Vec<QueueSummary>,
+    },
+    Pong {
+        req: Option<String>,
+        t: u64,
+    },
+    Error {
+        req: Option<String>,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Stable error codes. Clients switch on these; the message is for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON, or a field has the wrong shape.
+    BadJson,
+    /// The `type` is not one this version knows.
+    UnknownType,
+    /// The frame is larger than 64 KiB.
+    TooLarge,
+    /// Binary frames are not part of the protocol.
+    BinaryNotSupported,
+    /// The client speaks a protocol version this switchboard does not.
+    UnsupportedVersion,
+    /// The message needs a login first.
+    Unauthenticated,
+    /// Wrong user or password.
+    BadCredentials,
+    /// The user's role may not send this message.
+    Forbidden,
+    /// The SDP offer does not parse or has no usable audio.
+    BadSdp,
+    UnknownQueue,
+    UnknownCall,
+    /// The request does not fit the current state (answer with no offer, dial twice, ...).
+    InvalidState,
+    /// A field value is out of range (empty number, follow-up without a time, ...).
+    BadRequest,
+    /// The switchboard failed; the request was not carried out.
+    Internal,
+}
+
+/// Why a frame from a client could not be turned into a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("message is {0} bytes; the limit is {MAX_MESSAGE_BYTES}")]
+    TooLarge(usize),
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("malformed message: {0}")]
+    BadJson(String),
+}
+
+impl ProtocolError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProtocolError::TooLarge(_) => ErrorCode::TooLarge,
+            ProtocolError::UnknownType(_) => ErrorCode::UnknownType,
+            ProtocolError::BadJson(_) => ErrorCode::BadJson,
+        }
+    }
+}
+
+const CLIENT_TYPES: &[&str] = &[
+    "login",
+    "dial",
+    "media_offer",
+    "set_state",
+    "answer",
+    "decline",
+    "hangup",
+    "disposition",
+    "history",
+    "ping",
+];
+
+/// Parses one untrusted text frame. Never panics; every failure has a stable error code.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge(text.len()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ProtocolError::BadJson(e.to_string()))?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return Err(ProtocolError::BadJson(
+            "expected an object with a string field \"type\"".into(),
+        ));
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        return Err(ProtocolError::UnknownType(kind.chars().take(64).collect()));
+    }
+    serde_json::from_value(value).map_err(|e| ProtocolError::BadJson(e.to_string()))
+}
+
+/// The request id of a frame that failed to parse, if one can be read, so even errors for
+/// malformed messages can be matched by the client.
+pub fn salvage_req(text: &str) -> Option<String> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("req")?.as_str().map(str::to_owned)
+}
+
+/// The caller's number shown in logs: all but the last three digits masked.
+pub fn redact_number(number: &str) -> String {
+    let n = number.chars().count();
+    number
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i + 3 < n { '*' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_client_message_type() {
+        let samples = [
+            r#"{"type":"login","protocol":1,"user":"ana","password":"pw","req":"1"}"#,
+            r#"{"type":"dial","protocol":1,"from":"+15551234","name":"Bo","queue":"support"}"#,
+            r#"{"type":"media_offer","sdp":"v=0"}"#,
+            r#"{"type":"set_state","state":"not_ready","reason":"lunch"}"#,
+            r#"{"type":"answer","call_id":"c1"}"#,
+            r#"{"type":"decline","call_id":"c1"}"#,
+            r#"{"type":"hangup"}"#,
+            r#"{"type":"disposition","call_id":"c1","request_id":"r1","code":"billing","resolution":"follow_up","notes":"n","follow_up_at_ms":5}"#,
+            r#"{"type":"history","number":"+1555"}"#,
+            r#"{"type":"ping","t":7}"#,
+        ];
+        assert_eq!(samples.len(), CLIENT_TYPES.len());
+        for s in samples {
+            let m = parse_client_message(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert!(s.contains(m.type_name()));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_frames_with_stable_codes() {
+        assert_eq!(
+            parse_client_message("{not json").unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"launch_rocket"}"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"answer"}"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            parse_client_message("[1,2]").unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        let big = format!(
+            r#"{{"type":"ping","t":1,"pad":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(
+            parse_client_message(&big).unwrap_err().code(),
+            ErrorCode::TooLarge
+        );
+    }
+
+    #[test]
+    fn salvages_request_id_from_bad_message() {
+        assert_eq!(
+            salvage_req(r#"{"type":"nope","req":"42"}"#).as_deref(),
+            Some("42")
+        );
+        assert_eq!(salvage_req("{"), None);
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let m = ServerMessage::Error {
+            req: Some("9".into()),
+            code: ErrorCode::Forbidden,
+            message: "agents may not monitor".into(),
+        };
+        let s = serde_json::to_string(&m).unwrap();
+        assert!(s.contains(r#""type":"error""#) && s.contains(r#""code":"forbidden""#));
+        assert_eq!(serde_json::from_str::<ServerMessage>(&s).unwrap(), m);
+    }
+
+    #[test]
+    fn redacts_all_but_last_three() {
+        assert_eq!(redact_number("+15551234"), "******234");
+        assert_eq!(redact_number("12"), "12");
+    }
+}

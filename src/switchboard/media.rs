@@ -1,0 +1,643 @@
+//! The switchboard's media bridge: every peer connection on ONE UDP socket, driven by str0m in
+//! ICE-lite mode, with Opus forwarded between connections without transcoding.
+//!
+//! Each client's peer connection has two audio m-lines: `main` (send and receive) and `aux`
+//! (the switchboard sends only). What a peer hears on each slot is a [`Source`]: another peer's
+//! microphone, a sound from `sounds/` (ringback, hold music), or silence. Bridging a call is a
+//! change of two routes in a table, so an agent's connection, opened at login, carries every
+//! call of the shift and answering never waits for ICE or DTLS. Supervisors and conferences use
+//! `aux` for a second voice; the phone mixes the two.
+//!
+//! Run loop (one tokio task, `run`):
+//! ```text
+//! loop { select! { udp packet => route by source address (or rtc.accepts) -> rtc.handle_input,
+//!                  command    => add/remove peer, set route,
+//!                  timer      => Input::Timeout to due peers; 20 ms tick writes sound frames }
+//!        drain rtc.poll_output(): Transmit -> socket, MediaData -> forward to listeners }
+//! ```
+//! Outgoing RTP time on each (peer, slot) stays continuous when its source changes: the
+//! [`OutStream`] rebases every source's timestamps onto the stream's own clock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::sounds::{EncodedSound, Sound, SoundBank};
+
+/// Identifies one client's peer connection inside the media bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+/// The two audio streams the switchboard sends to every peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Main = 0,
+    Aux = 1,
+}
+
+/// What a peer hears on one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Silence,
+    /// Another peer's microphone (its `main` m-line).
+    Peer(PeerId),
+    /// A sound from `sounds/`, looped.
+    Sound(Sound),
+}
+
+/// Orders for the media task.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// Accept an SDP offer for a new (or replaced) peer; the answer comes back on `reply`.
+    AddPeer {
+        peer: PeerId,
+        offer_sdp: String,
+        reply: oneshot::Sender<Result<String, MediaError>>,
+    },
+    RemovePeer {
+        peer: PeerId,
+    },
+    Route {
+        peer: PeerId,
+        slot: Slot,
+        source: Source,
+    },
+    /// Report counters (for metrics and tests).
+    Stats {
+        reply: oneshot::Sender<MediaStats>,
+    },
+}
+
+/// What the media task tells the switchboard core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// ICE and DTLS are up: audio can flow to and from this peer.
+    Connected { peer: PeerId },
+    /// The connection is gone (ICE timed out, DTLS failed, or removed).
+    Disconnected { peer: PeerId },
+}
+
+/// Counters of the media task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    pub peers: usize,
+    pub connected_peers: usize,
+    pub packets_in: u64,
+    pub packets_forwarded: u64,
+    pub sound_frames_sent: u64,
+    pub unroutable_packets: u64,
+    pub send_errors: u64,
+}
+
+/// Errors of the media layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("SDP offer does not parse: {0}")]
+    BadSdp(String),
+    #[error("SDP offer was not accepted: {0}")]
+    Rejected(String),
+    #[error("the offer has no audio m-line")]
+    NoAudio,
+    #[error("media task has stopped")]
+    Stopped,
+    #[error("cannot use media socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Handle the rest of the switchboard uses to command the media task.
+#[derive(Clone)]
+pub struct MediaHandle {
+    commands: mpsc::UnboundedSender<MediaCommand>,
+}
+
+impl MediaHandle {
+    pub async fn add_peer(&self, peer: PeerId, offer_sdp: String) -> Result<String, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(MediaCommand::AddPeer {
+                peer,
+                offer_sdp,
+                reply,
+            })
+            .map_err(|_| MediaError::Stopped)?;
+        answer.await.map_err(|_| MediaError::Stopped)?
+    }
+
+    pub fn remove_peer(&self, peer: PeerId) {
+        let _ = self.commands.send(MediaCommand::RemovePeer { peer });
+    }
+
+    pub fn route(&self, peer: PeerId, slot: Slot, source: Source) {
+        let _ = self
+            .commands
+            .send(MediaCommand::Route { peer, slot, source });
+    }
+
+    pub async fn stats(&self) -> Result<MediaStats, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(MediaCommand::Stats { reply })
+            .map_err(|_| MediaError::Stopped)?;
+        answer.await.map_err(|_| MediaError::Stopped)
+    }
+}
+
+/// Samples per 20 ms frame at 48 kHz: the step of sound playback.
+const FRAME_SAMPLES: u64 = 960;
+const FRAME: Duration = Duration::from_millis(20);
+
+/// Keeps one outgoing stream's RTP clock continuous across changes of source.
+#[derive(Debug, Default)]
+struct OutStream {
+    /// The source whose timestamps `offset` maps; a new source gets a new offset.
+    source: Option<Source>,
+    /// Added (wrapping) to the source's RTP time to get this stream's RTP time.
+    offset: u64,
+    /// Last RTP time written and when, to continue the clock after a switch.
+    last: Option<(u64, Instant)>,
+}
+
+impl OutStream {
+    /// Maps a source timestamp to this stream's clock.
+    fn map(&mut self, source: Source, source_ts: u64, now: Instant) -> u64 {
+        if self.source != Some(source) {
+            let next = match self.last {
+                Some((ts, at)) => {
+                    let elapsed = now.saturating_duration_since(at).as_micros() as u64 * 48 / 1000;
+                    ts + elapsed.max(FRAME_SAMPLES)
+                }
+                None => 0,
+            };
+            self.offset = next.wrapping_sub(source_ts);
+            self.source = Some(source);
+        }
+        let ts = source_ts.wrapping_add(self.offset);
+        self.last = Some((ts, now));
+        ts
+    }
+}
+
+/// Position in a looping sound, per (peer, slot).
+#[derive(Debug)]
+struct SoundCursor {
+    sound: Sound,
+    frames: Arc<EncodedSound>,
+    index: u64,
+}
+
+struct MediaPeer {
+    rtc: Rtc,
+    /// The mid of each slot, learned from `MediaAdded` (main = send/receive, aux = send only).
+    mids: [Option<Mid>; 2],
+    routes: [Source; 2],
+    out: [OutStream; 2],
+    cursors: [Option<SoundCursor>; 2],
+    connected: bool,
+    /// When str0m next wants `Input::Timeout`, from the last drain.
+    rtc_timeout: Option<Instant>,
+}
+
+impl MediaPeer {
+    fn new(rtc: Rtc) -> Self {
+        MediaPeer {
+            rtc,
+            mids: [None, None],
+            routes: [Source::Silence, Source::Silence],
+            out: [OutStream::default(), OutStream::default()],
+            cursors: [None, None],
+            connected: false,
+            rtc_timeout: None,
+        }
+    }
+}
+
+/// Binds the media socket. Separate from `run` so callers learn the port (port 0 in tests).
+pub async fn bind(addr: SocketAddr) -> Result<UdpSocket, MediaError> {
+    Ok(UdpSocket::bind(addr).await?)
+}
+
+/// Starts the media task on `socket`. `candidate_addr` is the address put in SDP answers
+/// (the socket's address unless it is unspecified).
+pub fn spawn(
+    socket: UdpSocket,
+    candidate_addr: SocketAddr,
+    sounds: Arc<SoundBank>,
+) -> (
+    MediaHandle,
+    mpsc::UnboundedReceiver<MediaEvent>,
+    tokio::task::JoinHandle<()>,
+) {
+    // Idempotent: installs the crypto provider chosen by str0m's feature flags.
+    let _ = std::panic::catch_unwind(|| {
+        str0m::crypto::from_feature_flags().install_process_default();
+    });
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut bridge = Bridge {
+            socket,
+            candidate_addr,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            listeners: HashMap::new(),
+            sounds,
+            events: events_tx,
+            stats: MediaStats::default(),
+        };
+        bridge.run(command_rx).await;
+    });
+    (MediaHandle { commands }, events, task)
+}
+
+struct Bridge {
+    socket: UdpSocket,
+    candidate_addr: SocketAddr,
+    peers: HashMap<PeerId, MediaPeer>,
+    /// Remote address -> peer, learned from the first packet a peer's Rtc accepts, so routing
+    /// a packet is one map lookup instead of a scan.
+    by_addr: HashMap<SocketAddr, PeerId>,
+    /// Source peer -> the (peer, slot) pairs that hear it; the reverse of `routes`.
+    listeners: HashMap<PeerId, Vec<(PeerId, Slot)>>,
+    sounds: Arc<SoundBank>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    stats: MediaStats,
+}
+
+impl Bridge {
+    async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+        let mut buf = vec![0u8; 2000];
+        let mut tick = tokio::time::interval(FRAME);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let deadline = self
+                .next_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_millis(100));
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => {
+                    match received {
+                        Ok((n, source)) => self.handle_packet(&buf[..n], source),
+                        Err(e) => tracing::warn!("media socket receive failed: {e}"),
+                    }
+                }
+                command = commands.recv() => {
+                    match command {
+                        Some(command) => self.handle_command(command),
+                        None => break,
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.handle_timeouts(Instant::now());
+                }
+                _ = tick.tick() => {
+                    self.send_sound_frames(Instant::now());
+                }
+            }
+        }
+        for (_, mut peer) in self.peers.drain() {
+            peer.rtc.disconnect();
+        }
+    }
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        // Each peer's deadline is cached by `drain`; polling here would have side effects.
+        self.peers.values().filter_map(|p| p.rtc_timeout).min()
+    }
+
+    fn handle_command(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::AddPeer {
+                peer,
+                offer_sdp,
+                reply,
+            } => {
+                let result = self.add_peer(peer, &offer_sdp);
+                let _ = reply.send(result);
+            }
+            MediaCommand::RemovePeer { peer } => self.remove_peer(peer),
+            MediaCommand::Route { peer, slot, source } => self.set_route(peer, slot, source),
+            MediaCommand::Stats { reply } => {
+                let mut stats = self.stats.clone();
+                stats.peers = self.peers.len();
+                stats.connected_peers = self.peers.values().filter(|p| p.connected).count();
+                let _ = reply.send(stats);
+            }
+        }
+    }
+
+    fn add_peer(&mut self, id: PeerId, offer_sdp: &str) -> Result<String, MediaError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        if !offer_sdp.contains("m=audio") {
+            return Err(MediaError::NoAudio);
+        }
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            // The phone's jitter buffer reorders; the bridge forwards at once.
+            .set_reordering_size_audio(0)
+            .build(now);
+        let candidate = Candidate::host(self.candidate_addr, "udp")
+            .map_err(|e| MediaError::Rejected(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| MediaError::Rejected(e.to_string()))?;
+        // A replaced connection keeps its routes; listeners follow the id.
+        let previous = self.peers.remove(&id);
+        self.by_addr.retain(|_, p| *p != id);
+        let mut media_peer = MediaPeer::new(rtc);
+        if let Some(previous) = previous {
+            media_peer.routes = previous.routes;
+        }
+        self.peers.insert(id, media_peer);
+        self.drain(id, now);
+        Ok(answer.to_sdp_string())
+    }
+
+    fn remove_peer(&mut self, id: PeerId) {
+        if let Some(mut peer) = self.peers.remove(&id) {
+            peer.rtc.disconnect();
+            self.by_addr.retain(|_, p| *p != id);
+            for slot in [Slot::Main, Slot::Aux] {
+                if let Source::Peer(src) = peer.routes[slot as usize] {
+                    self.unlisten(src, id, slot);
+                }
+            }
+        }
+        // Whoever heard this peer now hears silence.
+        if let Some(list) = self.listeners.remove(&id) {
+            for (listener, slot) in list {
+                if let Some(p) = self.peers.get_mut(&listener) {
+                    p.routes[slot as usize] = Source::Silence;
+                }
+            }
+        }
+    }
+
+    fn unlisten(&mut self, source: PeerId, listener: PeerId, slot: Slot) {
+        if let Some(list) = self.listeners.get_mut(&source) {
+            list.retain(|&(p, s)| !(p == listener && s == slot));
+        }
+    }
+
+    fn set_route(&mut self, id: PeerId, slot: Slot, source: Source) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut peer.routes[slot as usize], source);
+        peer.cursors[slot as usize] = match source {
+            Source::Sound(sound) => Some(SoundCursor {
+                sound,
+                frames: self.sounds.encoded(sound),
+                index: 0,
+            }),
+            _ => None,
+        };
+        if let Source::Peer(src) = old {
+            self.unlisten(src, id, slot);
+        }
+        if let Source::Peer(src) = source {
+            self.listeners.entry(src).or_default().push((id, slot));
+        }
+    }
+
+    fn handle_packet(&mut self, data: &[u8], source: SocketAddr) {
+        let now = Instant::now();
+        self.stats.packets_in += 1;
+        let Ok(contents) = data.try_into() else {
+            self.stats.unroutable_packets += 1;
+            return;
+        };
+        let destination = self.socket.local_addr().unwrap_or(self.candidate_addr);
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        let id = match self.by_addr.get(&source) {
+            Some(id) => Some(*id),
+            None => {
+                let found = self
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.rtc.accepts(&input))
+                    .map(|(id, _)| *id);
+                if let Some(id) = found {
+                    self.by_addr.insert(source, id);
+                }
+                found
+            }
+        };
+        let Some(id) = id else {
+            self.stats.unroutable_packets += 1;
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!("peer {id:?} rejected a packet: {e}");
+        }
+        self.drain(id, now);
+    }
+
+    fn handle_timeouts(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.rtc_timeout.is_none_or(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!("peer {id:?} timeout failed: {e}");
+                }
+            }
+            self.drain(id, now);
+        }
+    }
+
+    /// Polls one peer until it asks for a timeout: sends its packets, forwards its audio.
+    fn drain(&mut self, id: PeerId, now: Instant) {
+        let mut forwards = Vec::new();
+        let mut gone = false;
+        {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            loop {
+                if !peer.rtc.is_alive() {
+                    gone = true;
+                    break;
+                }
+                match peer.rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => {
+                        peer.rtc_timeout = Some(t);
+                        break;
+                    }
+                    Ok(Output::Transmit(t)) => {
+                        if self.socket.try_send_to(&t.contents, t.destination).is_err() {
+                            self.stats.send_errors += 1;
+                        }
+                    }
+                    Ok(Output::Event(event)) => match event {
+                        Event::Connected => {
+                            peer.connected = true;
+                            let _ = self.events.send(MediaEvent::Connected { peer: id });
+                        }
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            peer.rtc.disconnect();
+                        }
+                        Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
+                            let slot = match added.direction {
+                                Direction::SendOnly => Slot::Aux,
+                                _ => Slot::Main,
+                            };
+                            peer.mids[slot as usize] = Some(added.mid);
+                        }
+                        Event::MediaData(data) => {
+                            if Some(data.mid) == peer.mids[Slot::Main as usize] {
+                                forwards.push((data.time.numer(), data.network_time, data.data));
+                            }
+                        }
+                        _ => {}
+                    },
+                    Err(e) => {
+                        tracing::debug!("peer {id:?} failed: {e}");
+                        peer.rtc.disconnect();
+                    }
+                }
+            }
+        }
+        if gone {
+            self.remove_peer(id);
+            let _ = self.events.send(MediaEvent::Disconnected { peer: id });
+            return;
+        }
+        if forwards.is_empty() {
+            return;
+        }
+        let listeners = self.listeners.get(&id).cloned().unwrap_or_default();
+        for (ts, wallclock, data) in forwards {
+            for &(listener, slot) in &listeners {
+                if self.write(listener, slot, Source::Peer(id), ts, wallclock, &data) {
+                    self.stats.packets_forwarded += 1;
+                }
+            }
+        }
+        for (listener, _) in listeners {
+            self.drain(listener, now);
+        }
+    }
+
+    /// Writes one Opus frame to a peer's slot; false if the peer cannot take it yet.
+    fn write(
+        &mut self,
+        id: PeerId,
+        slot: Slot,
+        source: Source,
+        source_ts: u64,
+        wallclock: Instant,
+        data: &[u8],
+    ) -> bool {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return false;
+        };
+        if !peer.connected {
+            return false;
+        }
+        let Some(mid) = peer.mids[slot as usize] else {
+            return false;
+        };
+        let ts = peer.out[slot as usize].map(source, source_ts, wallclock);
+        let Some(writer) = peer.rtc.writer(mid) else {
+            return false;
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .map(|p| p.pt())
+        else {
+            return false;
+        };
+        let time = MediaTime::new(ts, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+        writer.write(pt, wallclock, time, data.to_vec()).is_ok()
+    }
+
+    fn send_sound_frames(&mut self, now: Instant) {
+        let mut writes = Vec::new();
+        for (id, peer) in &mut self.peers {
+            if !peer.connected {
+                continue;
+            }
+            for slot in [Slot::Main, Slot::Aux] {
+                if let Some(cursor) = &mut peer.cursors[slot as usize] {
+                    if cursor.frames.frames.is_empty() {
+                        continue;
+                    }
+                    let i = (cursor.index % cursor.frames.frames.len() as u64) as usize;
+                    let frame = cursor.frames.frames[i].clone();
+                    let ts = cursor.index * FRAME_SAMPLES;
+                    cursor.index += 1;
+                    writes.push((*id, slot, Source::Sound(cursor.sound), ts, frame));
+                }
+            }
+        }
+        let mut touched = Vec::new();
+        for (id, slot, source, ts, frame) in writes {
+            if self.write(id, slot, source, ts, now, &frame) {
+                self.stats.sound_frames_sent += 1;
+            }
+            touched.push(id);
+        }
+        touched.dedup();
+        for id in touched {
+            self.drain(id, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_stream_is_continuous_across_source_switch() {
+        let t0 = Instant::now();
+        let mut out = OutStream::default();
+        let a = Source::Peer(PeerId(1));
+        let b = Source::Peer(PeerId(2));
+        assert_eq!(out.map(a, 1_000_000, t0), 0);
+        assert_eq!(out.map(a, 1_000_960, t0 + FRAME), 960);
+        // Switch to a source with an unrelated clock 20 ms later: continues one frame on.
+        let ts = out.map(b, 5, t0 + 2 * FRAME);
+        assert_eq!(ts, 1920);
+        assert_eq!(out.map(b, 965, t0 + 3 * FRAME), 2880);
+    }
+
+    #[test]
+    fn out_stream_never_steps_back_on_quick_switch() {
+        let t0 = Instant::now();
+        let mut out = OutStream::default();
+        out.map(Source::Sound(Sound::Ringback), 0, t0);
+        let ts = out.map(Source::Peer(PeerId(3)), 77, t0);
+        assert!(ts >= FRAME_SAMPLES);
+    }
+}

@@ -1,0 +1,178 @@
+//! Bad input at the signaling port: every malformed or forbidden message gets an `error` with
+//! a stable code, the connection stays usable, and a call in progress is untouched.
+
+mod common;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use sapa::config::SwitchboardConfig;
+use sapa::peer::agent::{AgentOptions, AgentVoice};
+use sapa::peer::caller::CallerOptions;
+use sapa::peer::{agent, caller};
+use sapa::protocol::Resolution;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use common::*;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an answer")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = frame {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] != "welcome" && v["type"] != "queue_status" {
+                return v;
+            }
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws, frame: Message, code: &str) {
+    ws.send(frame).await.unwrap();
+    let v = next_json(ws).await;
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["code"], code, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_messages_get_stable_errors_and_calls_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+
+    // A real call runs while the garbage arrives.
+    let agent_tone = tone_wav(dir.path(), "a.wav", 1000.0, 6.0);
+    let caller_tone = tone_wav(dir.path(), "c.wav", 440.0, 4.0);
+    let opts = AgentOptions {
+        switchboard: url.clone(),
+        user: "ana".into(),
+        password: PASSWORD.into(),
+        voice: AgentVoice::Wav(agent_tone),
+        record: None,
+        calls: 1,
+        disposition: None,
+        notes: String::new(),
+        resolution: Resolution::Resolved,
+        talk_secs: None,
+        no_answer: false,
+        impair: None,
+    };
+    let agent_task = tokio::spawn(agent::run(opts, |_| {}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let caller_rec = dir.path().join("heard.wav");
+    let call = tokio::spawn(caller::run(CallerOptions {
+        switchboard: url.clone(),
+        from: "+15550123".into(),
+        name: None,
+        queue: None,
+        play: caller_tone,
+        record: caller_rec.clone(),
+        talk_secs: None,
+        max_wait_secs: 30.0,
+        impair: None,
+    }));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    expect_error(
+        &mut ws,
+        Message::Text("{this is not json".into()),
+        "bad_json",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        Message::Text(r#"{"type":"launch_rocket"}"#.into()),
+        "unknown_type",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        Message::Text(r#"{"type":"answer"}"#.into()),
+        "bad_json",
+    )
+    .await;
+    let huge = format!(
+        r#"{{"type":"ping","t":1,"pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    expect_error(&mut ws, Message::Text(huge.into()), "too_large").await;
+    expect_error(
+        &mut ws,
+        Message::Binary(vec![1, 2, 3].into()),
+        "binary_not_supported",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        Message::Text(r#"{"type":"set_state","state":"available"}"#.into()),
+        "unauthenticated",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        Message::Text(r#"{"type":"login","protocol":1,"user":"ana","password":"wrong"}"#.into()),
+        "bad_credentials",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        Message::Text(r#"{"type":"login","protocol":99,"user":"ana","password":"x"}"#.into()),
+        "unsupported_version",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        Message::Text(r#"{"type":"dial","protocol":1,"from":"+1555","queue":"nope"}"#.into()),
+        "unknown_queue",
+    )
+    .await;
+    // A second connection: a caller may not answer calls, and a bad SDP is refused.
+    let (mut caller_ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    caller_ws
+        .send(Message::Text(
+            r#"{"type":"dial","protocol":1,"from":"+15550999","req":"d"}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let queued = next_json(&mut caller_ws).await;
+    assert_eq!(queued["type"], "call_queued", "{queued}");
+    expect_error(
+        &mut caller_ws,
+        Message::Text(r#"{"type":"answer","call_id":"x"}"#.into()),
+        "forbidden",
+    )
+    .await;
+    expect_error(
+        &mut caller_ws,
+        Message::Text(r#"{"type":"media_offer","sdp":"this is no sdp"}"#.into()),
+        "bad_sdp",
+    )
+    .await;
+    // The connection still works after all that.
+    ws.send(Message::Text(r#"{"type":"ping","t":42,"req":"p"}"#.into()))
+        .await
+        .unwrap();
+    let pong = next_json(&mut ws).await;
+    assert_eq!(pong["type"], "pong");
+    assert_eq!(pong["t"], 42);
+    assert_eq!(pong["req"], "p");
+    drop(caller_ws);
+
+    let report = call.await.unwrap().expect("the call was not disturbed");
+    assert!(report.answered);
+    agent_task.await.unwrap().unwrap();
+    let heard = read(&caller_rec);
+    let share = dominance(&heard, 1000.0, 440.0);
+    assert!(share > 0.7, "the call's audio suffered: {share:.2}");
+    sb.shutdown().await;
+}

@@ -1,0 +1,203 @@
+//! End to end through a real switchboard: real WebRTC (webrtc-rs peers, str0m bridge), real
+//! Opus, real SQLite. Callers and agents are the same code as `sapa caller` / `sapa agent`.
+
+mod common;
+
+use std::time::Duration;
+
+use sapa::config::SwitchboardConfig;
+use sapa::peer::agent::{AgentOptions, AgentVoice};
+use sapa::peer::caller::CallerOptions;
+use sapa::peer::{agent, caller};
+use sapa::protocol::Resolution;
+
+use common::*;
+
+fn agent_options(url: &str, user: &str, voice: AgentVoice, calls: u32) -> AgentOptions {
+    AgentOptions {
+        switchboard: url.to_owned(),
+        user: user.to_owned(),
+        password: PASSWORD.to_owned(),
+        voice,
+        record: None,
+        calls,
+        disposition: None,
+        notes: String::new(),
+        resolution: Resolution::Resolved,
+        talk_secs: None,
+        no_answer: false,
+        impair: None,
+    }
+}
+
+fn caller_options(
+    url: &str,
+    from: &str,
+    play: &std::path::Path,
+    record: &std::path::Path,
+) -> CallerOptions {
+    CallerOptions {
+        switchboard: url.to_owned(),
+        from: from.to_owned(),
+        name: Some("Budi Santoso".into()),
+        queue: None,
+        play: play.to_owned(),
+        record: record.to_owned(),
+        talk_secs: None,
+        max_wait_secs: 30.0,
+        impair: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn voices_cross_the_switchboard_and_the_disposition_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    let caller_tone = tone_wav(dir.path(), "caller.wav", 440.0, 4.0);
+    let agent_tone = tone_wav(dir.path(), "agent.wav", 1000.0, 6.0);
+    let agent_rec = dir.path().join("agent-heard.wav");
+    let caller_rec = dir.path().join("caller-heard.wav");
+
+    let mut opts = agent_options(&url, "ana", AgentVoice::Wav(agent_tone), 1);
+    opts.record = Some(agent_rec.clone());
+    opts.disposition = Some("billing".into());
+    opts.notes = "Refund of the double charge".into();
+    let agent_task = tokio::spawn(agent::run(opts, |_| {}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let report = caller::run(caller_options(&url, "+15550100", &caller_tone, &caller_rec))
+        .await
+        .expect("call completes");
+    assert!(report.answered, "{report:?}");
+    assert_eq!(report.agent.as_deref(), Some("ana"));
+    let agent_reports = tokio::time::timeout(Duration::from_secs(20), agent_task)
+        .await
+        .expect("agent finishes")
+        .unwrap()
+        .expect("agent ok");
+    assert_eq!(agent_reports.len(), 1);
+    assert_eq!(agent_reports[0].disposition.as_deref(), Some("billing"));
+
+    let caller_heard = read(&caller_rec);
+    let agent_heard = read(&agent_rec);
+    let c = dominance(&caller_heard, 1000.0, 440.0);
+    let a = dominance(&agent_heard, 440.0, 1000.0);
+    assert!(
+        c > 0.7,
+        "caller heard the agent's 1000 Hz in only {c:.2} of windows"
+    );
+    assert!(
+        a > 0.7,
+        "agent heard the caller's 440 Hz in only {a:.2} of windows"
+    );
+
+    let history = sb.store.caller_history("+15550100", 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    let d = history[0].disposition.as_ref().expect("disposition stored");
+    assert_eq!(d.code, "billing");
+    assert_eq!(d.notes, "Refund of the double charge");
+    assert_eq!(history[0].agent.as_deref(), Some("ana"));
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn longest_idle_agent_gets_the_call_and_the_third_caller_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana", "bayu"]).await;
+    let url = sb.ws_url();
+    let tone = tone_wav(dir.path(), "t.wav", 440.0, 1.0);
+
+    // ana becomes available first, so she is the longest idle.
+    let ana = tokio::spawn(agent::run(
+        agent_options(&url, "ana", AgentVoice::Silence, 2),
+        |_| {},
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bayu = tokio::spawn(agent::run(
+        agent_options(&url, "bayu", AgentVoice::Silence, 1),
+        |_| {},
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut first = caller_options(&url, "+15550001", &tone, &dir.path().join("1.wav"));
+    first.talk_secs = Some(2.0);
+    let mut second = caller_options(&url, "+15550002", &tone, &dir.path().join("2.wav"));
+    second.talk_secs = Some(5.0);
+    let mut third = caller_options(&url, "+15550003", &tone, &dir.path().join("3.wav"));
+    third.talk_secs = Some(1.0);
+    let c1 = tokio::spawn(caller::run(first));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c2 = tokio::spawn(caller::run(second));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c3 = tokio::spawn(caller::run(third));
+
+    let r1 = c1.await.unwrap().unwrap();
+    let r2 = c2.await.unwrap().unwrap();
+    let r3 = c3.await.unwrap().unwrap();
+    assert_eq!(
+        r1.agent.as_deref(),
+        Some("ana"),
+        "first caller goes to the longest-idle agent"
+    );
+    assert_eq!(r2.agent.as_deref(), Some("bayu"));
+    // The third waits until ana is free again (after her call and her disposition).
+    assert_eq!(r3.agent.as_deref(), Some("ana"));
+    assert!(
+        r3.queued_ms >= 1500,
+        "third caller waited only {} ms",
+        r3.queued_ms
+    );
+    assert!(r1.queued_ms < 1500 && r2.queued_ms < 1500);
+    ana.await.unwrap().unwrap();
+    bayu.await.unwrap().unwrap();
+
+    let calls = sb.store.call(&r3.call_id).await.unwrap().expect("stored");
+    assert_eq!(calls.agent.as_deref(), Some("ana"));
+    assert!(calls.wait_ms.unwrap_or(0) >= 1500);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ring_no_answer_and_abandon_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SwitchboardConfig::default();
+    config.ring_no_answer_secs = 1;
+    let sb = start_switchboard(dir.path(), config).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    let tone = tone_wav(dir.path(), "t.wav", 440.0, 1.0);
+
+    let mut lazy = agent_options(&url, "ana", AgentVoice::Silence, 1);
+    lazy.no_answer = true;
+    let ana = tokio::spawn(agent::run(lazy, |_| {}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut opts = caller_options(&url, "+15550009", &tone, &dir.path().join("r.wav"));
+    opts.max_wait_secs = 3.0;
+    let report = caller::run(opts).await.unwrap();
+    assert!(!report.answered);
+    let missed = ana.await.unwrap().unwrap();
+    assert_eq!(missed[0].ended_by, "ring_no_answer");
+
+    // Give the core a moment to commit the hang-up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let call = sb
+        .store
+        .call(&report.call_id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(call.end_reason.as_deref(), Some("abandoned"));
+    assert!(call.answered_at.is_none());
+    let offers = sb.store.offers(&report.call_id).await.unwrap();
+    assert!(
+        offers
+            .iter()
+            .any(|o| o.outcome.as_deref() == Some("ring_no_answer") && o.agent == "ana"),
+        "{offers:?}"
+    );
+    sb.shutdown().await;
+}

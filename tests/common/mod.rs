@@ -1,0 +1,81 @@
+//! Shared helpers for the end-to-end tests: start a real switchboard (SQLite file, loopback
+//! ports), add users, make tone WAVs, and measure which tone dominates a recording.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use sapa::config::SwitchboardConfig;
+use sapa::store::Role;
+use sapa::switchboard::{self, Running};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A switchboard on loopback with a fresh SQLite database in `dir`.
+pub async fn start_switchboard(dir: &Path, config: SwitchboardConfig) -> Running {
+    let db = dir.join("sapa.db");
+    switchboard::start(switchboard::Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        media_listen: "127.0.0.1:0".parse().unwrap(),
+        db_url: format!("sqlite:{}", db.display()),
+        config,
+    })
+    .await
+    .expect("switchboard starts")
+}
+
+pub async fn add_agents(running: &Running, names: &[&str]) {
+    for name in names {
+        running
+            .store
+            .add_user(name, Role::Agent, PASSWORD)
+            .await
+            .expect("user added");
+    }
+}
+
+/// Writes `secs` of a sine at `freq_hz` (48 kHz mono) and returns its path.
+pub fn tone_wav(dir: &Path, name: &str, freq_hz: f32, secs: f32) -> PathBuf {
+    let path = dir.join(name);
+    let n = (48_000.0 * secs) as usize;
+    let samples: Vec<f32> = (0..n)
+        .map(|i| 0.5 * (2.0 * std::f32::consts::PI * freq_hz * i as f32 / 48_000.0).sin())
+        .collect();
+    sapa::wav::write_mono_48k(&path, &samples).unwrap();
+    path
+}
+
+/// Goertzel power of one frequency in a block.
+pub fn goertzel(block: &[f32], freq_hz: f32) -> f32 {
+    let w = 2.0 * std::f32::consts::PI * freq_hz / 48_000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for &x in block {
+        let s = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / block.len() as f32
+}
+
+/// Share of 100 ms windows in which `want` clearly dominates `other` (10x the power) and the
+/// signal is audible.
+pub fn dominance(samples: &[f32], want: f32, other: f32) -> f64 {
+    let windows: Vec<&[f32]> = samples.chunks_exact(4800).collect();
+    if windows.is_empty() {
+        return 0.0;
+    }
+    let good = windows
+        .iter()
+        .filter(|w| {
+            let p_want = goertzel(w, want);
+            let p_other = goertzel(w, other);
+            p_want > 10.0 * p_other && p_want > 1e-3
+        })
+        .count();
+    good as f64 / windows.len() as f64
+}
+
+pub fn read(path: &Path) -> Vec<f32> {
+    sapa::wav::read_mono_48k(path).expect("recording exists")
+}
