@@ -12,16 +12,6 @@ use serde::{Deserialize, Serialize};
 /// The built-in configuration, commented, as `--print-default-config` prints it.
 pub const DEFAULT_CONFIG: &str = r#"# Sapa switchboard configuration.
 
-# Queues callers can dial into. The first one is where a caller lands who names none.
-# service_level_secs: a call answered within this many seconds counts toward service level.
-[[queues]]
-name = "support"
-service_level_secs = 20
-
-[[queues]]
-name = "billing"
-service_level_secs = 20
-
 # How long an offered call rings an agent before it goes back to the queue and the agent
 # is set to not ready ("missed").
 ring_no_answer_secs = 15
@@ -42,6 +32,16 @@ disposition_codes = [
 
 # Reasons an agent can give for not ready. "missed" and "login" are set by the switchboard.
 not_ready_reasons = ["break", "lunch", "meeting", "training", "coaching", "technical"]
+
+# Queues callers can dial into. The first one is where a caller lands who names none.
+# service_level_secs: a call answered within this many seconds counts toward service level.
+[[queues]]
+name = "support"
+service_level_secs = 20
+
+[[queues]]
+name = "billing"
+service_level_secs = 20
 "#;
 
 /// One ACD queue.

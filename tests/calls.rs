@@ -84,6 +84,10 @@ async fn voices_cross_the_switchboard_and_the_disposition_is_stored() {
     let agent_heard = read(&agent_rec);
     let c = dominance(&caller_heard, 1000.0, 440.0);
     let a = dominance(&agent_heard, 440.0, 1000.0);
+    eprintln!(
+        "caller heard 1000 Hz in {c:.2}, agent heard 440 Hz in {a:.2} of windows; {:?}",
+        sb.media_stats().await
+    );
     assert!(
         c > 0.7,
         "caller heard the agent's 1000 Hz in only {c:.2} of windows"

@@ -198,7 +198,6 @@ struct MediaPeer {
     rtc: Rtc,
     /// The mid of each slot, learned from `MediaAdded` (main = send/receive, aux = send only).
     mids: [Option<Mid>; 2],
-    routes: [Source; 2],
     out: [OutStream; 2],
     cursors: [Option<SoundCursor>; 2],
     connected: bool,
@@ -211,7 +210,6 @@ impl MediaPeer {
         MediaPeer {
             rtc,
             mids: [None, None],
-            routes: [Source::Silence, Source::Silence],
             out: [OutStream::default(), OutStream::default()],
             cursors: [None, None],
             connected: false,
@@ -248,6 +246,7 @@ pub fn spawn(
             candidate_addr,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
+            routes: HashMap::new(),
             listeners: HashMap::new(),
             sounds,
             events: events_tx,
@@ -265,6 +264,10 @@ struct Bridge {
     /// Remote address -> peer, learned from the first packet a peer's Rtc accepts, so routing
     /// a packet is one map lookup instead of a scan.
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// What each (peer, slot) hears. Kept apart from the peer connections: a route may be set
+    /// before the connection exists (a caller answered before its offer arrived) or survive
+    /// its replacement.
+    routes: HashMap<PeerId, [Source; 2]>,
     /// Source peer -> the (peer, slot) pairs that hear it; the reverse of `routes`.
     listeners: HashMap<PeerId, Vec<(PeerId, Slot)>>,
     sounds: Arc<SoundBank>,
@@ -354,12 +357,17 @@ impl Bridge {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| MediaError::Rejected(e.to_string()))?;
-        // A replaced connection keeps its routes; listeners follow the id.
-        let previous = self.peers.remove(&id);
+        // A replaced connection keeps its routes (they live in the route table).
+        self.peers.remove(&id);
         self.by_addr.retain(|_, p| *p != id);
         let mut media_peer = MediaPeer::new(rtc);
-        if let Some(previous) = previous {
-            media_peer.routes = previous.routes;
+        let routes = self
+            .routes
+            .get(&id)
+            .copied()
+            .unwrap_or([Source::Silence; 2]);
+        for slot in [Slot::Main, Slot::Aux] {
+            media_peer.cursors[slot as usize] = self.cursor_for(routes[slot as usize]);
         }
         self.peers.insert(id, media_peer);
         self.drain(id, now);
@@ -369,9 +377,11 @@ impl Bridge {
     fn remove_peer(&mut self, id: PeerId) {
         if let Some(mut peer) = self.peers.remove(&id) {
             peer.rtc.disconnect();
-            self.by_addr.retain(|_, p| *p != id);
+        }
+        self.by_addr.retain(|_, p| *p != id);
+        if let Some(routes) = self.routes.remove(&id) {
             for slot in [Slot::Main, Slot::Aux] {
-                if let Source::Peer(src) = peer.routes[slot as usize] {
+                if let Source::Peer(src) = routes[slot as usize] {
                     self.unlisten(src, id, slot);
                 }
             }
@@ -379,10 +389,21 @@ impl Bridge {
         // Whoever heard this peer now hears silence.
         if let Some(list) = self.listeners.remove(&id) {
             for (listener, slot) in list {
-                if let Some(p) = self.peers.get_mut(&listener) {
-                    p.routes[slot as usize] = Source::Silence;
+                if let Some(r) = self.routes.get_mut(&listener) {
+                    r[slot as usize] = Source::Silence;
                 }
             }
+        }
+    }
+
+    fn cursor_for(&self, source: Source) -> Option<SoundCursor> {
+        match source {
+            Source::Sound(sound) => Some(SoundCursor {
+                sound,
+                frames: self.sounds.encoded(sound),
+                index: 0,
+            }),
+            _ => None,
         }
     }
 
@@ -393,18 +414,15 @@ impl Bridge {
     }
 
     fn set_route(&mut self, id: PeerId, slot: Slot, source: Source) {
-        let Some(peer) = self.peers.get_mut(&id) else {
+        let routes = self.routes.entry(id).or_insert([Source::Silence; 2]);
+        let old = std::mem::replace(&mut routes[slot as usize], source);
+        if old == source {
             return;
-        };
-        let old = std::mem::replace(&mut peer.routes[slot as usize], source);
-        peer.cursors[slot as usize] = match source {
-            Source::Sound(sound) => Some(SoundCursor {
-                sound,
-                frames: self.sounds.encoded(sound),
-                index: 0,
-            }),
-            _ => None,
-        };
+        }
+        let cursor = self.cursor_for(source);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.cursors[slot as usize] = cursor;
+        }
         if let Source::Peer(src) = old {
             self.unlisten(src, id, slot);
         }

@@ -45,6 +45,7 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub media_addr: SocketAddr,
     pub store: Store,
+    media: media::MediaHandle,
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -55,9 +56,15 @@ impl Running {
         format!("ws://{}/v1/ws", self.http_addr)
     }
 
+    /// Counters of the media bridge (packets in, forwarded, sounds sent).
+    pub async fn media_stats(&self) -> Option<media::MediaStats> {
+        self.media.stats().await.ok()
+    }
+
     /// Stops accepting, closes connections, lets the core log every agent out, and waits.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        drop(self.media);
         for task in self.tasks {
             let _ = task.await;
         }
@@ -130,11 +137,11 @@ pub async fn start(options: Options) -> Result<Running, SwitchboardError> {
     tracing::info!("switchboard listening: signaling http://{http_addr}, media udp {media_addr}");
     // On shutdown the core logs everyone out and ends; dropping its media handle (the last
     // one) ends the media task, which closes the event channel and ends the forwarder.
-    drop(media);
     Ok(Running {
         http_addr,
         media_addr,
         store,
+        media,
         shutdown,
         tasks: vec![http_task, core_task, forward_task, media_task],
     })
