@@ -142,7 +142,12 @@ impl Widget for CommandButton<'_> {
 /// A horizontal level meter on a -60 to 0 dBFS scale: green, amber above -12, red above -3.
 pub fn level_meter_ui(ui: &mut Ui, label: &str, level_dbfs: f32) {
     ui.horizontal(|ui| {
-        ui.add_sized(vec2(70.0, 18.0), egui::Label::new(label));
+        // A fixed-width label column, so the bars of several meters line up.
+        ui.allocate_ui_with_layout(
+            vec2(70.0, 18.0),
+            egui::Layout::left_to_right(egui::Align::Center),
+            |ui| ui.label(label),
+        );
         let (rect, _) = ui.allocate_exact_size(vec2(180.0, 12.0), Sense::hover());
         let painter = ui.painter_at(rect);
         let fraction = ((level_dbfs + 60.0) / 60.0).clamp(0.0, 1.0);
@@ -250,14 +255,6 @@ pub fn past_calls_ui(ui: &mut Ui, calls: &[PastCall], show_caller: bool, empty_t
                 }
             });
     }
-}
-
-/// A label for a form row, with a fixed width so fields line up.
-pub fn form_label_ui(ui: &mut Ui, text: &str) -> Response {
-    ui.add_sized(
-        vec2(150.0, ui.spacing().interact_size.y),
-        egui::Label::new(RichText::new(text).strong()),
-    )
 }
 
 /// An error sentence under a field, in red.
