@@ -1,1 +1,238 @@
-//! Sapa UI
+//! Sapa's desktop views: egui screens that draw a [`PhoneView`] and return the [`Intent`]s of the
+//! person at the desk.
+//!
+//! This crate has no sockets, audio, storage, threads or clock. The engine (in the `sapa` crate)
+//! runs the loop, in the spirit of the egui demo app: update state, draw, then act.
+//!
+//! ```ignore
+//! // every frame, in eframe::App::ui
+//! engine.fill_view(&mut view);                 // now_ms, agent, call, stats...
+//! let intents = sapa_ui::phone_ui(ui, &mut view);
+//! for intent in intents { engine.execute(intent); }   // DraftChanged -> store the draft
+//! ```
+//!
+//! [`phone_ui`] draws everything: the header (agent, state, connection, queues), notices, the
+//! tab bar, and the screen for the call state or tab. Each screen also has its own `*_ui`
+//! function, usable alone. Keyboard shortcuts ([`model::Shortcuts`]: F6 Available / Not ready,
+//! F7 hold, F8 mute, F9 answer, F10 hang up, Ctrl+Enter submit) work anywhere in the window,
+//! also while typing. Every control has an accessible name, so screen readers and
+//! `egui_kittest` find it by its label.
+
+pub mod call;
+pub mod header;
+pub mod history;
+pub mod intent;
+pub mod login;
+pub mod model;
+pub mod notices;
+pub mod reports;
+pub mod settings;
+pub mod theme;
+pub mod time_text;
+pub mod wallboard;
+pub mod widgets;
+pub mod wrapup;
+
+use std::time::Duration;
+
+use egui::{CentralPanel, Event, KeyboardShortcut, Panel, Ui};
+
+pub use crate::intent::{Intent, Password};
+pub use crate::model::*;
+pub use crate::time_text::{CalendarDate, LocalDateTime};
+
+/// How often to redraw while a timer is on screen, so seconds tick without the engine asking.
+const TIMER_REPAINT: Duration = Duration::from_millis(250);
+
+/// Draw the whole app for one frame and return what the person asked for.
+///
+/// Edits in place only what a person types or picks (login fields, the disposition draft, search
+/// text, report dates, the tab). A change to the draft is also returned as
+/// [`Intent::DraftChanged`], and [`PhoneView::draft_status`] is set to `Saving` until the engine
+/// says otherwise.
+pub fn phone_ui(ui: &mut Ui, view: &mut PhoneView) -> Vec<Intent> {
+    let mut intents = Vec::new();
+    if view.agent.is_none() {
+        CentralPanel::default().show(ui, |ui| {
+            login::login_ui(ui, &mut view.login, &mut intents);
+        });
+        return intents;
+    }
+    if !view.available_tabs().contains(&view.tab) {
+        view.tab = Tab::Call;
+    }
+    let draft_before = view.draft.clone();
+
+    // Shortcuts first, so a text field with focus does not also get the key.
+    shortcut_intents(ui.ctx(), view, &mut intents);
+
+    Panel::top("sapa_header").show(ui, |ui| {
+        ui.add_space(4.0);
+        header::header_ui(ui, view, &mut intents);
+        notices::notices_ui(ui, &view.notices, &mut intents);
+        ui.add_space(2.0);
+        header::tab_bar_ui(ui, view, &mut intents);
+    });
+    CentralPanel::default().show(ui, |ui| {
+        body_ui(ui, view, &mut intents);
+    });
+
+    if intents.contains(&Intent::Answer) {
+        // The call screen comes forward when the agent answers, whatever tab was open.
+        view.tab = Tab::Call;
+    }
+    if view.draft != draft_before {
+        view.draft_status = DraftStatus::Saving;
+        intents.push(Intent::DraftChanged(view.draft.clone()));
+    }
+    if !matches!(view.call, CallView::Idle) || view.is_supervisor() {
+        ui.ctx().request_repaint_after(TIMER_REPAINT);
+    }
+    intents
+}
+
+/// The central area: a ringing call pops over every tab; otherwise the selected tab.
+fn body_ui(ui: &mut Ui, view: &mut PhoneView, intents: &mut Vec<Intent>) {
+    let now_ms = view.now_ms;
+    if let CallView::Ringing(ringing) = &view.call {
+        call::ringing_ui(ui, now_ms, ringing, &view.shortcuts, intents);
+        return;
+    }
+    match view.tab {
+        Tab::Call => match &view.call {
+            CallView::Idle => idle_ui(ui, view),
+            // Drawn above.
+            CallView::Ringing(_) => {}
+            CallView::InCall(call) => call::in_call_ui(
+                ui,
+                now_ms,
+                call,
+                call::DraftEditor {
+                    draft: &mut view.draft,
+                    status: &view.draft_status,
+                },
+                &view.directory,
+                &view.shortcuts,
+                intents,
+            ),
+            CallView::WrapUp(wrap_up) => wrapup::wrap_up_ui(
+                ui,
+                now_ms,
+                wrap_up,
+                call::DraftEditor {
+                    draft: &mut view.draft,
+                    status: &view.draft_status,
+                },
+                &view.disposition_codes,
+                &view.shortcuts,
+                intents,
+            ),
+        },
+        Tab::History => history::history_ui(ui, &mut view.history, intents),
+        Tab::Settings => settings::settings_ui(ui, &view.settings, &view.shortcuts, intents),
+        Tab::Wallboard => match &view.wallboard {
+            Some(wallboard) => wallboard::wallboard_ui(ui, now_ms, wallboard, intents),
+            None => {
+                ui.label("Waiting for statistics from the switchboard…");
+            }
+        },
+        Tab::Reports => reports::reports_ui(ui, &mut view.reports, intents),
+    }
+}
+
+/// The call tab with no call: what the agent is waiting for.
+fn idle_ui(ui: &mut Ui, view: &PhoneView) {
+    let Some(agent) = &view.agent else {
+        return;
+    };
+    ui.add_space(40.0);
+    ui.vertical_centered(|ui| {
+        let (headline, hint) = match &agent.state {
+            AgentState::Available => ("Waiting for a call", "Calls ring here. Answer with F9."),
+            AgentState::NotReady { .. } => (
+                "Not ready",
+                "No calls are offered to you. Choose Available when you are ready.",
+            ),
+            _ => ("No call", ""),
+        };
+        ui.label(
+            egui::RichText::new(headline)
+                .size(26.0)
+                .color(theme::state_color(&agent.state)),
+        );
+        ui.label(egui::RichText::new(hint).weak());
+    });
+}
+
+/// Turn this frame's shortcut key presses into intents, for the state the agent sees.
+fn shortcut_intents(ctx: &egui::Context, view: &PhoneView, intents: &mut Vec<Intent>) {
+    let Some(agent) = &view.agent else {
+        return;
+    };
+    let shortcuts = &view.shortcuts;
+    let pressed = |shortcut: &KeyboardShortcut| take_key_press(ctx, shortcut);
+
+    // The shortcut with modifiers first, so a plain-key shortcut cannot shadow it.
+    if let CallView::WrapUp(_) = view.call
+        && pressed(&shortcuts.submit_disposition)
+        && let Ok(disposition) = view.draft.validate(&view.disposition_codes)
+    {
+        intents.push(Intent::SubmitDisposition(disposition));
+    }
+    if pressed(&shortcuts.toggle_ready) {
+        let first_reason = agent.not_ready_reasons.first().cloned().unwrap_or_default();
+        intents.push(match &agent.state {
+            AgentState::Available => Intent::SetNotReady {
+                reason: first_reason,
+            },
+            AgentState::NotReady { .. } | AgentState::Unknown => Intent::SetAvailable,
+            _ if agent.pending_not_ready.is_some() => Intent::CancelPendingNotReady,
+            _ => Intent::SetNotReady {
+                reason: first_reason,
+            },
+        });
+    }
+    match &view.call {
+        CallView::Ringing(_) => {
+            if pressed(&shortcuts.answer) {
+                intents.push(Intent::Answer);
+            }
+        }
+        CallView::InCall(call) => {
+            if pressed(&shortcuts.hang_up) {
+                intents.push(Intent::HangUp);
+            }
+            if pressed(&shortcuts.mute) {
+                intents.push(Intent::SetMuted(!call.muted));
+            }
+            if pressed(&shortcuts.hold) {
+                intents.push(Intent::SetHold(call.held_since_ms.is_none()));
+            }
+        }
+        CallView::Idle | CallView::WrapUp(_) => {}
+    }
+}
+
+/// Consume every press of `shortcut` this frame; true if one was a fresh press. Key repeats are
+/// swallowed, so holding F8 does not flip mute on and off.
+fn take_key_press(ctx: &egui::Context, shortcut: &KeyboardShortcut) -> bool {
+    ctx.input_mut(|input| {
+        let mut fresh_press = false;
+        input.events.retain(|event| match event {
+            Event::Key {
+                key,
+                pressed: true,
+                repeat,
+                modifiers,
+                ..
+            } if *key == shortcut.logical_key
+                && modifiers.matches_logically(shortcut.modifiers) =>
+            {
+                fresh_press |= !repeat;
+                false
+            }
+            _ => true,
+        });
+        fresh_press
+    })
+}
