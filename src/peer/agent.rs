@@ -54,7 +54,7 @@ pub struct AgentCallReport {
     /// Past calls of this caller that came with the offer (the screen-pop).
     pub history_len: usize,
     pub history: Vec<HistoryEntry>,
-    /// From the answer being accepted (call_connected) to the first audio packet.
+    /// From sending `answer` to the first audio packet of the caller.
     pub first_audio_ms: Option<f64>,
     pub talk_ms: u64,
     pub ended_by: String,
@@ -117,6 +117,8 @@ pub async fn run(
     let mut current: Option<(AgentCallReport, Instant)> = None;
     let mut offered: Option<AgentCallReport> = None;
     let mut recording: Vec<f32> = Vec::new();
+    // When `answer` left: answer -> first audio packet is measured from here.
+    let mut answer_sent: Option<Instant> = None;
     while (reports.len() as u32) < options.calls {
         tokio::select! {
             _ = tick.tick() => {
@@ -155,6 +157,8 @@ pub async fn run(
                             disposition: None,
                         });
                         if !options.no_answer {
+                            voice.first_packet_at = None;
+                            answer_sent = Some(Instant::now());
                             signal.send(ClientMessage::Answer { req: None, call_id })?;
                         }
                     }
@@ -191,7 +195,6 @@ pub async fn run(
                             ended_by: String::new(),
                             disposition: None,
                         });
-                        voice.first_packet_at = None;
                         voice.mouth = match (&options.voice, &playback) {
                             (AgentVoice::Echo, _) => Mouth::Echo,
                             (AgentVoice::Wav(_), Some(samples)) => Mouth::wav(samples.clone()),
@@ -208,9 +211,9 @@ pub async fn run(
                         }
                         voice.mouth = Mouth::Silence;
                         report.talk_ms = started.elapsed().as_millis() as u64;
-                        report.first_audio_ms = voice
-                            .first_packet_at
-                            .map(|t| t.saturating_duration_since(started).as_secs_f64() * 1000.0);
+                        report.first_audio_ms = voice.first_packet_at.zip(answer_sent.take()).map(
+                            |(t, sent)| t.saturating_duration_since(sent).as_secs_f64() * 1000.0,
+                        );
                         if report.ended_by.is_empty() {
                             report.ended_by = reason;
                         }

@@ -135,6 +135,9 @@ struct LiveCall {
     /// The agent offered or talking, if any.
     agent: Option<AgentId>,
     answered: bool,
+    /// Fed to the ACD: only once the caller's media is up, so an agent never answers a line
+    /// that cannot carry voice yet (and answer -> first audio is one frame, not an ICE setup).
+    in_acd: bool,
 }
 
 /// The core task's state.
@@ -150,8 +153,6 @@ pub struct Core {
     clock: WallClock,
     /// A queue changed since the last status push.
     queues_dirty: bool,
-    /// The `req` of each caller's `dial`, echoed in its `call_queued` answer.
-    pending_dial_req: HashMap<CallId, Option<String>>,
 }
 
 /// Maps the monotonic clock the ACD runs on to wall-clock milliseconds for the store.
@@ -210,7 +211,6 @@ impl Core {
             calls: HashMap::new(),
             clock: WallClock::new(),
             queues_dirty: false,
-            pending_dial_req: HashMap::new(),
         }
     }
 
@@ -356,13 +356,32 @@ impl Core {
                 let call = CallId(call_id);
                 self.acd_request(now, conn, req, AcdInput::AgentDeclined { agent, call });
             }
-            CoreInput::Hangup { conn, req, call_id } => self.hangup(now, conn, req, call_id),
+            CoreInput::Hangup { conn, req, call_id } => {
+                if let Some(call) = self.unqueued_call_of(conn) {
+                    self.end_unqueued(now, &call).await;
+                    self.send(conn, ServerMessage::Ok { req });
+                    self.send(
+                        conn,
+                        ServerMessage::CallEnded {
+                            call_id: call.0,
+                            reason: "abandoned".into(),
+                        },
+                    );
+                    return;
+                }
+                self.hangup(now, conn, req, call_id)
+            }
             CoreInput::Disposition {
                 conn,
                 req,
                 disposition,
             } => self.disposition(now, conn, req, disposition).await,
-            CoreInput::Closed { conn } => self.closed(now, conn),
+            CoreInput::Closed { conn } => {
+                if let Some(call) = self.unqueued_call_of(conn) {
+                    self.end_unqueued(now, &call).await;
+                }
+                self.closed(now, conn)
+            }
             CoreInput::Media(MediaEvent::Connected { peer }) => {
                 if let Some(c) = self.connections.get_mut(&peer.0) {
                     c.media_connected = true;
@@ -376,6 +395,7 @@ impl Core {
                         self.media
                             .route(peer, Slot::Main, Source::Sound(Sound::Ringback));
                     }
+                    self.enter_queue(now, &call);
                 }
             }
             CoreInput::Media(MediaEvent::Disconnected { peer }) => {
@@ -537,21 +557,68 @@ impl Core {
                 arrived: now,
                 agent: None,
                 answered: false,
+                in_acd: false,
             },
         );
-        self.pending_dial_req.insert(call.clone(), req);
+        let id = QueueId(queue.clone());
+        let position = self.acd.queue_len(&id) as u32 + 1;
+        self.send(
+            conn,
+            ServerMessage::CallQueued {
+                req,
+                call_id: call.0.clone(),
+                queue,
+                position,
+            },
+        );
+    }
+
+    /// Queues a dialed call in the ACD once its media is up.
+    fn enter_queue(&mut self, now: Instant, call: &CallId) {
+        let Some(live) = self.calls.get_mut(call) else {
+            return;
+        };
+        if live.in_acd {
+            return;
+        }
+        live.in_acd = true;
+        let queue = live.queue.clone();
+        let conn = live.caller_conn;
         if let Err(e) = self.acd.handle_input(
             now,
             AcdInput::CallerArrived {
                 call: call.clone(),
-                queue: QueueId(queue),
+                queue,
             },
         ) {
-            let req = self.pending_dial_req.remove(&call).flatten();
-            self.error(conn, req, e.code(), e.to_string());
-            self.calls.remove(&call);
+            self.error(conn, None, e.code(), e.to_string());
+            self.calls.remove(call);
         }
         self.queues_dirty = true;
+    }
+
+    /// The call of a caller connection that has not reached the ACD yet.
+    fn unqueued_call_of(&self, conn: ConnId) -> Option<CallId> {
+        match self.connections.get(&conn).map(|c| &c.party) {
+            Some(Party::Caller { call }) if self.calls.get(call).is_some_and(|c| !c.in_acd) => {
+                Some(call.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// A caller gone before its call reached the ACD: stored as abandoned here.
+    async fn end_unqueued(&mut self, now: Instant, call: &CallId) {
+        if self.calls.get(call).is_some_and(|c| !c.in_acd) {
+            self.calls.remove(call);
+            if let Err(e) = self
+                .store
+                .call_ended(&call.0, self.clock.ms(now), "abandoned")
+                .await
+            {
+                tracing::error!("could not store an abandoned call: {e}");
+            }
+        }
     }
 
     fn hangup(&mut self, now: Instant, conn: ConnId, req: Option<String>, call_id: Option<String>) {
@@ -792,11 +859,10 @@ impl Core {
             } => {
                 if let Some(live) = self.calls.get(&call) {
                     let conn = live.caller_conn;
-                    let req = self.pending_dial_req.remove(&call).flatten();
                     self.send(
                         conn,
                         ServerMessage::CallQueued {
-                            req,
+                            req: None,
                             call_id: call.0.clone(),
                             queue: queue.0,
                             position: position as u32,
