@@ -33,6 +33,9 @@ disposition_codes = [
 # Reasons an agent can give for not ready. "missed" and "login" are set by the switchboard.
 not_ready_reasons = ["break", "lunch", "meeting", "training", "coaching", "technical"]
 
+# Show agents a "monitored" badge while a supervisor listens, whispers or barges in.
+announce_monitoring = false
+
 # Queues callers can dial into. The first one is where a caller lands who names none.
 # service_level_secs: a call answered within this many seconds counts toward service level.
 [[queues]]
@@ -66,6 +69,9 @@ pub struct SwitchboardConfig {
     pub max_after_call_work_secs: u64,
     pub disposition_codes: Vec<String>,
     pub not_ready_reasons: Vec<String>,
+    /// Tell the agent when a supervisor listens, whispers or barges in.
+    #[serde(default)]
+    pub announce_monitoring: bool,
 }
 
 /// Why a configuration cannot be used.

@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use sapa::config::{DEFAULT_CONFIG, SwitchboardConfig};
-use sapa::peer::{agent, caller, impair::Impairment, signal};
-use sapa::protocol::{ClientMessage, PROTOCOL_VERSION, Resolution, ServerMessage};
+use sapa::peer::{agent, caller, impair::Impairment, signal, supervisor};
+use sapa::protocol::{ClientMessage, MonitorMode, PROTOCOL_VERSION, Resolution, ServerMessage};
 use sapa::store::{Role, Store};
 
 #[derive(Parser)]
@@ -33,8 +33,39 @@ enum Command {
     Caller(CallerArgs),
     /// A headless agent: log in, answer calls, play or echo audio, submit dispositions.
     Agent(AgentArgs),
+    /// A headless supervisor: monitor an agent's call (listen, whisper, barge) and record it.
+    Supervisor(SupervisorArgs),
     /// Print a caller's history as JSON.
     History(HistoryArgs),
+}
+
+#[derive(clap::Args)]
+struct SupervisorArgs {
+    #[arg(long)]
+    switchboard: String,
+    #[arg(long)]
+    user: String,
+    /// The password (or set SAPA_PASSWORD).
+    #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// The agent whose call to monitor (waits until the agent is on a call).
+    #[arg(long)]
+    monitor_agent: String,
+    /// listen: hear both sides, unheard; whisper: only the agent hears you; barge: both do.
+    #[arg(long, value_parser = ["listen", "whisper", "barge"], default_value = "listen")]
+    mode: String,
+    /// What the supervisor says (heard by the agent in whisper, by both in barge).
+    #[arg(long)]
+    play: Option<PathBuf>,
+    /// What the supervisor hears (caller and agent mixed), 48 kHz mono 16-bit.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// How long to monitor.
+    #[arg(long, default_value_t = 10.0)]
+    secs: f64,
+    /// How long to wait for the agent to be on a call.
+    #[arg(long, default_value_t = 60.0)]
+    wait_secs: f64,
 }
 
 #[derive(clap::Args)]
@@ -308,6 +339,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await?;
+            Ok(())
+        }
+        Command::Supervisor(args) => {
+            let mode = match args.mode.as_str() {
+                "whisper" => MonitorMode::Whisper,
+                "barge" => MonitorMode::Barge,
+                _ => MonitorMode::Listen,
+            };
+            let voice = match &args.play {
+                Some(path) => Some(sapa::wav::read_mono_48k(path)?),
+                None => None,
+            };
+            let report = supervisor::run(supervisor::SupervisorOptions {
+                switchboard: args.switchboard,
+                user: args.user,
+                password: args.password,
+                agent: args.monitor_agent,
+                phases: vec![supervisor::MonitorPhase {
+                    mode,
+                    secs: args.secs,
+                    voice,
+                }],
+                record: args.record,
+                wait_secs: args.wait_secs,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::History(args) => {

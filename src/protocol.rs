@@ -172,12 +172,37 @@ pub enum ClientMessage {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Supervisor: listen to, whisper to, or barge into an agent's current call; sent again
+    /// with another mode, it switches mode without re-setup.
+    Monitor {
+        #[serde(default)]
+        req: Option<String>,
+        agent: String,
+        mode: MonitorMode,
+    },
+    /// Supervisor: end the monitoring session.
+    StopMonitor {
+        #[serde(default)]
+        req: Option<String>,
+    },
     /// Keep-alive and round-trip measurement; answered by `pong` with the same `t`.
     Ping {
         #[serde(default)]
         req: Option<String>,
         t: u64,
     },
+}
+
+/// How a supervisor takes part in an agent's call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorMode {
+    /// Hears the caller and the agent; nobody hears the supervisor.
+    Listen,
+    /// Hears both; only the agent hears the supervisor (coaching).
+    Whisper,
+    /// A three-way call: both hear the supervisor.
+    Barge,
 }
 
 /// States an agent may ask for.
@@ -201,6 +226,8 @@ impl ClientMessage {
             | ClientMessage::Hangup { req, .. }
             | ClientMessage::Disposition { req, .. }
             | ClientMessage::History { req, .. }
+            | ClientMessage::Monitor { req, .. }
+            | ClientMessage::StopMonitor { req }
             | ClientMessage::Ping { req, .. } => req.as_deref(),
         }
     }
@@ -217,6 +244,8 @@ impl ClientMessage {
             ClientMessage::Hangup { .. } => "hangup",
             ClientMessage::Disposition { .. } => "disposition",
             ClientMessage::History { .. } => "history",
+            ClientMessage::Monitor { .. } => "monitor",
+            ClientMessage::StopMonitor { .. } => "stop_monitor",
             ClientMessage::Ping { .. } => "ping",
         }
     }
@@ -305,6 +334,25 @@ pub enum ServerMessage {
     QueueStatus {
         queues: Vec<QueueSummary>,
     },
+    /// Supervisor: monitoring runs (sent on start and on each mode change).
+    MonitorStarted {
+        req: Option<String>,
+        session_id: String,
+        agent: String,
+        call_id: String,
+        mode: MonitorMode,
+    },
+    /// Supervisor: monitoring is over (`stopped`, `call_ended`, `supervisor_left`).
+    MonitorEnded {
+        session_id: String,
+        reason: String,
+    },
+    /// Agent, when the switchboard is configured to say so: a supervisor is (or no longer is)
+    /// taking part in this call.
+    Monitored {
+        active: bool,
+        mode: Option<MonitorMode>,
+    },
     Pong {
         req: Option<String>,
         t: u64,
@@ -379,6 +427,8 @@ const CLIENT_TYPES: &[&str] = &[
     "hangup",
     "disposition",
     "history",
+    "monitor",
+    "stop_monitor",
     "ping",
 ];
 
@@ -436,6 +486,8 @@ mod tests {
             r#"{"type":"hangup"}"#,
             r#"{"type":"disposition","call_id":"c1","request_id":"r1","code":"billing","resolution":"follow_up","notes":"n","follow_up_at_ms":5}"#,
             r#"{"type":"history","number":"+1555"}"#,
+            r#"{"type":"monitor","agent":"ana","mode":"whisper"}"#,
+            r#"{"type":"stop_monitor"}"#,
             r#"{"type":"ping","t":7}"#,
         ];
         assert_eq!(samples.len(), CLIENT_TYPES.len());

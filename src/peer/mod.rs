@@ -9,6 +9,7 @@ pub mod caller;
 pub mod impair;
 pub mod rtc;
 pub mod signal;
+pub mod supervisor;
 pub mod voice;
 
 use std::net::{IpAddr, Ipv4Addr};

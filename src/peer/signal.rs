@@ -146,6 +146,7 @@ fn reply_req(message: &ServerMessage) -> Option<&str> {
         | ServerMessage::DispositionSaved { req, .. }
         | ServerMessage::History { req, .. }
         | ServerMessage::Pong { req, .. }
+        | ServerMessage::MonitorStarted { req, .. }
         | ServerMessage::Error { req, .. } => req.as_deref(),
         _ => None,
     }
@@ -162,6 +163,8 @@ fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::Hangup { req, .. }
         | ClientMessage::Disposition { req, .. }
         | ClientMessage::History { req, .. }
+        | ClientMessage::Monitor { req, .. }
+        | ClientMessage::StopMonitor { req }
         | ClientMessage::Ping { req, .. } => *req = Some(id),
     }
 }

@@ -23,8 +23,8 @@ use crate::acd::{
 };
 use crate::config::SwitchboardConfig;
 use crate::protocol::{
-    AgentStateName, CallerInfo, ClientConfig, ErrorCode, QueueSummary, RequestedState, Resolution,
-    Role, ServerMessage,
+    AgentStateName, CallerInfo, ClientConfig, ErrorCode, MonitorMode, QueueSummary, RequestedState,
+    Resolution, Role, ServerMessage,
 };
 use crate::sounds::Sound;
 use crate::store::{self, Store};
@@ -91,6 +91,17 @@ pub enum CoreInput {
         req: Option<String>,
         disposition: DispositionForm,
     },
+    /// A supervisor starts monitoring or changes mode (role checked by the connection task).
+    Monitor {
+        conn: ConnId,
+        req: Option<String>,
+        agent: String,
+        mode: MonitorMode,
+    },
+    StopMonitor {
+        conn: ConnId,
+        req: Option<String>,
+    },
     Closed {
         conn: ConnId,
     },
@@ -140,6 +151,19 @@ struct LiveCall {
     in_acd: bool,
 }
 
+/// A supervisor taking part in an agent's call.
+#[derive(Debug, Clone)]
+struct MonitorSession {
+    session_id: String,
+    supervisor: String,
+    supervisor_conn: ConnId,
+    agent: AgentId,
+    agent_conn: ConnId,
+    caller_conn: ConnId,
+    call: CallId,
+    mode: MonitorMode,
+}
+
 /// The core task's state.
 pub struct Core {
     config: SwitchboardConfig,
@@ -153,6 +177,8 @@ pub struct Core {
     clock: WallClock,
     /// A queue changed since the last status push.
     queues_dirty: bool,
+    /// Monitoring sessions by the supervisor's connection (one session per supervisor).
+    monitors: HashMap<ConnId, MonitorSession>,
 }
 
 /// Maps the monotonic clock the ACD runs on to wall-clock milliseconds for the store.
@@ -211,6 +237,7 @@ impl Core {
             calls: HashMap::new(),
             clock: WallClock::new(),
             queues_dirty: false,
+            monitors: HashMap::new(),
         }
     }
 
@@ -376,7 +403,29 @@ impl Core {
                 req,
                 disposition,
             } => self.disposition(now, conn, req, disposition).await,
+            CoreInput::Monitor {
+                conn,
+                req,
+                agent,
+                mode,
+            } => self.monitor(now, conn, req, agent, mode).await,
+            CoreInput::StopMonitor { conn, req } => {
+                if self.monitors.contains_key(&conn) {
+                    self.end_monitor(now, conn, "stopped").await;
+                    self.send(conn, ServerMessage::Ok { req });
+                } else {
+                    self.error(
+                        conn,
+                        req,
+                        ErrorCode::InvalidState,
+                        "no monitoring session".into(),
+                    );
+                }
+            }
             CoreInput::Closed { conn } => {
+                if self.monitors.contains_key(&conn) {
+                    self.end_monitor(now, conn, "supervisor_left").await;
+                }
                 if let Some(call) = self.unqueued_call_of(conn) {
                     self.end_unqueued(now, &call).await;
                 }
@@ -742,6 +791,195 @@ impl Core {
         }
     }
 
+    /// Starts monitoring an agent's current call, or switches the mode of the running session.
+    async fn monitor(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        req: Option<String>,
+        agent_name: String,
+        mode: MonitorMode,
+    ) {
+        let supervisor = match self
+            .connections
+            .get(&conn)
+            .map(|c| (&c.party, c.media_connected))
+        {
+            Some((
+                Party::User {
+                    name,
+                    role: Role::Supervisor,
+                },
+                true,
+            )) => name.clone(),
+            Some((
+                Party::User {
+                    role: Role::Supervisor,
+                    ..
+                },
+                false,
+            )) => {
+                self.error(
+                    conn,
+                    req,
+                    ErrorCode::InvalidState,
+                    "open the media connection first".into(),
+                );
+                return;
+            }
+            _ => {
+                self.error(
+                    conn,
+                    req,
+                    ErrorCode::Forbidden,
+                    "only supervisors may monitor calls".into(),
+                );
+                return;
+            }
+        };
+        let agent = AgentId(agent_name.clone());
+        let Some(AgentState::OnCall { call, .. }) = self.acd.agent_state(&agent).cloned() else {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                format!("agent {agent_name} is not on a call"),
+            );
+            return;
+        };
+        let (Some(agent_conn), Some(caller_conn)) = (
+            self.users.get(&agent_name).copied(),
+            self.calls.get(&call).map(|c| c.caller_conn),
+        ) else {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                format!("agent {agent_name} is not on a call"),
+            );
+            return;
+        };
+        let at = self.clock.ms(now);
+        if let Some(existing) = self.monitors.get(&conn).cloned() {
+            if existing.call == call {
+                // Same call: a mode switch, no re-setup, no gap.
+                if let Err(e) = self
+                    .store
+                    .monitor_mode_changed(&existing.session_id, store_mode(mode), at)
+                    .await
+                {
+                    self.error(conn, req, ErrorCode::Internal, format!("not recorded: {e}"));
+                    return;
+                }
+                let session = MonitorSession { mode, ..existing };
+                self.route_monitor(&session);
+                self.announce_monitor(&session, true);
+                self.send(conn, started_message(req, &session));
+                self.monitors.insert(conn, session);
+                return;
+            }
+            self.end_monitor(now, conn, "stopped").await;
+        }
+        let session = MonitorSession {
+            session_id: format!("m{:016x}", rand::random::<u64>()),
+            supervisor,
+            supervisor_conn: conn,
+            agent,
+            agent_conn,
+            caller_conn,
+            call,
+            mode,
+        };
+        // Audit first: a session that is not recorded does not start.
+        if let Err(e) = self
+            .store
+            .monitor_started(
+                &session.session_id,
+                &session.supervisor,
+                &session.agent.0,
+                &session.call.0,
+                store_mode(mode),
+                at,
+            )
+            .await
+        {
+            self.error(
+                conn,
+                req,
+                ErrorCode::Internal,
+                format!("monitoring not recorded: {e}"),
+            );
+            return;
+        }
+        tracing::info!(
+            "{} monitors {} ({mode:?})",
+            session.supervisor,
+            session.agent
+        );
+        self.route_monitor(&session);
+        self.announce_monitor(&session, true);
+        self.send(conn, started_message(req, &session));
+        self.monitors.insert(conn, session);
+    }
+
+    /// Routes for a monitoring mode. The supervisor always hears the caller on `main` and the
+    /// agent on `aux`; whisper puts the supervisor on the agent's `aux`, barge on both `aux`.
+    fn route_monitor(&self, s: &MonitorSession) {
+        let sup = PeerId(s.supervisor_conn);
+        let agent = PeerId(s.agent_conn);
+        let caller = PeerId(s.caller_conn);
+        self.media.route(sup, Slot::Main, Source::Peer(caller));
+        self.media.route(sup, Slot::Aux, Source::Peer(agent));
+        let (to_agent, to_caller) = match s.mode {
+            MonitorMode::Listen => (Source::Silence, Source::Silence),
+            MonitorMode::Whisper => (Source::Peer(sup), Source::Silence),
+            MonitorMode::Barge => (Source::Peer(sup), Source::Peer(sup)),
+        };
+        self.media.route(agent, Slot::Aux, to_agent);
+        self.media.route(caller, Slot::Aux, to_caller);
+    }
+
+    fn announce_monitor(&self, s: &MonitorSession, active: bool) {
+        if self.config.announce_monitoring {
+            self.send(
+                s.agent_conn,
+                ServerMessage::Monitored {
+                    active,
+                    mode: active.then_some(s.mode),
+                },
+            );
+        }
+    }
+
+    /// Ends a supervisor's session: routes back to silence, audit row, message.
+    async fn end_monitor(&mut self, now: Instant, conn: ConnId, reason: &str) {
+        let Some(s) = self.monitors.remove(&conn) else {
+            return;
+        };
+        let sup = PeerId(conn);
+        self.media.route(sup, Slot::Main, Source::Silence);
+        self.media.route(sup, Slot::Aux, Source::Silence);
+        self.media
+            .route(PeerId(s.agent_conn), Slot::Aux, Source::Silence);
+        self.media
+            .route(PeerId(s.caller_conn), Slot::Aux, Source::Silence);
+        if let Err(e) = self
+            .store
+            .monitor_ended(&s.session_id, self.clock.ms(now))
+            .await
+        {
+            tracing::error!("could not record the end of monitoring: {e}");
+        }
+        self.announce_monitor(&s, false);
+        self.send(
+            conn,
+            ServerMessage::MonitorEnded {
+                session_id: s.session_id,
+                reason: reason.to_owned(),
+            },
+        );
+    }
+
     fn closed(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.connections.remove(&conn) else {
             return;
@@ -972,6 +1210,15 @@ impl Core {
                 agent,
                 reason,
             } => {
+                let watching: Vec<ConnId> = self
+                    .monitors
+                    .iter()
+                    .filter(|(_, s)| s.call == call)
+                    .map(|(c, _)| *c)
+                    .collect();
+                for sup in watching {
+                    self.end_monitor(now, sup, "call_ended").await;
+                }
                 let reason = end_reason_label(reason);
                 self.store.call_ended(&call.0, now_ms, reason).await?;
                 if let Some(live) = self.calls.remove(&call) {
@@ -1122,4 +1369,22 @@ impl AcdError {
 /// value, so it can sit in a `select!` across awaits.
 async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+fn store_mode(mode: MonitorMode) -> store::MonitorMode {
+    match mode {
+        MonitorMode::Listen => store::MonitorMode::Listen,
+        MonitorMode::Whisper => store::MonitorMode::Whisper,
+        MonitorMode::Barge => store::MonitorMode::Barge,
+    }
+}
+
+fn started_message(req: Option<String>, s: &MonitorSession) -> ServerMessage {
+    ServerMessage::MonitorStarted {
+        req,
+        session_id: s.session_id.clone(),
+        agent: s.agent.0.clone(),
+        call_id: s.call.0.clone(),
+        mode: s.mode,
+    }
 }

@@ -306,9 +306,29 @@ async fn handle_message(
                     ));
                     return None;
                 }
-                Standing::User(_) => {}
+                Standing::User(role) => {
+                    let supervisor_only = matches!(
+                        other,
+                        ClientMessage::Monitor { .. } | ClientMessage::StopMonitor { .. }
+                    );
+                    if supervisor_only && *role != Role::Supervisor {
+                        reply(error(
+                            req,
+                            ErrorCode::Forbidden,
+                            "only supervisors may monitor calls",
+                        ));
+                        return None;
+                    }
+                }
             }
             match other {
+                ClientMessage::Monitor { agent, mode, .. } => Some(CoreInput::Monitor {
+                    conn,
+                    req,
+                    agent,
+                    mode,
+                }),
+                ClientMessage::StopMonitor { .. } => Some(CoreInput::StopMonitor { conn, req }),
                 ClientMessage::SetState { state, reason, .. } => Some(CoreInput::SetState {
                     conn,
                     req,
