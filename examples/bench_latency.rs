@@ -84,6 +84,7 @@ async fn main() {
             resolution: Resolution::Resolved,
             talk_secs: None,
             no_answer: false,
+            hold: None,
             impair: None,
         },
         |_| {},

@@ -330,6 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     resolution,
                     talk_secs: args.talk_secs,
                     no_answer: args.no_answer,
+                    hold: None,
                     impair: impairment(args.impair)?,
                 },
                 |report| {

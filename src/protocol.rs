@@ -172,6 +172,14 @@ pub enum ClientMessage {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Agent: put the caller on hold (`on: true`: the caller hears hold music, the agent
+    /// hears nothing) or take them off it.
+    Hold {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+        on: bool,
+    },
     /// Supervisor: listen to, whisper to, or barge into an agent's current call; sent again
     /// with another mode, it switches mode without re-setup.
     Monitor {
@@ -228,6 +236,7 @@ impl ClientMessage {
             | ClientMessage::History { req, .. }
             | ClientMessage::Monitor { req, .. }
             | ClientMessage::StopMonitor { req }
+            | ClientMessage::Hold { req, .. }
             | ClientMessage::Ping { req, .. } => req.as_deref(),
         }
     }
@@ -245,6 +254,7 @@ impl ClientMessage {
             ClientMessage::Disposition { .. } => "disposition",
             ClientMessage::History { .. } => "history",
             ClientMessage::Monitor { .. } => "monitor",
+            ClientMessage::Hold { .. } => "hold",
             ClientMessage::StopMonitor { .. } => "stop_monitor",
             ClientMessage::Ping { .. } => "ping",
         }
@@ -333,6 +343,11 @@ pub enum ServerMessage {
     /// while calls wait.
     QueueStatus {
         queues: Vec<QueueSummary>,
+    },
+    /// Agent: the call's hold state changed (the switchboard is the truth).
+    CallHeld {
+        call_id: String,
+        on: bool,
     },
     /// Supervisor: monitoring runs (sent on start and on each mode change).
     MonitorStarted {
@@ -429,6 +444,7 @@ const CLIENT_TYPES: &[&str] = &[
     "history",
     "monitor",
     "stop_monitor",
+    "hold",
     "ping",
 ];
 
@@ -488,6 +504,7 @@ mod tests {
             r#"{"type":"history","number":"+1555"}"#,
             r#"{"type":"monitor","agent":"ana","mode":"whisper"}"#,
             r#"{"type":"stop_monitor"}"#,
+            r#"{"type":"hold","call_id":"c1","on":true}"#,
             r#"{"type":"ping","t":7}"#,
         ];
         assert_eq!(samples.len(), CLIENT_TYPES.len());

@@ -64,6 +64,7 @@ async fn bad_messages_get_stable_errors_and_calls_go_on() {
         resolution: Resolution::Resolved,
         talk_secs: None,
         no_answer: false,
+        hold: None,
         impair: None,
     };
     let agent_task = tokio::spawn(agent::run(opts, |_| {}));

@@ -26,6 +26,7 @@ fn agent_options(url: &str, user: &str, voice: AgentVoice, calls: u32) -> AgentO
         resolution: Resolution::Resolved,
         talk_secs: None,
         no_answer: false,
+        hold: None,
         impair: None,
     }
 }

@@ -56,6 +56,7 @@ async fn listen_whisper_barge_reach_the_right_ears() {
             resolution: Resolution::Resolved,
             talk_secs: None,
             no_answer: false,
+            hold: None,
             impair: None,
         },
         |_| {},

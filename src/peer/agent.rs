@@ -42,7 +42,16 @@ pub struct AgentOptions {
     pub talk_secs: Option<f64>,
     /// Let offers ring out instead of answering (for ring-no-answer tests).
     pub no_answer: bool,
+    /// Put each call on hold `start` seconds in, for `secs` seconds.
+    pub hold: Option<HoldPlan>,
     pub impair: Option<Impairment>,
+}
+
+/// When to hold during each call (headless testing of hold).
+#[derive(Debug, Clone, Copy)]
+pub struct HoldPlan {
+    pub start_secs: f64,
+    pub secs: f64,
 }
 
 /// The JSON line printed per call.
@@ -119,6 +128,7 @@ pub async fn run(
     let mut recording: Vec<f32> = Vec::new();
     // When `answer` left: answer -> first audio packet is measured from here.
     let mut answer_sent: Option<Instant> = None;
+    let mut held = false;
     while (reports.len() as u32) < options.calls {
         tokio::select! {
             _ = tick.tick() => {
@@ -128,6 +138,18 @@ pub async fn run(
                 }
                 if let Some((report, started)) = &current {
                     recording.extend_from_slice(voice.heard());
+                    if let Some(plan) = options.hold {
+                        let t = started.elapsed().as_secs_f64();
+                        let want = t >= plan.start_secs && t < plan.start_secs + plan.secs;
+                        if want != held && report.ended_by.is_empty() {
+                            held = want;
+                            signal.send(ClientMessage::Hold {
+                                req: None,
+                                call_id: report.call_id.clone(),
+                                on: want,
+                            })?;
+                        }
+                    }
                     if let Some(limit) = options.talk_secs {
                         if started.elapsed().as_secs_f64() >= limit && report.ended_by.is_empty() {
                             let call_id = report.call_id.clone();
@@ -201,6 +223,7 @@ pub async fn run(
                             _ => Mouth::Silence,
                         };
                         recording.clear();
+                        held = false;
                         current = Some((report, connected));
                     }
                     ServerMessage::CallEnded { call_id, reason } => {

@@ -165,6 +165,7 @@ fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::History { req, .. }
         | ClientMessage::Monitor { req, .. }
         | ClientMessage::StopMonitor { req }
+        | ClientMessage::Hold { req, .. }
         | ClientMessage::Ping { req, .. } => *req = Some(id),
     }
 }

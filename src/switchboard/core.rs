@@ -102,6 +102,12 @@ pub enum CoreInput {
         conn: ConnId,
         req: Option<String>,
     },
+    Hold {
+        conn: ConnId,
+        req: Option<String>,
+        call_id: String,
+        on: bool,
+    },
     Closed {
         conn: ConnId,
     },
@@ -149,6 +155,8 @@ struct LiveCall {
     /// Fed to the ACD: only once the caller's media is up, so an agent never answers a line
     /// that cannot carry voice yet (and answer -> first audio is one frame, not an ICE setup).
     in_acd: bool,
+    /// Since when the caller is on hold, if they are.
+    held_since: Option<Instant>,
 }
 
 /// A supervisor taking part in an agent's call.
@@ -409,6 +417,12 @@ impl Core {
                 agent,
                 mode,
             } => self.monitor(now, conn, req, agent, mode).await,
+            CoreInput::Hold {
+                conn,
+                req,
+                call_id,
+                on,
+            } => self.hold(now, conn, req, CallId(call_id), on).await,
             CoreInput::StopMonitor { conn, req } => {
                 if self.monitors.contains_key(&conn) {
                     self.end_monitor(now, conn, "stopped").await;
@@ -607,6 +621,7 @@ impl Core {
                 agent: None,
                 answered: false,
                 in_acd: false,
+                held_since: None,
             },
         );
         let id = QueueId(queue.clone());
@@ -789,6 +804,65 @@ impl Core {
                     .handle_input(now, AcdInput::DispositionSubmitted { agent, call });
             }
         }
+    }
+
+    /// Hold: the caller hears hold music and the agent nothing; resume restores the bridge.
+    /// Hold time is added to the call record when the hold ends (or the call does).
+    async fn hold(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        req: Option<String>,
+        call: CallId,
+        on: bool,
+    ) {
+        let Some(agent) = self.agent_of(conn, &req) else {
+            return;
+        };
+        let on_this_call = matches!(
+            self.acd.agent_state(&agent),
+            Some(AgentState::OnCall { call: c, .. }) if *c == call
+        );
+        let Some(live) = self.calls.get_mut(&call).filter(|_| on_this_call) else {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                format!("{call} is not your current call"),
+            );
+            return;
+        };
+        let caller = PeerId(live.caller_conn);
+        let agent_peer = PeerId(conn);
+        match (on, live.held_since) {
+            (true, None) => {
+                live.held_since = Some(now);
+                self.media
+                    .route(caller, Slot::Main, Source::Sound(Sound::HoldMusic));
+                self.media.route(agent_peer, Slot::Main, Source::Silence);
+            }
+            (false, Some(since)) => {
+                live.held_since = None;
+                self.media
+                    .route(caller, Slot::Main, Source::Peer(agent_peer));
+                self.media
+                    .route(agent_peer, Slot::Main, Source::Peer(caller));
+                let held_ms = now.saturating_duration_since(since).as_millis() as i64;
+                if let Err(e) = self.store.add_hold_ms(&call.0, held_ms).await {
+                    tracing::error!("could not store hold time: {e}");
+                }
+            }
+            // Already in the asked state: nothing changes.
+            _ => {}
+        }
+        self.send(conn, ServerMessage::Ok { req });
+        self.send(
+            conn,
+            ServerMessage::CallHeld {
+                call_id: call.0,
+                on,
+            },
+        );
     }
 
     /// Starts monitoring an agent's current call, or switches the mode of the running session.
@@ -1220,6 +1294,10 @@ impl Core {
                     self.end_monitor(now, sup, "call_ended").await;
                 }
                 let reason = end_reason_label(reason);
+                if let Some(since) = self.calls.get(&call).and_then(|c| c.held_since) {
+                    let held_ms = now.saturating_duration_since(since).as_millis() as i64;
+                    self.store.add_hold_ms(&call.0, held_ms).await?;
+                }
                 self.store.call_ended(&call.0, now_ms, reason).await?;
                 if let Some(live) = self.calls.remove(&call) {
                     self.media

@@ -329,6 +329,12 @@ async fn handle_message(
                     mode,
                 }),
                 ClientMessage::StopMonitor { .. } => Some(CoreInput::StopMonitor { conn, req }),
+                ClientMessage::Hold { call_id, on, .. } => Some(CoreInput::Hold {
+                    conn,
+                    req,
+                    call_id,
+                    on,
+                }),
                 ClientMessage::SetState { state, reason, .. } => Some(CoreInput::SetState {
                     conn,
                     req,
