@@ -11,6 +11,7 @@ pub mod acd;
 pub mod audio;
 pub mod config;
 pub mod peer;
+pub mod phone;
 pub mod protocol;
 pub mod sounds;
 pub mod store;
