@@ -452,7 +452,7 @@ pub fn speech_like(seed: u64, pitch_hz: f32, secs: f32) -> Vec<f32> {
                 };
                 let breath = 0.02 * (rng.unit() - 0.5);
                 let v = filters[0].run(source + breath) * 0.6 + filters[1].run(source) * 0.4;
-                out.push((v * envelope * 0.35).clamp(-0.9, 0.9));
+                out.push(v * envelope);
             }
             // A short gap between syllables (consonant-ish).
             let gap = ((0.02 + 0.05 * rng.unit()) * RATE) as usize;
@@ -462,6 +462,12 @@ pub fn speech_like(seed: u64, pitch_hz: f32, secs: f32) -> Vec<f32> {
         out.extend(std::iter::repeat_n(0.0, pause));
     }
     out.truncate(total);
+    // Like a headset microphone at a normal speaking level: peaks near -3 dBFS.
+    let peak = out.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if peak > 0.0 {
+        let gain = 0.7 / peak;
+        out.iter_mut().for_each(|v| *v *= gain);
+    }
     out
 }
 
