@@ -291,8 +291,9 @@ pub async fn seed(store: &Store) -> Result<(), store::StoreError> {
         if store.call(&id).await?.is_some() {
             continue;
         }
-        // Mid-morning, a few minutes apart, so dates read naturally.
-        let arrived = now - days_ago * day - (i as i64 * 7 + 3) * 60_000;
+        // During office hours (09:30 UTC onwards, 23 minutes apart), so dates read naturally.
+        let arrived =
+            now - now.rem_euclid(day) - days_ago * day + 570 * 60_000 + i as i64 * 23 * 60_000;
         let answered = arrived + 12_000 + i as i64 * 3_000;
         let ended = answered + talk_secs * 1000;
         store
@@ -348,7 +349,12 @@ async fn callers(url: String, dir: PathBuf, every: Duration) -> Result<(), DemoE
     loop {
         if active.load(Ordering::Relaxed) < MAX_CALLERS {
             n += 1;
-            let pick = rng.below(CUSTOMERS.len() as u64 + 2) as usize;
+            // The first caller has a history, so the first screen-pop shows one.
+            let pick = if n == 1 {
+                0
+            } else {
+                rng.below(CUSTOMERS.len() as u64 + 2) as usize
+            };
             let (from, name) = match CUSTOMERS.get(pick) {
                 Some(c) => (c.number.to_owned(), c.name.map(str::to_owned)),
                 // Now and then someone new.
@@ -506,10 +512,7 @@ mod tests {
     fn speech_like_audio_is_audible_with_pauses() {
         let s = speech_like(1, 150.0, 5.0);
         assert_eq!(s.len(), 5 * 48_000);
-        let frames: Vec<f32> = s
-            .chunks(960)
-            .map(|f| super::super::audio::level_dbfs(f))
-            .collect();
+        let frames: Vec<f32> = s.chunks(960).map(super::super::audio::level_dbfs).collect();
         let loud = frames.iter().filter(|&&l| l > -35.0).count();
         let silent = frames.iter().filter(|&&l| l < -60.0).count();
         assert!(loud > frames.len() / 3, "loud frames: {loud}");

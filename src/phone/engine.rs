@@ -597,7 +597,7 @@ impl Engine {
                     Exit::Lost(why) => {
                         tracing::warn!("lost the switchboard: {why}");
                         match self.reconnect(&creds).await {
-                            Reconnect::Done(again) => session = again,
+                            Reconnect::Done(again) => session = *again,
                             Reconnect::LoggedOut => {
                                 self.logged_out();
                                 break;
@@ -805,7 +805,7 @@ impl Engine {
                 Ok((session, _, _)) => {
                     self.out
                         .notice(NoticeLevel::Info, "Connection to the switchboard is back.");
-                    return Reconnect::Done(session);
+                    return Reconnect::Done(Box::new(session));
                 }
                 Err(LoginError::BadCredentials) => {
                     self.out
@@ -835,7 +835,10 @@ impl Engine {
             }
             mouth => *mouth = Mouth::wav(mic.to_vec()),
         }
-        session.voice.muted = self.muted;
+        // Between calls nothing is encoded or sent (the link stays up by ICE keepalives):
+        // this is most of a shift, and encoding silence would cost CPU for nothing. The RTP
+        // clock still advances, so the first frame of a call carries the right time.
+        session.voice.muted = self.muted || self.active.is_none();
         if let Some((ts, frame)) = session.voice.tick(Instant::now()) {
             match session.voice.send(&session.media, ts, frame).await {
                 Ok(()) => session.send_failed = false,
@@ -865,13 +868,12 @@ impl Engine {
                 .max(if self.muted { -100.0 } else { level_dbfs(&mic) });
         self.peak_speaker_dbfs = self.peak_speaker_dbfs.max(level_dbfs(&out));
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % LEVEL_EVERY_TICKS == 0 {
-            let voice = if self.ticks % STATS_WINDOW_TICKS == 0 {
+        if self.ticks.is_multiple_of(LEVEL_EVERY_TICKS) {
+            let voice = if self.ticks.is_multiple_of(STATS_WINDOW_TICKS) {
                 Some(self.voice_stats(session))
             } else {
                 None
             };
-            let showing = self.active.is_some() || self.mic_test;
             let levels = Levels {
                 mic_dbfs: self.peak_mic_dbfs,
                 speaker_dbfs: self.peak_speaker_dbfs,
@@ -883,7 +885,6 @@ impl Engine {
                 // Only the mic test needs the window woken; call screens redraw at 4 Hz.
                 (self.out.wake)();
             }
-            let _ = showing;
             self.peak_mic_dbfs = -100.0;
             self.peak_speaker_dbfs = -100.0;
         }
@@ -1100,15 +1101,15 @@ impl Engine {
             }
             ServerMessage::Ok { req } => {
                 match req.and_then(|r| session.pending.remove(&r)) {
-                    Some(Pending::NotReadyLater(reason)) => {
-                        // Applied after wrap-up by the switchboard; shown until then.
+                    // Applied after wrap-up by the switchboard; shown until then.
+                    Some(Pending::NotReadyLater(reason))
                         if !matches!(
                             self.state,
                             AgentStateName::Available | AgentStateName::NotReady
-                        ) {
-                            self.pending_not_ready = Some(reason.clone());
-                            self.out.send(Update::PendingNotReady(Some(reason)));
-                        }
+                        ) =>
+                    {
+                        self.pending_not_ready = Some(reason.clone());
+                        self.out.send(Update::PendingNotReady(Some(reason)));
                     }
                     Some(Pending::CancelLater) => {
                         self.pending_not_ready = None;
@@ -1518,7 +1519,8 @@ impl Engine {
 }
 
 enum Reconnect {
-    Done(Session),
+    /// Boxed: a session is large and this enum is moved around.
+    Done(Box<Session>),
     LoggedOut,
     Shutdown,
 }
