@@ -33,7 +33,10 @@ fn rss_kb(pid: u32) -> u64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let binary = args.get(1).cloned().unwrap_or_else(|| "target/release/sapa".into());
+    let binary = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "target/release/sapa".into());
     let calls: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
     let secs: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(20);
     let monitor = args.iter().any(|a| a == "--monitor");
@@ -41,7 +44,18 @@ async fn main() {
     let db = format!("sqlite:{}", dir.path().join("b.db").display());
     for i in 0..calls {
         let ok = Command::new(&binary)
-            .args(["user", "add", "--db", &db, "--name", &format!("a{i}"), "--role", "agent", "--password", "pw"])
+            .args([
+                "user",
+                "add",
+                "--db",
+                &db,
+                "--name",
+                &format!("a{i}"),
+                "--role",
+                "agent",
+                "--password",
+                "pw",
+            ])
             .stdout(Stdio::null())
             .status()
             .unwrap()
@@ -49,14 +63,33 @@ async fn main() {
         assert!(ok);
         if monitor {
             Command::new(&binary)
-                .args(["user", "add", "--db", &db, "--name", &format!("s{i}"), "--role", "supervisor", "--password", "pw"])
+                .args([
+                    "user",
+                    "add",
+                    "--db",
+                    &db,
+                    "--name",
+                    &format!("s{i}"),
+                    "--role",
+                    "supervisor",
+                    "--password",
+                    "pw",
+                ])
                 .stdout(Stdio::null())
                 .status()
                 .unwrap();
         }
     }
     let mut sb = Command::new(&binary)
-        .args(["switchboard", "--listen", "127.0.0.1:17070", "--media-listen", "127.0.0.1:17071", "--db", &db])
+        .args([
+            "switchboard",
+            "--listen",
+            "127.0.0.1:17070",
+            "--media-listen",
+            "127.0.0.1:17071",
+            "--db",
+            &db,
+        ])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -110,7 +143,11 @@ async fn main() {
                 user: format!("s{i}"),
                 password: "pw".into(),
                 agent: format!("a{i}"),
-                phases: vec![MonitorPhase { mode: MonitorMode::Listen, secs: secs as f64 + 6.0, voice: None }],
+                phases: vec![MonitorPhase {
+                    mode: MonitorMode::Listen,
+                    secs: secs as f64 + 6.0,
+                    voice: None,
+                }],
                 record: None,
                 wait_secs: 30.0,
             }));
