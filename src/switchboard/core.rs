@@ -482,16 +482,16 @@ impl Core {
     ) {
         // A second login of the same user takes over: the older connection is told and dropped
         // from the ACD, so an agent whose network blipped is never stuck "logged in elsewhere".
-        if let Some(old) = self.users.get(&user).copied() {
-            if old != conn {
-                self.error(
-                    old,
-                    None,
-                    ErrorCode::InvalidState,
-                    "this user logged in from another connection".into(),
-                );
-                self.closed(now, old);
-            }
+        if let Some(old) = self.users.get(&user).copied()
+            && old != conn
+        {
+            self.error(
+                old,
+                None,
+                ErrorCode::InvalidState,
+                "this user logged in from another connection".into(),
+            );
+            self.closed(now, old);
         }
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
@@ -796,13 +796,13 @@ impl Core {
         );
         // Ends after-call work if this is the call in wrap-up; a late or repeated submit is
         // stored (idempotently) and changes no state.
-        if let Some(AgentState::AfterCallWork { call, .. }) = self.acd.agent_state(&agent) {
-            if call.0 == form.call_id {
-                let call = call.clone();
-                let _ = self
-                    .acd
-                    .handle_input(now, AcdInput::DispositionSubmitted { agent, call });
-            }
+        if let Some(AgentState::AfterCallWork { call, .. }) = self.acd.agent_state(&agent)
+            && call.0 == form.call_id
+        {
+            let call = call.clone();
+            let _ = self
+                .acd
+                .handle_input(now, AcdInput::DispositionSubmitted { agent, call });
         }
     }
 
@@ -1310,17 +1310,17 @@ impl Core {
                         },
                     );
                 }
-                if let Some(agent) = agent {
-                    if let Some(conn) = self.users.get(&agent.0).copied() {
-                        self.media.route(PeerId(conn), Slot::Main, Source::Silence);
-                        self.send(
-                            conn,
-                            ServerMessage::CallEnded {
-                                call_id: call.0,
-                                reason: reason.to_owned(),
-                            },
-                        );
-                    }
+                if let Some(agent) = agent
+                    && let Some(conn) = self.users.get(&agent.0).copied()
+                {
+                    self.media.route(PeerId(conn), Slot::Main, Source::Silence);
+                    self.send(
+                        conn,
+                        ServerMessage::CallEnded {
+                            call_id: call.0,
+                            reason: reason.to_owned(),
+                        },
+                    );
                 }
                 self.queues_dirty = true;
             }

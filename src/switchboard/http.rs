@@ -146,10 +146,10 @@ async fn connection(socket: WebSocket, state: Arc<HttpState>) {
                 continue;
             }
         };
-        if let Some(input) = handle_message(conn, &state, &outbox, &mut standing, message).await {
-            if state.core.send(input).is_err() {
-                break;
-            }
+        if let Some(input) = handle_message(conn, &state, &outbox, &mut standing, message).await
+            && state.core.send(input).is_err()
+        {
+            break;
         }
     }
     let _ = state.core.send(CoreInput::Closed { conn });
