@@ -37,6 +37,38 @@ enum Command {
     Supervisor(SupervisorArgs),
     /// Print a caller's history as JSON.
     History(HistoryArgs),
+    /// A report per agent or per queue over a date range (supervisors only).
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[arg(long)]
+    switchboard: String,
+    #[arg(long)]
+    user: String,
+    /// The password (or set SAPA_PASSWORD).
+    #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// First day, YYYY-MM-DD (UTC).
+    #[arg(long)]
+    from: String,
+    /// Last day, YYYY-MM-DD (UTC), included.
+    #[arg(long)]
+    to: String,
+    #[arg(long, value_parser = ["agent", "queue"], default_value = "agent")]
+    by: String,
+    /// Print CSV instead of JSON.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// Midnight UTC of a YYYY-MM-DD date, in ms since the epoch.
+fn day_start_ms(date: &str) -> anyhow::Result<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(date.trim(), &format)
+        .with_context(|| format!("{date:?} is not a date like 2026-11-23"))?;
+    Ok(day.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 #[derive(clap::Args)]
@@ -367,6 +399,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Report(args) => {
+            let from_ms = day_start_ms(&args.from)?;
+            let to_ms = day_start_ms(&args.to)? + 86_400_000;
+            if to_ms <= from_ms {
+                bail!("--to is before --from");
+            }
+            let url = signal::ws_url(&args.switchboard);
+            let (signal, _events) = signal::Signal::connect(&url).await?;
+            let timeout = sapa::peer::REQUEST_TIMEOUT;
+            signal
+                .request(
+                    ClientMessage::Login {
+                        req: None,
+                        protocol: PROTOCOL_VERSION,
+                        user: args.user,
+                        password: args.password,
+                    },
+                    timeout,
+                )
+                .await?;
+            let by = if args.by == "queue" {
+                sapa::metrics::ReportBy::Queue
+            } else {
+                sapa::metrics::ReportBy::Agent
+            };
+            let answer = signal
+                .request(
+                    ClientMessage::Report {
+                        req: None,
+                        from_ms,
+                        to_ms,
+                        by,
+                    },
+                    timeout,
+                )
+                .await?;
+            let ServerMessage::Report { rows, csv, .. } = answer else {
+                bail!("unexpected answer from the switchboard: {answer:?}");
+            };
+            if args.csv {
+                print!("{csv}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
             Ok(())
         }
         Command::History(args) => {

@@ -147,6 +147,7 @@ fn reply_req(message: &ServerMessage) -> Option<&str> {
         | ServerMessage::History { req, .. }
         | ServerMessage::Pong { req, .. }
         | ServerMessage::MonitorStarted { req, .. }
+        | ServerMessage::Report { req, .. }
         | ServerMessage::Error { req, .. } => req.as_deref(),
         _ => None,
     }
@@ -166,6 +167,7 @@ fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::Monitor { req, .. }
         | ClientMessage::StopMonitor { req }
         | ClientMessage::Hold { req, .. }
+        | ClientMessage::Report { req, .. }
         | ClientMessage::Ping { req, .. } => *req = Some(id),
     }
 }
