@@ -12,6 +12,7 @@ pub mod audio;
 pub mod config;
 pub mod metrics;
 pub mod peer;
+pub mod phone;
 pub mod protocol;
 pub mod sounds;
 pub mod store;

@@ -39,6 +39,13 @@ enum Command {
     History(HistoryArgs),
     /// A report per agent or per queue over a date range (supervisors only).
     Report(ReportArgs),
+    /// The agent's desktop phone (a window). With --switchboard, --user and --password it
+    /// logs in at once and starts not ready; otherwise it shows the login screen, filled in
+    /// from the saved config ($XDG_CONFIG_HOME/sapa/phone.toml).
+    Phone(PhoneArgs),
+    /// Try everything in one process: an embedded switchboard, seeded customers, simulated
+    /// callers, and the phone logged in as the demo agent. Also what `sapa` alone runs.
+    Demo(DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -69,6 +76,38 @@ fn day_start_ms(date: &str) -> anyhow::Result<i64> {
     let day = time::Date::parse(date.trim(), &format)
         .with_context(|| format!("{date:?} is not a date like 2026-11-23"))?;
     Ok(day.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+#[derive(clap::Args)]
+struct PhoneArgs {
+    /// Switchboard address (host:port, http://, ws:// or wss:// URL).
+    #[arg(long)]
+    switchboard: Option<String>,
+    /// User to log in as.
+    #[arg(long)]
+    user: Option<String>,
+    /// The password (or set SAPA_PASSWORD). Never saved.
+    #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Run without audio devices: silence is sent and nothing is played.
+    #[arg(long)]
+    no_audio: bool,
+    /// Settings file (default: $XDG_CONFIG_HOME/sapa/phone.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Default)]
+struct DemoArgs {
+    /// No simulated callers (the switchboard and the phone only).
+    #[arg(long)]
+    no_callers: bool,
+    /// Seconds between simulated callers, on average.
+    #[arg(long, default_value_t = 8.0)]
+    caller_every_secs: f64,
+    /// Run without audio devices.
+    #[arg(long)]
+    no_audio: bool,
 }
 
 #[derive(clap::Args)]
@@ -229,6 +268,8 @@ struct HistoryArgs {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: the local UTC offset can only be read then (see phone::clock).
+    sapa::phone::clock::init_local_offset();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -244,7 +285,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // The window must run on the main thread, so the phone and the demo run outside
+    // `block_on`; the demo's switchboard and callers run on the runtime's workers.
+    let windowed = match cli.command {
+        None => Some(run_demo(&runtime, DemoArgs::default())),
+        Some(Command::Demo(args)) => Some(run_demo(&runtime, args)),
+        Some(Command::Phone(args)) => Some(
+            sapa::phone::run_phone(sapa::phone::PhoneOptions {
+                switchboard: args.switchboard,
+                user: args.user,
+                password: args.password,
+                no_audio: args.no_audio,
+                config: args.config,
+            })
+            .map_err(anyhow::Error::from),
+        ),
+        Some(command) => {
+            return match runtime.block_on(run(command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sapa: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    match windowed.unwrap_or(Ok(())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sapa: {e:#}");
@@ -265,11 +331,22 @@ fn impairment(spec: Option<String>) -> anyhow::Result<Option<Impairment>> {
         .transpose()
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Some(command) = cli.command else {
-        bail!("no command given; see `sapa --help` (the demo is `cargo run --release -- demo`)");
-    };
+fn run_demo(runtime: &tokio::runtime::Runtime, args: DemoArgs) -> anyhow::Result<()> {
+    let every = (!args.no_callers && args.caller_every_secs > 0.0)
+        .then(|| std::time::Duration::from_secs_f64(args.caller_every_secs));
+    sapa::phone::demo::run(
+        runtime,
+        sapa::phone::demo::DemoOptions {
+            caller_every: every,
+            no_audio: args.no_audio,
+        },
+    )?;
+    Ok(())
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Phone(_) | Command::Demo(_) => bail!("the phone runs on the main thread"),
         Command::Switchboard(args) => {
             if args.print_default_config {
                 print!("{DEFAULT_CONFIG}");

@@ -153,7 +153,8 @@ fn reply_req(message: &ServerMessage) -> Option<&str> {
     }
 }
 
-fn set_req(message: &mut ClientMessage, id: String) {
+/// Fills in the `req` id of any client message.
+pub fn set_req(message: &mut ClientMessage, id: String) {
     match message {
         ClientMessage::Login { req, .. }
         | ClientMessage::Dial { req, .. }

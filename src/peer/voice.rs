@@ -137,6 +137,11 @@ impl Voice {
         Some((ts, Bytes::copy_from_slice(&self.encoded[..n])))
     }
 
+    /// Receive statistics of one slot (jitter buffer and decoder counters, since the start).
+    pub fn receiver_stats(&self, slot: RxSlot) -> crate::audio::receive::ReceiverStats {
+        self.receivers[slot as usize].stats()
+    }
+
     pub fn heard(&self) -> &[f32; FRAME] {
         &self.heard
     }

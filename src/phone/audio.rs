@@ -1,0 +1,193 @@
+//! The phone's audio endpoint: where the microphone frames come from and where the call and
+//! the ring go. The engine's voice loop calls it once per 20 ms frame, so an implementation
+//! never blocks (a device implementation copies from / into lock-free rings filled by the
+//! device callbacks).
+//!
+//! Two implementations here: [`NoDevice`] (silence in, output discarded) when devices cannot
+//! open or none are wanted, and [`TestEndpoint`] (a scripted microphone and a recorded
+//! speaker) for tests. The headset implementation over `audio::device` plugs in beside them.
+
+use std::sync::{Arc, Mutex};
+
+use sapa_ui::DeviceRole;
+
+use crate::peer::voice::FRAME;
+
+/// Devices present now, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceLists {
+    pub microphones: Vec<String>,
+    pub speakers: Vec<String>,
+}
+
+/// One audio endpoint: a microphone, a speaker for the call, a ringer.
+pub trait AudioEndpoint {
+    /// What it is, for notices ("no audio device").
+    fn describe(&self) -> String;
+    /// Fills one 20 ms frame (48 kHz mono) from the microphone. False when no frame was ready;
+    /// the caller then sends silence.
+    fn read_mic_frame(&mut self, frame: &mut [f32; FRAME]) -> bool;
+    /// Plays one 20 ms frame of the call.
+    fn write_speaker_frame(&mut self, frame: &[f32; FRAME]);
+    /// Starts looping `samples` (48 kHz mono) on the ringer device.
+    fn start_ring(&mut self, samples: &[f32]);
+    fn stop_ring(&mut self);
+    fn devices(&self) -> DeviceLists;
+    /// Switches a role to a device (`None`: the system default). Err is a sentence for the
+    /// agent; the previous device stays in use.
+    fn select(&mut self, role: DeviceRole, name: Option<&str>) -> Result<(), String>;
+}
+
+/// No audio hardware: the microphone is silent, what would be played is dropped.
+#[derive(Debug, Default)]
+pub struct NoDevice;
+
+impl AudioEndpoint for NoDevice {
+    fn describe(&self) -> String {
+        "no audio device".into()
+    }
+
+    fn read_mic_frame(&mut self, frame: &mut [f32; FRAME]) -> bool {
+        frame.fill(0.0);
+        true
+    }
+
+    fn write_speaker_frame(&mut self, _frame: &[f32; FRAME]) {}
+
+    fn start_ring(&mut self, _samples: &[f32]) {}
+
+    fn stop_ring(&mut self) {}
+
+    fn devices(&self) -> DeviceLists {
+        DeviceLists::default()
+    }
+
+    fn select(&mut self, _role: DeviceRole, name: Option<&str>) -> Result<(), String> {
+        match name {
+            None => Ok(()),
+            Some(name) => Err(format!("{name} cannot be opened: no audio devices")),
+        }
+    }
+}
+
+/// What a [`TestEndpoint`] heard and did, shared with the test.
+#[derive(Debug, Default)]
+pub struct TestTap {
+    /// Every frame written to the speaker, in order.
+    pub speaker: Vec<f32>,
+    /// Whether the ring is on now.
+    pub ringing: bool,
+    /// How many times the ring started.
+    pub rings: u32,
+}
+
+/// A scripted microphone (loops `mic`) and a recorded speaker, for tests.
+pub struct TestEndpoint {
+    mic: Vec<f32>,
+    pos: usize,
+    tap: Arc<Mutex<TestTap>>,
+}
+
+impl TestEndpoint {
+    pub fn new(mic: Vec<f32>) -> (TestEndpoint, Arc<Mutex<TestTap>>) {
+        let tap = Arc::new(Mutex::new(TestTap::default()));
+        (
+            TestEndpoint {
+                mic,
+                pos: 0,
+                tap: tap.clone(),
+            },
+            tap,
+        )
+    }
+
+    fn with_tap(&self, f: impl FnOnce(&mut TestTap)) {
+        // A test that panicked while holding the lock has failed already.
+        if let Ok(mut tap) = self.tap.lock() {
+            f(&mut tap);
+        }
+    }
+}
+
+impl AudioEndpoint for TestEndpoint {
+    fn describe(&self) -> String {
+        "test endpoint".into()
+    }
+
+    fn read_mic_frame(&mut self, frame: &mut [f32; FRAME]) -> bool {
+        if self.mic.is_empty() {
+            frame.fill(0.0);
+            return true;
+        }
+        for s in frame.iter_mut() {
+            *s = self.mic[self.pos];
+            self.pos = (self.pos + 1) % self.mic.len();
+        }
+        true
+    }
+
+    fn write_speaker_frame(&mut self, frame: &[f32; FRAME]) {
+        self.with_tap(|tap| tap.speaker.extend_from_slice(frame));
+    }
+
+    fn start_ring(&mut self, _samples: &[f32]) {
+        self.with_tap(|tap| {
+            tap.ringing = true;
+            tap.rings += 1;
+        });
+    }
+
+    fn stop_ring(&mut self) {
+        self.with_tap(|tap| tap.ringing = false);
+    }
+
+    fn devices(&self) -> DeviceLists {
+        DeviceLists {
+            microphones: vec!["Test microphone".into()],
+            speakers: vec!["Test speaker".into()],
+        }
+    }
+
+    fn select(&mut self, _role: DeviceRole, _name: Option<&str>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Level of a frame in dB full scale (RMS); -100 for digital silence.
+pub fn level_dbfs(frame: &[f32]) -> f32 {
+    if frame.is_empty() {
+        return -100.0;
+    }
+    let mean_square = frame.iter().map(|s| s * s).sum::<f32>() / frame.len() as f32;
+    if mean_square <= 1e-10 {
+        -100.0
+    } else {
+        (10.0 * mean_square.log10()).max(-100.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(level_dbfs(&[0.0; 960]), -100.0);
+        let full: Vec<f32> = (0..960)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        assert!(level_dbfs(&full).abs() < 0.01);
+    }
+
+    #[test]
+    fn test_endpoint_loops_its_microphone_and_records() {
+        let (mut ep, tap) = TestEndpoint::new(vec![0.5; 100]);
+        let mut frame = [0.0; FRAME];
+        assert!(ep.read_mic_frame(&mut frame));
+        assert!(frame.iter().all(|&s| s == 0.5));
+        ep.write_speaker_frame(&frame);
+        ep.start_ring(&[]);
+        assert_eq!(tap.lock().unwrap().speaker.len(), FRAME);
+        assert!(tap.lock().unwrap().ringing);
+    }
+}

@@ -1,0 +1,76 @@
+//! Wall-clock text in the agent's time zone: past calls' dates, and follow-up times typed in
+//! the wrap-up form turned into instants.
+//!
+//! The local UTC offset is read once, at start ([`init_local_offset`] from `main`, before
+//! any thread exists: the `time` crate refuses to read it later on Unix); UTC if unknown.
+
+use std::sync::OnceLock;
+
+use sapa_ui::LocalDateTime;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+static OFFSET: OnceLock<UtcOffset> = OnceLock::new();
+
+/// Reads the local offset; call first thing in `main`.
+pub fn init_local_offset() {
+    offset();
+}
+
+fn offset() -> UtcOffset {
+    *OFFSET.get_or_init(|| UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC))
+}
+
+/// `YYYY-MM-DD HH:MM` in local time for ms since the Unix epoch.
+pub fn local_text(epoch_ms: i64) -> String {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp(epoch_ms.div_euclid(1000)) else {
+        return String::new();
+    };
+    let t = t.to_offset(offset());
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// A typed local date and time as ms since the Unix epoch. The form has validated it; a date
+/// that still does not exist (never, in practice) falls back to now.
+pub fn local_to_epoch_ms(at: LocalDateTime) -> i64 {
+    let date = Month::try_from(at.date.month)
+        .ok()
+        .and_then(|m| Date::from_calendar_date(i32::from(at.date.year), m, at.date.day).ok());
+    let time = Time::from_hms(at.hour, at.minute, 0).ok();
+    match (date, time) {
+        (Some(date), Some(time)) => {
+            PrimitiveDateTime::new(date, time)
+                .assume_offset(offset())
+                .unix_timestamp()
+                * 1000
+        }
+        _ => crate::peer::now_ms(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sapa_ui::CalendarDate;
+
+    #[test]
+    fn local_text_and_back_agree() {
+        let at = LocalDateTime {
+            date: CalendarDate {
+                year: 2026,
+                month: 11,
+                day: 24,
+            },
+            hour: 9,
+            minute: 30,
+        };
+        let ms = local_to_epoch_ms(at);
+        assert_eq!(local_text(ms), "2026-11-24 09:30");
+    }
+}

@@ -1,0 +1,1568 @@
+//! The phone engine: everything the agent's desktop does that is not drawing. It runs on its
+//! own thread with a tokio runtime; the window thread never waits on network, audio or disk.
+//!
+//! ```text
+//! window thread (eframe)                     engine thread (tokio)
+//!   each frame: drain Update channel  <----  login, one peer connection per shift,
+//!               read Levels (watch)   <----  20 ms voice loop, ring, pings, reconnect,
+//!               phone_ui(view)                drafts on disk, config on disk
+//!               send Intents          ---->  carried out in order
+//! ```
+//!
+//! Run loop: `loop { wait for a login; open a Session; loop { run_session() -> Lost |
+//! LoggedOut | Shutdown; on Lost reconnect with backoff } }`. Inside a session one
+//! `select!` serves intents, server messages, the 20 ms voice tick and the 2 s ping.
+//!
+//! Requests are sent without waiting (`Signal::send` with our own `req`); replies come back
+//! as events and are matched in [`Engine::on_server`], so a slow answer never stalls the
+//! voice loop.
+//!
+//! Updates that describe what happened (call events, results) go through an unbounded
+//! channel and are never dropped; audio levels, which only the latest matters of, go through
+//! a `watch` and are merged.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sapa_ui::{
+    ActiveCall, CallerInfo as UiCaller, ConnectionHealth, DeviceRole, Disposition,
+    DispositionDraft, DraftStatus, Intent, LoginError, NoticeLevel, PastCall, QueueSummary,
+    SettingsView, VoiceStats, WrapUpCall,
+};
+use tokio::sync::{mpsc, watch};
+
+use super::audio::{AudioEndpoint, NoDevice, level_dbfs};
+use super::clock;
+use super::config::PhoneConfig;
+use super::draft::{DraftCall, DraftStore, StoredDraft, SubmittedForm, request_id};
+use crate::peer::rtc::{LinkState, PeerMedia, RxPacket, RxSlot};
+use crate::peer::voice::{FRAME, Mouth, Voice};
+use crate::peer::{REQUEST_TIMEOUT, connect_media, now_ms, signal};
+use crate::protocol::{
+    AgentStateName, ClientConfig, ClientMessage, ErrorCode, HistoryEntry, PROTOCOL_VERSION,
+    RequestedState, Resolution, Role, ServerMessage,
+};
+use crate::sounds::Sound;
+
+/// How often the engine pings the switchboard (round-trip shown in the header).
+const PING_EVERY: Duration = Duration::from_secs(2);
+/// No pong for this long: the link is treated as lost and the phone reconnects.
+const PING_DEAD_AFTER: Duration = Duration::from_secs(7);
+/// Reconnect waits: 0.5 s, doubling, at most this long.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Levels and voice statistics go to the window at most this often (10 voice ticks).
+const LEVEL_EVERY_TICKS: u32 = 10;
+/// Voice statistics are computed over this many ticks (5 s).
+const STATS_WINDOW_TICKS: u32 = 250;
+/// The test tone: 440 Hz for this many 20 ms frames.
+const TEST_TONE_FRAMES: u32 = 75;
+
+/// Where to log in.
+#[derive(Clone)]
+pub struct Credentials {
+    pub url: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which audio endpoint the engine opens on its thread.
+pub enum AudioSetup {
+    /// The headset and ringer named in the config; falls back to [`NoDevice`] with a notice.
+    Devices,
+    /// No audio at all (silence sent, nothing played).
+    None,
+    /// Made on the engine thread by the closure (tests plug in a `TestEndpoint`).
+    Custom(Box<dyn FnOnce() -> Box<dyn AudioEndpoint> + Send>),
+}
+
+/// How the engine starts.
+pub struct EngineOptions {
+    pub config: PhoneConfig,
+    /// Where setting changes are saved; `None` keeps them for this run only.
+    pub config_path: Option<PathBuf>,
+    /// Save the switchboard URL and user after a successful login (not in the demo).
+    pub remember_login: bool,
+    /// Drafts live in `<drafts_root>/<user>/`.
+    pub drafts_root: PathBuf,
+    /// Log in at once, without the login screen.
+    pub auto_login: Option<Credentials>,
+    /// Go available right after the first login (the demo); otherwise the agent starts
+    /// not ready, as the switchboard puts every new login.
+    pub go_available: bool,
+    pub audio: AudioSetup,
+}
+
+/// What the engine tells the window. Applied in order by [`super::state::PhoneState`].
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// Prefill the login form.
+    LoginForm {
+        url: String,
+        user: String,
+    },
+    LoggingIn,
+    LoginFailed(LoginError),
+    LoggedIn {
+        user: String,
+        role: Role,
+        config: ClientConfig,
+    },
+    LoggedOut,
+    Connection(ConnectionHealth),
+    AgentState {
+        state: AgentStateName,
+        reason: Option<String>,
+        since_ms: i64,
+        call_id: Option<String>,
+        deadline_ms: Option<i64>,
+    },
+    PendingNotReady(Option<String>),
+    Offered {
+        call_id: String,
+        queue: String,
+        caller: UiCaller,
+        waited_ms: u64,
+        ring_started_ms: u64,
+        ring_deadline_ms: u64,
+    },
+    OfferWithdrawn {
+        call_id: String,
+        reason: String,
+    },
+    Connected {
+        call_id: String,
+        at_ms: u64,
+    },
+    Ended {
+        call_id: String,
+        reason: String,
+        at_ms: u64,
+    },
+    Muted(bool),
+    Held {
+        on: bool,
+        at_ms: u64,
+    },
+    Monitored(bool),
+    /// Put this draft in the form (fresh for a new call, or from disk).
+    Draft(DispositionDraft),
+    DraftStatus(DraftStatus),
+    /// Show the wrap-up form of a call whose disposition was never submitted (found on disk
+    /// after a restart).
+    RestoreWrapUp {
+        call: WrapUpCall,
+        draft: DispositionDraft,
+    },
+    DispositionSaved {
+        call_id: String,
+    },
+    HistorySearching(String),
+    HistoryResults {
+        query: String,
+        results: Vec<PastCall>,
+    },
+    /// A call handled in this shift, new or updated (by call id).
+    TodayCall(PastCall),
+    Queues(QueueSummary),
+    Settings(SettingsView),
+    Notice {
+        level: NoticeLevel,
+        text: String,
+    },
+}
+
+/// The latest audio levels; merged, only the newest matters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Levels {
+    pub mic_dbfs: f32,
+    pub speaker_dbfs: f32,
+    pub voice: VoiceStats,
+    /// The microphone test is running (Settings shows `mic_dbfs`).
+    pub mic_test: bool,
+}
+
+impl Default for Levels {
+    fn default() -> Self {
+        Levels {
+            mic_dbfs: -100.0,
+            speaker_dbfs: -100.0,
+            voice: VoiceStats::default(),
+            mic_test: false,
+        }
+    }
+}
+
+enum Command {
+    Intent(Intent),
+    Shutdown,
+}
+
+/// The window's side of the engine.
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    updates: std::sync::mpsc::Receiver<Update>,
+    levels: watch::Receiver<Levels>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Hands an intent to the engine (never blocks).
+    pub fn send(&self, intent: Intent) {
+        // A closed channel means the engine thread ended; its last update said why.
+        let _ = self.commands.send(Command::Intent(intent));
+    }
+
+    /// The next update, if one is waiting (never blocks).
+    pub fn try_recv(&self) -> Option<Update> {
+        self.updates.try_recv().ok()
+    }
+
+    /// Waits for the next update (tests; the window never waits).
+    pub fn recv_timeout(&self, limit: Duration) -> Option<Update> {
+        self.updates.recv_timeout(limit).ok()
+    }
+
+    pub fn levels(&self) -> Levels {
+        *self.levels.borrow()
+    }
+
+    /// Stops the engine (logs out, closes the peer connection) and waits for its thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts the engine thread. `wake` is called after every update (the window passes
+/// `ctx.request_repaint`), from the engine thread.
+pub fn spawn(
+    options: EngineOptions,
+    wake: impl Fn() + Send + Sync + 'static,
+) -> std::io::Result<EngineHandle> {
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let (updates_tx, updates) = std::sync::mpsc::channel();
+    let (levels_tx, levels) = watch::channel(Levels::default());
+    let outbox = Outbox {
+        updates: updates_tx,
+        wake: Arc::new(wake),
+    };
+    let thread = std::thread::Builder::new()
+        .name("sapa-phone-engine".into())
+        .spawn(move || {
+            // The engine future runs on this thread (`block_on`), so the audio endpoint need
+            // not be `Send`; the webrtc crate's own tasks run on the two workers.
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("sapa-phone-io")
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    outbox.notice(NoticeLevel::Error, format!("The phone cannot start: {e}"));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let engine = Engine::new(options, outbox, levels_tx, commands_rx);
+                engine.run().await;
+            });
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        })?;
+    Ok(EngineHandle {
+        commands,
+        updates,
+        levels,
+        thread: Some(thread),
+    })
+}
+
+/// Sends updates and wakes the window.
+#[derive(Clone)]
+struct Outbox {
+    updates: std::sync::mpsc::Sender<Update>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Outbox {
+    fn send(&self, update: Update) {
+        let _ = self.updates.send(update);
+        (self.wake)();
+    }
+
+    fn notice(&self, level: NoticeLevel, text: impl Into<String>) {
+        self.send(Update::Notice {
+            level,
+            text: text.into(),
+        });
+    }
+}
+
+/// What a request we sent was, so its reply can be handled.
+#[derive(Debug, Clone)]
+enum Pending {
+    /// Nothing to do on `ok`; an error is shown as a notice.
+    Plain(&'static str),
+    /// Not ready asked during a call: applies after wrap-up.
+    NotReadyLater(String),
+    CancelLater,
+    Disposition {
+        call_id: String,
+        resubmit: bool,
+    },
+    History(String),
+}
+
+/// How a session ended.
+enum Exit {
+    Lost(String),
+    LoggedOut,
+    /// Signed out because the same user logged in elsewhere.
+    TakenOver,
+    Shutdown,
+}
+
+/// A call the engine knows about, for drafts and the history list.
+#[derive(Debug, Clone, Default)]
+struct CallInfo {
+    call_id: String,
+    number: String,
+    name: Option<String>,
+    queue: String,
+    answered_ms: Option<u64>,
+    talk_ms: u64,
+}
+
+/// One login: the signaling connection, the shift's peer connection and its voice loop.
+struct Session {
+    signal: signal::Signal,
+    events: mpsc::UnboundedReceiver<ServerMessage>,
+    media: PeerMedia,
+    packets: mpsc::Receiver<RxPacket>,
+    voice: Voice,
+    pending: HashMap<String, Pending>,
+    next_req: u64,
+    last_pong: Instant,
+    send_failed: bool,
+}
+
+impl Session {
+    async fn open(creds: &Credentials) -> Result<(Session, Role, ClientConfig), LoginError> {
+        let url = signal::ws_url(&creds.url);
+        let (signal, events) = signal::Signal::connect(&url).await.map_err(|e| match e {
+            signal::SignalError::Unreachable { reason, .. } => LoginError::Unreachable(reason),
+            other => LoginError::Unreachable(other.to_string()),
+        })?;
+        let answer = signal
+            .request(
+                ClientMessage::Login {
+                    req: None,
+                    protocol: PROTOCOL_VERSION,
+                    user: creds.user.clone(),
+                    password: creds.password.clone(),
+                },
+                REQUEST_TIMEOUT,
+            )
+            .await
+            .map_err(|e| match e {
+                signal::SignalError::Refused {
+                    code: ErrorCode::BadCredentials,
+                    ..
+                } => LoginError::BadCredentials,
+                other => LoginError::Other(format!("Login failed: {other}")),
+            })?;
+        let ServerMessage::LoggedIn { role, config, .. } = answer else {
+            return Err(LoginError::Other(format!(
+                "Unexpected answer to login: {answer:?}"
+            )));
+        };
+        let (media, packets) = connect_media(&signal, &url)
+            .await
+            .map_err(|e| LoginError::Other(format!("The voice connection failed: {e}")))?;
+        let voice = Voice::new(None)
+            .map_err(|e| LoginError::Other(format!("The voice codec failed: {e}")))?;
+        Ok((
+            Session {
+                signal,
+                events,
+                media,
+                packets,
+                voice,
+                pending: HashMap::new(),
+                next_req: 1,
+                last_pong: Instant::now(),
+                send_failed: false,
+            },
+            role,
+            config,
+        ))
+    }
+
+    /// Sends a request without waiting; the reply is matched by `req` in `on_server`.
+    fn request(&mut self, mut message: ClientMessage, what: Pending) {
+        let req = format!("e{}", self.next_req);
+        self.next_req += 1;
+        signal::set_req(&mut message, req.clone());
+        if self.signal.send(message).is_ok() {
+            self.pending.insert(req, what);
+        }
+    }
+
+    async fn close(self) {
+        self.media.close().await;
+    }
+}
+
+/// The engine's state; lives on the engine thread only.
+struct Engine {
+    options_drafts_root: PathBuf,
+    remember_login: bool,
+    go_available: bool,
+    auto_login: Option<Credentials>,
+    config: PhoneConfig,
+    config_path: Option<PathBuf>,
+    out: Outbox,
+    levels: watch::Sender<Levels>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    endpoint: Box<dyn AudioEndpoint>,
+    /// The ringtone, decoded once.
+    ringtone: Vec<f32>,
+    ringing: bool,
+    /// The logged-in user (drafts and request ids are theirs).
+    user: String,
+    drafts: Option<DraftStore>,
+    /// The switchboard's view of our state, as last told.
+    state: AgentStateName,
+    pending_not_ready: Option<String>,
+    offered: Option<CallInfo>,
+    active: Option<CallInfo>,
+    /// The call in wrap-up (or restored from disk) whose disposition is not yet saved.
+    wrap: Option<CallInfo>,
+    /// The draft on screen, as last reported.
+    draft: Option<DispositionDraft>,
+    /// Drafts of other calls waiting to be shown once the current wrap-up is done.
+    muted: bool,
+    mic_test: bool,
+    test_tone_left: u32,
+    test_tone_phase: f32,
+    ticks: u32,
+    peak_mic_dbfs: f32,
+    peak_speaker_dbfs: f32,
+    stats_base: (u64, u64, u64),
+}
+
+impl Engine {
+    fn new(
+        options: EngineOptions,
+        out: Outbox,
+        levels: watch::Sender<Levels>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Engine {
+        let endpoint: Box<dyn AudioEndpoint> = match options.audio {
+            AudioSetup::None => Box::new(NoDevice),
+            AudioSetup::Custom(make) => make(),
+            AudioSetup::Devices => match super::devices::open(&options.config) {
+                Ok((endpoint, notices)) => {
+                    for text in notices {
+                        out.notice(NoticeLevel::Warning, text);
+                    }
+                    endpoint
+                }
+                Err(e) => {
+                    out.notice(
+                        NoticeLevel::Warning,
+                        format!("No sound: {e}. Calls connect, but you will not hear them."),
+                    );
+                    Box::new(NoDevice)
+                }
+            },
+        };
+        Engine {
+            options_drafts_root: options.drafts_root,
+            remember_login: options.remember_login,
+            go_available: options.go_available,
+            auto_login: options.auto_login,
+            config: options.config,
+            config_path: options.config_path,
+            out,
+            levels,
+            commands,
+            endpoint,
+            ringtone: Sound::Ringtone.samples(),
+            ringing: false,
+            user: String::new(),
+            drafts: None,
+            state: AgentStateName::LoggedOut,
+            pending_not_ready: None,
+            offered: None,
+            active: None,
+            wrap: None,
+            draft: None,
+            muted: false,
+            mic_test: false,
+            test_tone_left: 0,
+            test_tone_phase: 0.0,
+            ticks: 0,
+            peak_mic_dbfs: -100.0,
+            peak_speaker_dbfs: -100.0,
+            stats_base: (0, 0, 0),
+        }
+    }
+
+    async fn run(mut self) {
+        self.out.send(Update::LoginForm {
+            url: self.config.switchboard.clone(),
+            user: self.config.user.clone(),
+        });
+        self.out.send(Update::Settings(self.settings_view()));
+        let mut next_login = self.auto_login.take();
+        loop {
+            let creds = match next_login.take() {
+                Some(creds) => creds,
+                None => match self.wait_for_login().await {
+                    Some(creds) => creds,
+                    None => return,
+                },
+            };
+            self.out.send(Update::LoggingIn);
+            let (mut session, role, config) = match Session::open(&creds).await {
+                Ok(opened) => opened,
+                Err(e) => {
+                    self.out.send(Update::LoginFailed(e));
+                    continue;
+                }
+            };
+            self.logged_in(&creds, role, config);
+            let mut first = true;
+            loop {
+                self.after_connect(&mut session, first);
+                first = false;
+                let exit = self.run_session(&mut session).await;
+                self.stop_ring();
+                session.close().await;
+                match exit {
+                    Exit::Shutdown => return,
+                    Exit::LoggedOut => {
+                        self.logged_out();
+                        break;
+                    }
+                    Exit::TakenOver => {
+                        self.logged_out();
+                        self.out.send(Update::LoginFailed(LoginError::Other(
+                            "You logged in somewhere else, so this phone was signed out.".into(),
+                        )));
+                        break;
+                    }
+                    Exit::Lost(why) => {
+                        tracing::warn!("lost the switchboard: {why}");
+                        match self.reconnect(&creds).await {
+                            Reconnect::Done(again) => session = again,
+                            Reconnect::LoggedOut => {
+                                self.logged_out();
+                                break;
+                            }
+                            Reconnect::Shutdown => return,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logged out: serve intents until a login (or shutdown, `None`).
+    async fn wait_for_login(&mut self) -> Option<Credentials> {
+        loop {
+            match self.commands.recv().await {
+                None | Some(Command::Shutdown) => return None,
+                Some(Command::Intent(Intent::LogIn {
+                    url,
+                    user,
+                    password,
+                })) => {
+                    return Some(Credentials {
+                        url,
+                        user,
+                        password: password.expose().to_owned(),
+                    });
+                }
+                Some(Command::Intent(intent)) => self.offline_intent(intent),
+            }
+        }
+    }
+
+    fn logged_in(&mut self, creds: &Credentials, role: Role, config: ClientConfig) {
+        self.user = creds.user.clone();
+        self.drafts = Some(DraftStore::for_user(&self.options_drafts_root, &creds.user));
+        if self.remember_login
+            && (self.config.switchboard != creds.url || self.config.user != creds.user)
+        {
+            self.config.switchboard = creds.url.clone();
+            self.config.user = creds.user.clone();
+            self.save_config();
+        }
+        self.out.send(Update::LoggedIn {
+            user: creds.user.clone(),
+            role,
+            config,
+        });
+    }
+
+    fn logged_out(&mut self) {
+        self.state = AgentStateName::LoggedOut;
+        self.offered = None;
+        self.active = None;
+        self.wrap = None;
+        self.draft = None;
+        self.pending_not_ready = None;
+        self.muted = false;
+        self.out.send(Update::LoggedOut);
+    }
+
+    /// After every (re)connect: go available if asked, send submitted dispositions that were
+    /// never acknowledged, and bring back an unfinished wrap-up form.
+    fn after_connect(&mut self, session: &mut Session, first: bool) {
+        self.out
+            .send(Update::Connection(ConnectionHealth::Connected {
+                round_trip_ms: 0,
+            }));
+        session.last_pong = Instant::now();
+        if first && self.go_available {
+            session.request(
+                ClientMessage::SetState {
+                    req: None,
+                    state: RequestedState::Available,
+                    reason: None,
+                },
+                Pending::Plain("Going available"),
+            );
+        }
+        let Some(store) = &self.drafts else {
+            return;
+        };
+        for stored in store.all() {
+            if let Some(form) = &stored.submitted {
+                session.request(
+                    disposition_message(&stored.call_id, &stored.request_id, form),
+                    Pending::Disposition {
+                        call_id: stored.call_id.clone(),
+                        resubmit: true,
+                    },
+                );
+            }
+        }
+        self.restore_next_draft();
+    }
+
+    /// Shows the newest unsubmitted draft on disk as the wrap-up form, if nothing else is.
+    fn restore_next_draft(&mut self) {
+        if self.wrap.is_some() || self.active.is_some() || self.offered.is_some() {
+            return;
+        }
+        let Some(store) = &self.drafts else {
+            return;
+        };
+        let Some(stored) = store.all().into_iter().find(|d| d.submitted.is_none()) else {
+            return;
+        };
+        let info = CallInfo {
+            call_id: stored.call_id.clone(),
+            number: stored.call.number.clone(),
+            name: stored.call.name.clone(),
+            queue: stored.call.queue.clone(),
+            answered_ms: None,
+            talk_ms: stored.call.talk_ms,
+        };
+        self.out.notice(
+            NoticeLevel::Info,
+            format!(
+                "Your unfinished disposition for the call from {} was kept; finish it below.",
+                stored.call.name.as_deref().unwrap_or(&stored.call.number)
+            ),
+        );
+        self.out.send(Update::RestoreWrapUp {
+            call: WrapUpCall {
+                call_id: info.call_id.clone(),
+                caller: ui_caller(&info.number, info.name.clone(), &[]),
+                queue: info.queue.clone(),
+                talk_ms: info.talk_ms,
+                acw_deadline_ms: None,
+            },
+            draft: stored.draft.clone(),
+        });
+        self.draft = Some(stored.draft);
+        self.wrap = Some(info);
+    }
+
+    async fn run_session(&mut self, session: &mut Session) -> Exit {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    None | Some(Command::Shutdown) => return Exit::Shutdown,
+                    Some(Command::Intent(intent)) => {
+                        if let Some(exit) = self.on_intent(session, intent) {
+                            return exit;
+                        }
+                    }
+                },
+                event = session.events.recv() => match event {
+                    None => return Exit::Lost("the switchboard closed the connection".into()),
+                    Some(message) => {
+                        if let Some(exit) = self.on_server(session, message) {
+                            return exit;
+                        }
+                    }
+                },
+                _ = tick.tick() => self.voice_tick(session).await,
+                _ = ping.tick() => {
+                    if session.last_pong.elapsed() > PING_DEAD_AFTER {
+                        return Exit::Lost("no answer to pings".into());
+                    }
+                    if session.media.link_state() == LinkState::Failed {
+                        return Exit::Lost("the voice connection failed".into());
+                    }
+                    let t = now_ms().max(0) as u64;
+                    session.request(ClientMessage::Ping { req: None, t }, Pending::Plain("Ping"));
+                }
+            }
+        }
+    }
+
+    /// The switchboard is gone: retry with backoff until it is back, the agent logs out, or
+    /// the window closes. Drafts and settings keep working meanwhile.
+    async fn reconnect(&mut self, creds: &Credentials) -> Reconnect {
+        let since_ms = now_ms().max(0) as u64;
+        self.offered = None;
+        self.active = None;
+        self.muted = false;
+        // What was on the call screen is over; a wrap-up form stays (its draft is on disk).
+        let mut wait = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            self.out
+                .send(Update::Connection(ConnectionHealth::Reconnecting {
+                    attempt,
+                    since_ms,
+                }));
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    command = self.commands.recv() => match command {
+                        None | Some(Command::Shutdown) => return Reconnect::Shutdown,
+                        Some(Command::Intent(Intent::LogOut)) => return Reconnect::LoggedOut,
+                        Some(Command::Intent(intent)) => self.offline_intent(intent),
+                    }
+                }
+            }
+            match Session::open(creds).await {
+                Ok((session, _, _)) => {
+                    self.out
+                        .notice(NoticeLevel::Info, "Connection to the switchboard is back.");
+                    return Reconnect::Done(session);
+                }
+                Err(LoginError::BadCredentials) => {
+                    self.out
+                        .send(Update::LoginFailed(LoginError::BadCredentials));
+                    return Reconnect::LoggedOut;
+                }
+                Err(e) => tracing::info!("reconnect attempt {attempt} failed: {e}"),
+            }
+            attempt += 1;
+            wait = (wait * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One 20 ms frame: microphone to the switchboard, the switchboard to the speaker.
+    async fn voice_tick(&mut self, session: &mut Session) {
+        session.voice.receive(&mut session.packets);
+        let mut mic = [0f32; FRAME];
+        if !self.endpoint.read_mic_frame(&mut mic) {
+            mic.fill(0.0);
+        }
+        // The voice loop says what its `Mouth` gives; a one-frame "WAV" refilled every tick
+        // makes it say the microphone, without a second copy of the voice loop.
+        match &mut session.voice.mouth {
+            Mouth::Wav { samples, pos } if samples.len() == FRAME => {
+                samples.copy_from_slice(&mic);
+                *pos = 0;
+            }
+            mouth => *mouth = Mouth::wav(mic.to_vec()),
+        }
+        session.voice.muted = self.muted;
+        if let Some((ts, frame)) = session.voice.tick(Instant::now()) {
+            match session.voice.send(&session.media, ts, frame).await {
+                Ok(()) => session.send_failed = false,
+                Err(e) if !session.send_failed => {
+                    session.send_failed = true;
+                    tracing::warn!("sending voice failed: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+        let mut out = *session.voice.heard();
+        if self.test_tone_left > 0 {
+            for s in out.iter_mut() {
+                *s += 0.25 * self.test_tone_phase.sin();
+                self.test_tone_phase += 2.0 * std::f32::consts::PI * 440.0 / 48_000.0;
+            }
+            self.test_tone_phase %= 2.0 * std::f32::consts::PI;
+            self.test_tone_left -= 1;
+            if self.test_tone_left == 0 {
+                self.out.send(Update::Settings(self.settings_view()));
+            }
+        }
+        self.endpoint.write_speaker_frame(&out);
+
+        self.peak_mic_dbfs =
+            self.peak_mic_dbfs
+                .max(if self.muted { -100.0 } else { level_dbfs(&mic) });
+        self.peak_speaker_dbfs = self.peak_speaker_dbfs.max(level_dbfs(&out));
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % LEVEL_EVERY_TICKS == 0 {
+            let voice = if self.ticks % STATS_WINDOW_TICKS == 0 {
+                Some(self.voice_stats(session))
+            } else {
+                None
+            };
+            let showing = self.active.is_some() || self.mic_test;
+            let levels = Levels {
+                mic_dbfs: self.peak_mic_dbfs,
+                speaker_dbfs: self.peak_speaker_dbfs,
+                voice: voice.unwrap_or(self.levels.borrow().voice),
+                mic_test: self.mic_test,
+            };
+            self.levels.send_replace(levels);
+            if self.mic_test {
+                // Only the mic test needs the window woken; call screens redraw at 4 Hz.
+                (self.out.wake)();
+            }
+            let _ = showing;
+            self.peak_mic_dbfs = -100.0;
+            self.peak_speaker_dbfs = -100.0;
+        }
+    }
+
+    /// Loss and concealment over the last window, from the main slot's counters.
+    fn voice_stats(&mut self, session: &Session) -> VoiceStats {
+        let stats = session.voice.receiver_stats(RxSlot::Main).jitter;
+        let (received, lost, concealed) =
+            (stats.packets_received, stats.lost, stats.concealed_frames);
+        let (r0, l0, c0) = self.stats_base;
+        self.stats_base = (received, lost, concealed);
+        let d_received = received.saturating_sub(r0) as f32;
+        let d_lost = lost.saturating_sub(l0) as f32;
+        let d_concealed = concealed.saturating_sub(c0) as f32;
+        let expected = d_received + d_lost;
+        VoiceStats {
+            loss_pct: if expected > 0.0 {
+                100.0 * d_lost / expected
+            } else {
+                0.0
+            },
+            // Interarrival jitter is not measured by the receive path yet.
+            jitter_ms: 0.0,
+            concealment_pct: if d_received > 0.0 {
+                100.0 * d_concealed / STATS_WINDOW_TICKS as f32
+            } else {
+                0.0
+            },
+        }
+    }
+
+    fn start_ring(&mut self) {
+        if !self.ringing {
+            self.ringing = true;
+            self.endpoint.start_ring(&self.ringtone);
+        }
+    }
+
+    fn stop_ring(&mut self) {
+        if self.ringing {
+            self.ringing = false;
+            self.endpoint.stop_ring();
+        }
+    }
+
+    /// One message from the switchboard.
+    fn on_server(&mut self, session: &mut Session, message: ServerMessage) -> Option<Exit> {
+        let now = now_ms().max(0) as u64;
+        match message {
+            ServerMessage::AgentState {
+                state,
+                reason,
+                since_ms,
+                call_id,
+                deadline_ms,
+            } => {
+                self.state = state;
+                if matches!(state, AgentStateName::Available | AgentStateName::NotReady)
+                    && self.pending_not_ready.take().is_some()
+                {
+                    self.out.send(Update::PendingNotReady(None));
+                }
+                if state != AgentStateName::Offered {
+                    self.stop_ring();
+                }
+                self.out.send(Update::AgentState {
+                    state,
+                    reason,
+                    since_ms,
+                    call_id,
+                    deadline_ms,
+                });
+            }
+            ServerMessage::CallOffered {
+                call_id,
+                queue,
+                caller,
+                waited_ms,
+                ring_timeout_ms,
+                history,
+            } => {
+                let ui = ui_caller(&caller.number, caller.name.clone(), &history);
+                self.offered = Some(CallInfo {
+                    call_id: call_id.clone(),
+                    number: caller.number,
+                    name: caller.name,
+                    queue: queue.clone(),
+                    answered_ms: None,
+                    talk_ms: 0,
+                });
+                self.start_ring();
+                self.out.send(Update::Offered {
+                    call_id,
+                    queue,
+                    caller: ui,
+                    waited_ms,
+                    ring_started_ms: now,
+                    ring_deadline_ms: now + ring_timeout_ms,
+                });
+            }
+            ServerMessage::OfferWithdrawn { call_id, reason } => {
+                self.stop_ring();
+                if self.offered.as_ref().is_some_and(|o| o.call_id == call_id) {
+                    self.offered = None;
+                }
+                self.out.send(Update::OfferWithdrawn { call_id, reason });
+            }
+            ServerMessage::CallConnected { call_id, .. } => {
+                self.stop_ring();
+                self.muted = false;
+                let mut info = match self.offered.take() {
+                    Some(o) if o.call_id == call_id => o,
+                    _ => CallInfo {
+                        call_id: call_id.clone(),
+                        ..CallInfo::default()
+                    },
+                };
+                info.answered_ms = Some(now);
+                // A draft may already exist (a reconnect, a restart); otherwise a fresh one.
+                let draft = self
+                    .drafts
+                    .as_ref()
+                    .and_then(|s| s.load(&call_id))
+                    .map(|d| d.draft)
+                    .unwrap_or_else(|| DispositionDraft::for_call(&call_id));
+                self.active = Some(info);
+                self.draft = Some(draft.clone());
+                self.out.send(Update::Draft(draft));
+                self.out.send(Update::Muted(false));
+                self.out.send(Update::Connected {
+                    call_id,
+                    at_ms: now,
+                });
+            }
+            ServerMessage::CallEnded { call_id, reason } => {
+                self.stop_ring();
+                self.muted = false;
+                if let Some(mut info) = self.active.take().filter(|a| a.call_id == call_id) {
+                    info.talk_ms = info.answered_ms.map_or(0, |a| now.saturating_sub(a));
+                    self.out.send(Update::TodayCall(PastCall {
+                        call_id: info.call_id.clone(),
+                        started_ms: info.answered_ms.unwrap_or(now),
+                        started_text: clock::local_text(info.answered_ms.unwrap_or(now) as i64),
+                        caller_number: info.number.clone(),
+                        caller_name: info.name.clone(),
+                        agent_name: self.user.clone(),
+                        queue: info.queue.clone(),
+                        talk_ms: info.talk_ms,
+                        ..PastCall::default()
+                    }));
+                    self.wrap = Some(info);
+                    // Kept on disk from now on, even untouched: a crash in wrap-up brings
+                    // the form back.
+                    let draft = self
+                        .draft
+                        .clone()
+                        .unwrap_or_else(|| DispositionDraft::for_call(&call_id));
+                    self.store_draft(draft, None);
+                } else if self.offered.as_ref().is_some_and(|o| o.call_id == call_id) {
+                    self.offered = None;
+                }
+                self.out.send(Update::Ended {
+                    call_id,
+                    reason,
+                    at_ms: now,
+                });
+            }
+            ServerMessage::CallHeld { on, .. } => {
+                self.out.send(Update::Held { on, at_ms: now });
+            }
+            ServerMessage::Monitored { active, .. } => {
+                self.out.send(Update::Monitored(active));
+            }
+            ServerMessage::DispositionSaved { req, call_id, .. } => {
+                if let Some(req) = req {
+                    session.pending.remove(&req);
+                }
+                self.disposition_saved(&call_id);
+            }
+            ServerMessage::History {
+                req,
+                number,
+                customer,
+                entries,
+            } => {
+                let query = match req.and_then(|r| session.pending.remove(&r)) {
+                    Some(Pending::History(query)) => query,
+                    _ => number.clone(),
+                };
+                let name = customer.and_then(|c| c.name);
+                let results = entries
+                    .iter()
+                    .map(|e| past_call(&number, name.clone(), e))
+                    .collect();
+                self.out.send(Update::HistoryResults { query, results });
+            }
+            ServerMessage::QueueStatus { queues } => {
+                self.out.send(Update::Queues(QueueSummary {
+                    calls_waiting: queues.iter().map(|q| q.waiting).sum(),
+                    longest_wait_ms: queues.iter().map(|q| q.longest_wait_ms).max().unwrap_or(0),
+                }));
+            }
+            ServerMessage::Pong { req, t } => {
+                if let Some(req) = req {
+                    session.pending.remove(&req);
+                }
+                session.last_pong = Instant::now();
+                let round_trip_ms = (now_ms().max(0) as u64).saturating_sub(t) as u32;
+                self.out
+                    .send(Update::Connection(ConnectionHealth::Connected {
+                        round_trip_ms,
+                    }));
+            }
+            ServerMessage::Ok { req } => {
+                match req.and_then(|r| session.pending.remove(&r)) {
+                    Some(Pending::NotReadyLater(reason)) => {
+                        // Applied after wrap-up by the switchboard; shown until then.
+                        if !matches!(
+                            self.state,
+                            AgentStateName::Available | AgentStateName::NotReady
+                        ) {
+                            self.pending_not_ready = Some(reason.clone());
+                            self.out.send(Update::PendingNotReady(Some(reason)));
+                        }
+                    }
+                    Some(Pending::CancelLater) => {
+                        self.pending_not_ready = None;
+                        self.out.send(Update::PendingNotReady(None));
+                    }
+                    _ => {}
+                }
+            }
+            ServerMessage::Error { req, code, message } => {
+                let what = req.and_then(|r| session.pending.remove(&r));
+                match what {
+                    Some(Pending::Disposition { call_id, resubmit }) => {
+                        if resubmit || matches!(code, ErrorCode::UnknownCall) {
+                            // Sent once more and refused for good: keep no zombie draft.
+                            if let Some(store) = &self.drafts {
+                                let _ = store.remove(&call_id);
+                            }
+                            self.out.notice(
+                                NoticeLevel::Warning,
+                                format!("A saved disposition could not be stored: {message}"),
+                            );
+                            if self.wrap.as_ref().is_some_and(|w| w.call_id == call_id) {
+                                self.disposition_saved(&call_id);
+                            }
+                        } else {
+                            self.out.send(Update::DraftStatus(DraftStatus::SaveFailed(
+                                message.clone(),
+                            )));
+                            self.out.notice(
+                                NoticeLevel::Error,
+                                format!("The disposition was not saved: {message}"),
+                            );
+                        }
+                    }
+                    Some(Pending::History(query)) => {
+                        self.out.send(Update::HistoryResults {
+                            query,
+                            results: Vec::new(),
+                        });
+                        self.out
+                            .notice(NoticeLevel::Warning, format!("Search failed: {message}"));
+                    }
+                    Some(Pending::Plain(what)) => {
+                        self.out
+                            .notice(NoticeLevel::Warning, format!("{what}: {message}"));
+                    }
+                    Some(Pending::NotReadyLater(_) | Pending::CancelLater) => {
+                        self.out.notice(
+                            NoticeLevel::Warning,
+                            format!("The state change was refused: {message}"),
+                        );
+                    }
+                    None if code == ErrorCode::InvalidState
+                        && message.contains("another connection") =>
+                    {
+                        return Some(Exit::TakenOver);
+                    }
+                    None => {
+                        self.out
+                            .notice(NoticeLevel::Warning, format!("Switchboard: {message}"));
+                    }
+                }
+            }
+            ServerMessage::Welcome { .. }
+            | ServerMessage::LoggedIn { .. }
+            | ServerMessage::MediaAnswer { .. }
+            | ServerMessage::MediaConnected
+            | ServerMessage::CallQueued { .. }
+            | ServerMessage::MonitorStarted { .. }
+            | ServerMessage::MonitorEnded { .. }
+            | ServerMessage::Wallboard { .. }
+            | ServerMessage::Report { .. } => {}
+        }
+        None
+    }
+
+    fn disposition_saved(&mut self, call_id: &str) {
+        if let Some(store) = &self.drafts
+            && let Err(e) = store.remove(call_id)
+        {
+            tracing::warn!("cannot delete the sent draft: {e}");
+        }
+        if self.wrap.as_ref().is_some_and(|w| w.call_id == call_id) {
+            self.wrap = None;
+            self.draft = None;
+        }
+        self.out.send(Update::DispositionSaved {
+            call_id: call_id.to_owned(),
+        });
+        self.restore_next_draft();
+    }
+
+    /// One intent while connected. Returns how the session ends, if it does.
+    fn on_intent(&mut self, session: &mut Session, intent: Intent) -> Option<Exit> {
+        match intent {
+            Intent::LogIn { .. } => {}
+            Intent::LogOut => return Some(Exit::LoggedOut),
+            Intent::SetAvailable => session.request(
+                ClientMessage::SetState {
+                    req: None,
+                    state: RequestedState::Available,
+                    reason: None,
+                },
+                Pending::Plain("Going available"),
+            ),
+            Intent::SetNotReady { reason } => {
+                let idle = matches!(
+                    self.state,
+                    AgentStateName::Available
+                        | AgentStateName::NotReady
+                        | AgentStateName::LoggedOut
+                );
+                let what = if idle {
+                    Pending::Plain("Going not ready")
+                } else {
+                    Pending::NotReadyLater(reason.clone())
+                };
+                session.request(
+                    ClientMessage::SetState {
+                        req: None,
+                        state: RequestedState::NotReady,
+                        reason: Some(reason),
+                    },
+                    what,
+                );
+            }
+            Intent::CancelPendingNotReady => session.request(
+                ClientMessage::SetState {
+                    req: None,
+                    state: RequestedState::Available,
+                    reason: None,
+                },
+                Pending::CancelLater,
+            ),
+            Intent::Answer => {
+                if let Some(offer) = &self.offered {
+                    let call_id = offer.call_id.clone();
+                    // Silence the ring at once; the answer is confirmed by call_connected.
+                    self.stop_ring();
+                    session.request(
+                        ClientMessage::Answer { req: None, call_id },
+                        Pending::Plain("Answer"),
+                    );
+                }
+            }
+            Intent::Decline => {
+                if let Some(offer) = &self.offered {
+                    let call_id = offer.call_id.clone();
+                    self.stop_ring();
+                    session.request(
+                        ClientMessage::Decline { req: None, call_id },
+                        Pending::Plain("Decline"),
+                    );
+                }
+            }
+            Intent::HangUp => {
+                if let Some(call) = &self.active {
+                    let call_id = Some(call.call_id.clone());
+                    session.request(
+                        ClientMessage::Hangup { req: None, call_id },
+                        Pending::Plain("Hang up"),
+                    );
+                }
+            }
+            Intent::SetMuted(muted) => {
+                self.muted = muted;
+                self.out.send(Update::Muted(muted));
+            }
+            Intent::SetHold(on) => {
+                if let Some(call) = &self.active {
+                    let call_id = call.call_id.clone();
+                    session.request(
+                        ClientMessage::Hold {
+                            req: None,
+                            call_id,
+                            on,
+                        },
+                        Pending::Plain("Hold"),
+                    );
+                }
+            }
+            Intent::SubmitDisposition(disposition) => {
+                if let Some((call_id, request_id, form)) = self.record_submission(&disposition) {
+                    session.request(
+                        disposition_message(&call_id, &request_id, &form),
+                        Pending::Disposition {
+                            call_id,
+                            resubmit: false,
+                        },
+                    );
+                }
+            }
+            Intent::SearchHistory(query) => {
+                let number: String = query
+                    .chars()
+                    .filter(|c| !c.is_whitespace() && *c != '-' && *c != '(' && *c != ')')
+                    .collect();
+                self.out.send(Update::HistorySearching(query.clone()));
+                session.request(
+                    ClientMessage::History {
+                        req: None,
+                        number,
+                        limit: Some(50),
+                    },
+                    Pending::History(query),
+                );
+            }
+            other => self.offline_intent(other),
+        }
+        None
+    }
+
+    /// Intents that need no switchboard: drafts, settings; the rest say why not.
+    fn offline_intent(&mut self, intent: Intent) {
+        match intent {
+            Intent::DraftChanged(draft) => {
+                self.draft = Some(draft.clone());
+                if self.user.is_empty() {
+                    return;
+                }
+                let submitted = self
+                    .drafts
+                    .as_ref()
+                    .and_then(|s| s.load(&draft.call_id))
+                    .and_then(|d| d.submitted);
+                self.store_draft(draft, submitted);
+            }
+            Intent::SubmitDisposition(disposition) => {
+                if self.record_submission(&disposition).is_some() {
+                    self.out.send(Update::DraftStatus(DraftStatus::Saved));
+                    self.out.notice(
+                        NoticeLevel::Info,
+                        "The disposition is saved on this computer and will be sent when the \
+                         switchboard is back.",
+                    );
+                }
+            }
+            Intent::SelectDevice { role, name } => {
+                match self.endpoint.select(role, name.as_deref()) {
+                    Ok(()) => {}
+                    Err(e) => self.out.notice(NoticeLevel::Warning, e),
+                }
+                // Remembered even when it cannot open now: it may be plugged in later.
+                match role {
+                    DeviceRole::Microphone => self.config.microphone = name,
+                    DeviceRole::Speaker => self.config.speaker = name,
+                    DeviceRole::Ringer => self.config.ringer = name,
+                }
+                self.save_config();
+                self.out.send(Update::Settings(self.settings_view()));
+            }
+            Intent::PlayTestTone => {
+                self.test_tone_left = if self.test_tone_left > 0 {
+                    0
+                } else {
+                    TEST_TONE_FRAMES
+                };
+                self.out.send(Update::Settings(self.settings_view()));
+            }
+            Intent::TestMicrophone => {
+                self.mic_test = !self.mic_test;
+                let mut levels = *self.levels.borrow();
+                levels.mic_test = self.mic_test;
+                self.levels.send_replace(levels);
+                self.out.send(Update::Settings(self.settings_view()));
+            }
+            Intent::SetNoiseSuppression(on) => {
+                self.config.noise_suppression = on;
+                self.save_config();
+                self.out.send(Update::Settings(self.settings_view()));
+            }
+            Intent::SetAutoGain(on) => {
+                self.config.auto_gain = on;
+                self.save_config();
+                self.out.send(Update::Settings(self.settings_view()));
+            }
+            Intent::SendDtmf(_) => self.not_yet("Sending digits"),
+            Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => self.not_yet("Transfer"),
+            Intent::Escalate => self.not_yet("Escalation"),
+            Intent::Monitor { .. } | Intent::StopMonitor => self.not_yet("Monitoring"),
+            Intent::RunReport { .. } | Intent::ExportReportCsv => self.not_yet("Reports"),
+            Intent::LogIn { .. }
+            | Intent::LogOut
+            | Intent::SetAvailable
+            | Intent::SetNotReady { .. }
+            | Intent::CancelPendingNotReady
+            | Intent::Answer
+            | Intent::Decline
+            | Intent::HangUp
+            | Intent::SetHold(_)
+            | Intent::SearchHistory(_) => {
+                if !self.user.is_empty() {
+                    self.out.notice(
+                        NoticeLevel::Warning,
+                        "Not connected to the switchboard; try again when the connection is back.",
+                    );
+                }
+            }
+            Intent::SetMuted(muted) => {
+                self.muted = muted;
+                self.out.send(Update::Muted(muted));
+            }
+            Intent::DismissNotice(_) | Intent::SelectTab(_) => {}
+        }
+    }
+
+    fn not_yet(&self, what: &str) {
+        self.out.notice(
+            NoticeLevel::Info,
+            format!("{what} is not available with this switchboard yet."),
+        );
+    }
+
+    /// Writes the draft to disk and tells the window how it went.
+    fn store_draft(&mut self, draft: DispositionDraft, submitted: Option<SubmittedForm>) {
+        let Some(store) = &self.drafts else {
+            return;
+        };
+        let stored = StoredDraft {
+            call_id: draft.call_id.clone(),
+            request_id: request_id(&self.user, &draft.call_id),
+            call: self.draft_call(&draft.call_id),
+            draft,
+            submitted,
+            saved_at_ms: now_ms(),
+        };
+        let status = match store.save(&stored) {
+            Ok(()) => DraftStatus::Saved,
+            Err(e) => DraftStatus::SaveFailed(format!("Not saved on this computer: {e}")),
+        };
+        self.out.send(Update::DraftStatus(status));
+    }
+
+    /// Stores a submitted form (so it survives anything until acknowledged) and returns
+    /// what to send.
+    fn record_submission(
+        &mut self,
+        disposition: &Disposition,
+    ) -> Option<(String, String, SubmittedForm)> {
+        if self.user.is_empty() {
+            return None;
+        }
+        let form = SubmittedForm {
+            code: disposition.code.clone(),
+            resolution: match disposition.resolution {
+                sapa_ui::Resolution::Resolved => Resolution::Resolved,
+                sapa_ui::Resolution::Escalated => Resolution::Escalated,
+                sapa_ui::Resolution::FollowUp => Resolution::FollowUp,
+            },
+            notes: disposition.notes.clone(),
+            follow_up_at_ms: disposition.follow_up.map(clock::local_to_epoch_ms),
+        };
+        let call_id = disposition.call_id.clone();
+        let draft = self
+            .draft
+            .clone()
+            .filter(|d| d.call_id == call_id)
+            .unwrap_or_else(|| DispositionDraft::for_call(&call_id));
+        self.store_draft(draft, Some(form.clone()));
+        // The Today list shows the code as soon as it is submitted.
+        Some((call_id.clone(), request_id(&self.user, &call_id), form))
+    }
+
+    fn draft_call(&self, call_id: &str) -> DraftCall {
+        let known = [&self.active, &self.wrap]
+            .into_iter()
+            .flatten()
+            .find(|c| c.call_id == call_id);
+        match known {
+            Some(c) => DraftCall {
+                number: c.number.clone(),
+                name: c.name.clone(),
+                queue: c.queue.clone(),
+                talk_ms: c.talk_ms,
+            },
+            None => self
+                .drafts
+                .as_ref()
+                .and_then(|s| s.load(call_id))
+                .map(|d| d.call)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn settings_view(&self) -> SettingsView {
+        let devices = self.endpoint.devices();
+        SettingsView {
+            microphones: devices.microphones,
+            speakers: devices.speakers,
+            microphone: self.config.microphone.clone(),
+            speaker: self.config.speaker.clone(),
+            ringer: self.config.ringer.clone(),
+            noise_suppression: self.config.noise_suppression,
+            auto_gain: self.config.auto_gain,
+            test_tone_playing: self.test_tone_left > 0,
+            mic_test_level_dbfs: None,
+        }
+    }
+
+    fn save_config(&self) {
+        let Some(path) = &self.config_path else {
+            return;
+        };
+        if let Err(e) = self.config.save(path) {
+            self.out
+                .notice(NoticeLevel::Warning, format!("Settings not saved: {e}"));
+        }
+    }
+}
+
+enum Reconnect {
+    Done(Session),
+    LoggedOut,
+    Shutdown,
+}
+
+fn disposition_message(call_id: &str, request_id: &str, form: &SubmittedForm) -> ClientMessage {
+    ClientMessage::Disposition {
+        req: None,
+        call_id: call_id.to_owned(),
+        request_id: request_id.to_owned(),
+        code: form.code.clone(),
+        resolution: form.resolution,
+        notes: form.notes.clone(),
+        follow_up_at_ms: form.follow_up_at_ms,
+    }
+}
+
+/// The screen-pop's caller: number, name, and the history that came with the offer.
+fn ui_caller(number: &str, name: Option<String>, history: &[HistoryEntry]) -> UiCaller {
+    UiCaller {
+        number: number.to_owned(),
+        name: name.clone(),
+        history: history
+            .iter()
+            .map(|e| past_call(number, name.clone(), e))
+            .collect(),
+    }
+}
+
+/// One past call as the History tab and the screen-pop show it.
+pub fn past_call(number: &str, name: Option<String>, e: &HistoryEntry) -> PastCall {
+    let d = e.disposition.as_ref();
+    PastCall {
+        call_id: e.call_id.clone(),
+        started_ms: e.at_ms.max(0) as u64,
+        started_text: clock::local_text(e.at_ms),
+        caller_number: number.to_owned(),
+        caller_name: name,
+        agent_name: e.agent.clone().unwrap_or_default(),
+        queue: e.queue.clone(),
+        talk_ms: e.talk_ms.unwrap_or(0).max(0) as u64,
+        disposition_code: d.map(|d| d.code.clone()),
+        resolution: d.map(|d| match d.resolution {
+            Resolution::Resolved => sapa_ui::Resolution::Resolved,
+            Resolution::Escalated => sapa_ui::Resolution::Escalated,
+            Resolution::FollowUp => sapa_ui::Resolution::FollowUp,
+        }),
+        notes: d.map(|d| d.notes.clone()).unwrap_or_default(),
+        csat: e.csat.and_then(|c| u8::try_from(c).ok()),
+    }
+}
+
+/// For the in-call screen: the call as the window shows it, from what the engine knows.
+pub fn active_call(call_id: &str, caller: UiCaller, queue: &str, at_ms: u64) -> ActiveCall {
+    ActiveCall {
+        call_id: call_id.to_owned(),
+        caller,
+        queue: queue.to_owned(),
+        answered_at_ms: at_ms,
+        mic_level_dbfs: -100.0,
+        speaker_level_dbfs: -100.0,
+        ..ActiveCall::default()
+    }
+}

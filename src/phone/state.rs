@@ -1,0 +1,475 @@
+//! The window's state: the [`PhoneView`] that `sapa_ui::phone_ui` draws, kept up to date by
+//! applying the engine's [`Update`]s in order. No I/O and no clock of its own (time comes in
+//! as `now_ms`), so it is tested without a window or an engine.
+//!
+//! The views edit in place only what the agent types or picks (login fields, the draft,
+//! search text, the tab); everything else here comes from the engine.
+
+use sapa_ui::{
+    AgentHeader, AgentState, CallView, ConnectionHealth, Directory, DispositionCode, DraftStatus,
+    Intent, Notice, NoticeLevel, PhoneView, QueueRef, RingingCall, Role, Tab, WrapUpCall,
+};
+
+use super::engine::{Levels, Update, active_call};
+use crate::protocol::{self, AgentStateName};
+
+/// At most this many notices stay on screen; older ones go first.
+const MAX_NOTICES: usize = 4;
+
+/// The window's model of the phone.
+#[derive(Debug, Default)]
+pub struct PhoneState {
+    pub view: PhoneView,
+    next_notice_id: u64,
+    /// Codes submitted per call, shown in the Today list once saved.
+    submitted: Vec<(String, sapa_ui::Disposition)>,
+}
+
+impl PhoneState {
+    pub fn new() -> PhoneState {
+        PhoneState::default()
+    }
+
+    /// Applies one engine update; `now_ms` is the window's clock (ms since the Unix epoch,
+    /// the same clock the engine stamps events with).
+    pub fn apply(&mut self, update: Update, now_ms: u64) {
+        let view = &mut self.view;
+        match update {
+            Update::LoginForm { url, user } => {
+                if view.login.url.is_empty() {
+                    view.login.url = url;
+                }
+                if view.login.user.is_empty() {
+                    view.login.user = user;
+                }
+            }
+            Update::LoggingIn => {
+                view.login.in_progress = true;
+                view.login.error = None;
+            }
+            Update::LoginFailed(error) => {
+                view.login.in_progress = false;
+                view.login.error = Some(error);
+            }
+            Update::LoggedIn { user, role, config } => {
+                view.login.in_progress = false;
+                view.login.error = None;
+                view.login.password.clear();
+                view.login.user = user.clone();
+                view.agent = Some(AgentHeader {
+                    agent_id: user.clone(),
+                    name: user,
+                    role: match role {
+                        protocol::Role::Agent => Role::Agent,
+                        protocol::Role::Supervisor => Role::Supervisor,
+                    },
+                    state: AgentState::Unknown,
+                    state_since_ms: now_ms,
+                    not_ready_reasons: config.not_ready_reasons.clone(),
+                    pending_not_ready: None,
+                    connection: ConnectionHealth::Connected { round_trip_ms: 0 },
+                    queues: Default::default(),
+                    monitored: false,
+                });
+                view.disposition_codes = config
+                    .disposition_codes
+                    .iter()
+                    .map(|code| DispositionCode {
+                        code: code.clone(),
+                        label: code_label(code),
+                    })
+                    .collect();
+                view.directory = Directory {
+                    queues: config
+                        .queues
+                        .iter()
+                        .map(|q| QueueRef {
+                            queue_id: q.clone(),
+                            name: q.clone(),
+                        })
+                        .collect(),
+                    agents: Vec::new(),
+                };
+            }
+            Update::LoggedOut => {
+                view.agent = None;
+                view.call = CallView::Idle;
+                view.draft = Default::default();
+                view.draft_status = DraftStatus::Saved;
+                view.tab = Tab::Call;
+                view.login.in_progress = false;
+            }
+            Update::Connection(health) => {
+                if let Some(agent) = &mut view.agent {
+                    agent.connection = health;
+                }
+            }
+            Update::AgentState {
+                state,
+                reason,
+                since_ms,
+                deadline_ms,
+                call_id,
+            } => {
+                if let Some(agent) = &mut view.agent {
+                    agent.state = match state {
+                        AgentStateName::Available => AgentState::Available,
+                        AgentStateName::NotReady => AgentState::NotReady {
+                            reason: reason.unwrap_or_default(),
+                        },
+                        AgentStateName::Offered => AgentState::Ringing,
+                        AgentStateName::OnCall => AgentState::OnCall,
+                        AgentStateName::AfterCallWork => AgentState::WrapUp,
+                        AgentStateName::LoggedOut => AgentState::Unknown,
+                    };
+                    agent.state_since_ms = since_ms.max(0) as u64;
+                }
+                match (&mut view.call, state) {
+                    (CallView::WrapUp(wrap), AgentStateName::AfterCallWork)
+                        if call_id.as_deref() == Some(wrap.call_id.as_str()) =>
+                    {
+                        wrap.acw_deadline_ms = deadline_ms.map(|d| d.max(0) as u64);
+                    }
+                    // Wrap-up time is over, but the form stays until it is submitted.
+                    (CallView::WrapUp(wrap), _) => wrap.acw_deadline_ms = None,
+                    (
+                        CallView::Ringing(_) | CallView::InCall(_),
+                        AgentStateName::Available | AgentStateName::NotReady,
+                    ) => view.call = CallView::Idle,
+                    _ => {}
+                }
+            }
+            Update::PendingNotReady(reason) => {
+                if let Some(agent) = &mut view.agent {
+                    agent.pending_not_ready = reason;
+                }
+            }
+            Update::Offered {
+                call_id,
+                queue,
+                caller,
+                waited_ms,
+                ring_started_ms,
+                ring_deadline_ms,
+            } => {
+                view.call = CallView::Ringing(RingingCall {
+                    call_id,
+                    caller,
+                    queue,
+                    waited_ms,
+                    ring_started_ms,
+                    ring_deadline_ms,
+                });
+            }
+            Update::OfferWithdrawn { call_id, reason } => {
+                if let CallView::Ringing(ringing) = &view.call
+                    && ringing.call_id == call_id
+                {
+                    let who = ringing.caller.display_name().to_owned();
+                    view.call = CallView::Idle;
+                    let text = match reason.as_str() {
+                        "ring_no_answer" => Some((
+                            NoticeLevel::Warning,
+                            format!("Missed call from {who}. You are now Not ready (missed)."),
+                        )),
+                        "caller_hung_up" => Some((
+                            NoticeLevel::Info,
+                            format!("{who} hung up before the call was answered."),
+                        )),
+                        _ => None,
+                    };
+                    if let Some((level, text)) = text {
+                        self.push_notice(level, text);
+                    }
+                }
+            }
+            Update::Connected { call_id, at_ms } => {
+                let (caller, queue) = match &view.call {
+                    CallView::Ringing(r) if r.call_id == call_id => {
+                        (r.caller.clone(), r.queue.clone())
+                    }
+                    _ => (Default::default(), String::new()),
+                };
+                view.call = CallView::InCall(active_call(&call_id, caller, &queue, at_ms));
+                view.tab = Tab::Call;
+            }
+            Update::Ended {
+                call_id,
+                reason: _,
+                at_ms,
+            } => {
+                if let CallView::InCall(call) = &view.call
+                    && call.call_id == call_id
+                {
+                    view.call = CallView::WrapUp(WrapUpCall {
+                        call_id,
+                        caller: call.caller.clone(),
+                        queue: call.queue.clone(),
+                        talk_ms: at_ms.saturating_sub(call.answered_at_ms),
+                        acw_deadline_ms: None,
+                    });
+                } else if let CallView::Ringing(r) = &view.call
+                    && r.call_id == call_id
+                {
+                    view.call = CallView::Idle;
+                }
+            }
+            Update::Muted(muted) => {
+                if let CallView::InCall(call) = &mut view.call {
+                    call.muted = muted;
+                }
+            }
+            Update::Held { on, at_ms } => {
+                if let CallView::InCall(call) = &mut view.call {
+                    call.held_since_ms = on.then_some(call.held_since_ms.unwrap_or(at_ms));
+                }
+            }
+            Update::Monitored(on) => {
+                if let Some(agent) = &mut view.agent {
+                    agent.monitored = on;
+                }
+            }
+            Update::Draft(draft) => {
+                view.draft = draft;
+                view.draft_status = DraftStatus::Saved;
+            }
+            Update::DraftStatus(status) => view.draft_status = status,
+            Update::RestoreWrapUp { call, draft } => {
+                if matches!(view.call, CallView::Idle) {
+                    view.call = CallView::WrapUp(call);
+                    view.draft = draft;
+                    view.draft_status = DraftStatus::Saved;
+                }
+            }
+            Update::DispositionSaved { call_id } => {
+                if let CallView::WrapUp(wrap) = &view.call
+                    && wrap.call_id == call_id
+                {
+                    view.call = CallView::Idle;
+                    view.draft = Default::default();
+                    view.draft_status = DraftStatus::Saved;
+                }
+                if let Some(i) = self.submitted.iter().position(|(id, _)| *id == call_id) {
+                    let (_, d) = self.submitted.remove(i);
+                    if let Some(call) = view.history.today.iter_mut().find(|c| c.call_id == call_id)
+                    {
+                        call.disposition_code = Some(d.code);
+                        call.resolution = Some(d.resolution);
+                        call.notes = d.notes;
+                    }
+                }
+            }
+            Update::HistorySearching(query) => {
+                view.history.search = Some(sapa_ui::HistorySearch {
+                    query,
+                    in_progress: true,
+                    results: Vec::new(),
+                });
+            }
+            Update::HistoryResults { query, results } => {
+                view.history.search = Some(sapa_ui::HistorySearch {
+                    query,
+                    in_progress: false,
+                    results,
+                });
+            }
+            Update::TodayCall(call) => {
+                let today = &mut view.history.today;
+                match today.iter_mut().find(|c| c.call_id == call.call_id) {
+                    Some(known) => *known = call,
+                    None => today.push(call),
+                }
+            }
+            Update::Queues(queues) => {
+                if let Some(agent) = &mut view.agent {
+                    agent.queues = queues;
+                }
+            }
+            Update::Settings(settings) => {
+                let mic_test = view.settings.mic_test_level_dbfs;
+                view.settings = settings;
+                view.settings.mic_test_level_dbfs = mic_test;
+            }
+            Update::Notice { level, text } => self.push_notice(level, text),
+        }
+    }
+
+    /// Copies the latest levels into the call screen and the microphone test.
+    pub fn apply_levels(&mut self, levels: Levels) {
+        if let CallView::InCall(call) = &mut self.view.call {
+            call.mic_level_dbfs = levels.mic_dbfs;
+            call.speaker_level_dbfs = levels.speaker_dbfs;
+            call.voice = levels.voice;
+        }
+        self.view.settings.mic_test_level_dbfs = levels.mic_test.then_some(levels.mic_dbfs);
+    }
+
+    /// Notes what the window itself handles in an intent, before it goes to the engine.
+    pub fn note_intent(&mut self, intent: &Intent) {
+        match intent {
+            Intent::DismissNotice(id) => self.view.notices.retain(|n| n.id != *id),
+            Intent::SubmitDisposition(d) => {
+                self.submitted.retain(|(id, _)| *id != d.call_id);
+                self.submitted.push((d.call_id.clone(), d.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    fn push_notice(&mut self, level: NoticeLevel, text: String) {
+        // The same sentence again (a flapping link) does not stack up.
+        if self.view.notices.iter().any(|n| n.text == text) {
+            return;
+        }
+        self.next_notice_id += 1;
+        self.view.notices.push(Notice {
+            id: self.next_notice_id,
+            level,
+            text,
+        });
+        let excess = self.view.notices.len().saturating_sub(MAX_NOTICES);
+        self.view.notices.drain(..excess);
+    }
+
+    /// Whether something on screen counts seconds (state timer, call timers).
+    pub fn shows_timer(&self) -> bool {
+        self.view.agent.is_some()
+    }
+}
+
+/// `general-inquiry` → `General inquiry`.
+fn code_label(code: &str) -> String {
+    let words = code.replace(['-', '_'], " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ClientConfig;
+    use sapa_ui::CallerInfo;
+
+    fn logged_in() -> PhoneState {
+        let mut s = PhoneState::new();
+        s.apply(
+            Update::LoggedIn {
+                user: "ana".into(),
+                role: protocol::Role::Agent,
+                config: ClientConfig {
+                    queues: vec!["support".into()],
+                    disposition_codes: vec!["general-inquiry".into()],
+                    not_ready_reasons: vec!["break".into()],
+                    ring_no_answer_ms: 15_000,
+                    max_after_call_work_ms: 120_000,
+                },
+            },
+            1_000,
+        );
+        s
+    }
+
+    #[test]
+    fn a_call_goes_ringing_in_call_wrap_up_idle() {
+        let mut s = logged_in();
+        assert_eq!(s.view.disposition_codes[0].label, "General inquiry");
+        s.apply(
+            Update::Offered {
+                call_id: "c1".into(),
+                queue: "support".into(),
+                caller: CallerInfo {
+                    number: "+15550100".into(),
+                    name: Some("Budi".into()),
+                    history: vec![],
+                },
+                waited_ms: 3_000,
+                ring_started_ms: 2_000,
+                ring_deadline_ms: 17_000,
+            },
+            2_000,
+        );
+        assert!(matches!(s.view.call, CallView::Ringing(_)));
+        s.view.tab = Tab::History;
+        s.apply(
+            Update::Connected {
+                call_id: "c1".into(),
+                at_ms: 5_000,
+            },
+            5_000,
+        );
+        let CallView::InCall(call) = &s.view.call else {
+            panic!("in call")
+        };
+        assert_eq!(call.caller.name.as_deref(), Some("Budi"));
+        assert_eq!(s.view.tab, Tab::Call);
+        s.apply(Update::Muted(true), 6_000);
+        s.apply(
+            Update::Ended {
+                call_id: "c1".into(),
+                reason: "caller_hung_up".into(),
+                at_ms: 65_000,
+            },
+            65_000,
+        );
+        let CallView::WrapUp(wrap) = &s.view.call else {
+            panic!("wrap-up")
+        };
+        assert_eq!(wrap.talk_ms, 60_000);
+        // Wrap-up time running out does not take the form away.
+        s.apply(
+            Update::AgentState {
+                state: AgentStateName::Available,
+                reason: None,
+                since_ms: 70_000,
+                call_id: None,
+                deadline_ms: None,
+            },
+            70_000,
+        );
+        assert!(matches!(s.view.call, CallView::WrapUp(_)));
+        s.apply(
+            Update::DispositionSaved {
+                call_id: "c1".into(),
+            },
+            71_000,
+        );
+        assert!(matches!(s.view.call, CallView::Idle));
+    }
+
+    #[test]
+    fn a_missed_call_says_so_once() {
+        let mut s = logged_in();
+        for _ in 0..2 {
+            s.apply(
+                Update::Offered {
+                    call_id: "c2".into(),
+                    queue: "support".into(),
+                    caller: CallerInfo {
+                        number: "+15550111".into(),
+                        name: None,
+                        history: vec![],
+                    },
+                    waited_ms: 0,
+                    ring_started_ms: 0,
+                    ring_deadline_ms: 15_000,
+                },
+                0,
+            );
+            s.apply(
+                Update::OfferWithdrawn {
+                    call_id: "c2".into(),
+                    reason: "ring_no_answer".into(),
+                },
+                15_000,
+            );
+        }
+        assert!(matches!(s.view.call, CallView::Idle));
+        assert_eq!(s.view.notices.len(), 1);
+        let id = s.view.notices[0].id;
+        s.note_intent(&Intent::DismissNotice(id));
+        assert!(s.view.notices.is_empty());
+    }
+}

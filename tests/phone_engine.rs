@@ -1,0 +1,340 @@
+//! The phone engine without a window, against a real switchboard: a call answered through
+//! intents with audio checked both ways (a tone into the test microphone reaches the caller,
+//! the caller's tone reaches the test speaker), the disposition stored with the phone's
+//! agent; drafts that survive a restart and are sent once; reconnecting after the
+//! switchboard goes away.
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use sapa::config::SwitchboardConfig;
+use sapa::peer::caller;
+use sapa::phone::audio::{TestEndpoint, TestTap};
+use sapa::phone::config::PhoneConfig;
+use sapa::phone::draft::{DraftCall, DraftStore, StoredDraft, SubmittedForm, request_id};
+use sapa::phone::engine::{self, AudioSetup, Credentials, EngineHandle, EngineOptions, Update};
+use sapa::protocol::{AgentStateName, Resolution};
+use sapa::store::{self, Direction};
+use sapa_ui::{ConnectionHealth, Disposition, DispositionDraft, Intent};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn tone(freq_hz: f32, secs: f32) -> Vec<f32> {
+    (0..(48_000.0 * secs) as usize)
+        .map(|i| 0.5 * (2.0 * std::f32::consts::PI * freq_hz * i as f32 / 48_000.0).sin())
+        .collect()
+}
+
+fn start_engine(
+    url: &str,
+    drafts_root: &Path,
+    mic: Vec<f32>,
+) -> (EngineHandle, Arc<Mutex<TestTap>>) {
+    let (endpoint, tap) = TestEndpoint::new(mic);
+    let handle = engine::spawn(
+        EngineOptions {
+            config: PhoneConfig::default(),
+            config_path: None,
+            remember_login: false,
+            drafts_root: drafts_root.to_path_buf(),
+            auto_login: Some(Credentials {
+                url: url.to_owned(),
+                user: "ana".into(),
+                password: PASSWORD.into(),
+            }),
+            go_available: true,
+            audio: AudioSetup::Custom(Box::new(move || Box::new(endpoint))),
+        },
+        || {},
+    )
+    .expect("engine thread starts");
+    (handle, tap)
+}
+
+/// Waits for the first update that matches (blocking this worker; the switchboard and the
+/// callers run on the others).
+async fn wait_for(handle: &EngineHandle, what: &str, want: impl Fn(&Update) -> bool) -> Update {
+    tokio::task::block_in_place(|| {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match handle.recv_timeout(left) {
+                Some(update) if want(&update) => return update,
+                Some(Update::LoginFailed(e)) => {
+                    panic!("login failed while waiting for {what}: {e}")
+                }
+                Some(_) => continue,
+                None => panic!("no {what} within {WAIT:?}"),
+            }
+        }
+    })
+}
+
+fn is_state(update: &Update, want: AgentStateName) -> bool {
+    matches!(update, Update::AgentState { state, .. } if *state == want)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_phone_answers_and_voice_flows_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&running, &["ana"]).await;
+    let drafts = dir.path().join("drafts");
+    let (handle, tap) = start_engine(&running.ws_url(), &drafts, tone(440.0, 1.0));
+    wait_for(&handle, "available", |u| {
+        is_state(u, AgentStateName::Available)
+    })
+    .await;
+
+    let play = tone_wav(dir.path(), "caller.wav", 1000.0, 4.0);
+    let record = dir.path().join("caller-heard.wav");
+    let caller_task = tokio::spawn(caller::run(caller::CallerOptions {
+        switchboard: running.ws_url(),
+        from: "+15550100".into(),
+        name: Some("Budi Santoso".into()),
+        queue: None,
+        play,
+        record: record.clone(),
+        talk_secs: Some(4.0),
+        max_wait_secs: 30.0,
+        impair: None,
+    }));
+
+    let offered = wait_for(&handle, "an offer", |u| matches!(u, Update::Offered { .. })).await;
+    let Update::Offered {
+        call_id, caller, ..
+    } = offered
+    else {
+        unreachable!()
+    };
+    assert_eq!(caller.number, "+15550100");
+    assert!(
+        tap.lock().unwrap().ringing,
+        "the ringer rings while offered"
+    );
+    handle.send(Intent::Answer);
+    wait_for(&handle, "connected", |u| {
+        matches!(u, Update::Connected { .. })
+    })
+    .await;
+    assert!(!tap.lock().unwrap().ringing, "the ring stops on answer");
+    let speaker_at_answer = tap.lock().unwrap().speaker.len();
+
+    // A draft typed during the call is on disk at once.
+    handle.send(Intent::DraftChanged(DispositionDraft {
+        call_id: call_id.clone(),
+        notes: "Asked about the refund".into(),
+        ..DispositionDraft::default()
+    }));
+    wait_for(&handle, "ended", |u| matches!(u, Update::Ended { .. })).await;
+    let store_dir = DraftStore::for_user(&drafts, "ana");
+    let stored = store_dir.load(&call_id).expect("draft on disk");
+    assert_eq!(stored.draft.notes, "Asked about the refund");
+    assert_eq!(stored.call.number, "+15550100");
+
+    let report = caller_task.await.unwrap().expect("caller ran");
+    assert!(report.answered);
+    assert_eq!(report.agent.as_deref(), Some("ana"));
+    // The test microphone's 440 Hz reached the caller.
+    let heard = read(&record);
+    let share = dominance(&heard, 440.0, 1000.0);
+    assert!(
+        share > 0.6,
+        "caller heard the phone's tone in {share:.2} of windows"
+    );
+    // The caller's 1000 Hz came out of the test speaker.
+    let speaker = tap.lock().unwrap().speaker[speaker_at_answer..].to_vec();
+    let share = dominance(&speaker, 1000.0, 440.0);
+    assert!(
+        share > 0.6,
+        "the speaker played the caller in {share:.2} of windows"
+    );
+
+    handle.send(Intent::SubmitDisposition(Disposition {
+        call_id: call_id.clone(),
+        code: "billing".into(),
+        resolution: sapa_ui::Resolution::Resolved,
+        notes: "Refund sent".into(),
+        follow_up: None,
+    }));
+    wait_for(&handle, "disposition saved", |u| {
+        matches!(u, Update::DispositionSaved { .. })
+    })
+    .await;
+    let saved = running.store.disposition(&call_id).await.unwrap().unwrap();
+    assert_eq!(saved.agent, "ana");
+    assert_eq!(saved.code, "billing");
+    assert_eq!(saved.request_id, request_id("ana", &call_id));
+    assert!(
+        store_dir.load(&call_id).is_none(),
+        "an acknowledged draft is deleted"
+    );
+    let call = running.store.call(&call_id).await.unwrap().unwrap();
+    assert_eq!(call.agent.as_deref(), Some("ana"));
+
+    handle.shutdown();
+    running.shutdown().await;
+}
+
+/// A call that happened in an earlier run, as the switchboard stored it.
+async fn past_call(store: &store::Store, id: &str) {
+    let now = sapa::peer::now_ms();
+    store
+        .call_arrived(&store::NewCall {
+            id: id.into(),
+            direction: Direction::Inbound,
+            queue: "support".into(),
+            caller_number: "+15550123".into(),
+            caller_name: Some("Maria Lopez".into()),
+            arrived_at: now - 120_000,
+        })
+        .await
+        .unwrap();
+    store.call_answered(id, "ana", now - 110_000).await.unwrap();
+    store
+        .call_ended(id, now - 50_000, "caller_hung_up")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drafts_survive_a_restart_and_submitted_ones_are_sent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&running, &["ana"]).await;
+    past_call(&running.store, "cpast1").await;
+    past_call(&running.store, "cpast2").await;
+
+    // What a phone that crashed left behind: one submitted but never acknowledged, one
+    // still being written.
+    let drafts = dir.path().join("drafts");
+    let store_dir = DraftStore::for_user(&drafts, "ana");
+    let call = DraftCall {
+        number: "+15550123".into(),
+        name: Some("Maria Lopez".into()),
+        queue: "support".into(),
+        talk_ms: 60_000,
+    };
+    store_dir
+        .save(&StoredDraft {
+            call_id: "cpast1".into(),
+            request_id: request_id("ana", "cpast1"),
+            call: call.clone(),
+            draft: DispositionDraft::for_call("cpast1"),
+            submitted: Some(SubmittedForm {
+                code: "complaint".into(),
+                resolution: Resolution::Escalated,
+                notes: "Sent before the crash".into(),
+                follow_up_at_ms: None,
+            }),
+            saved_at_ms: 1,
+        })
+        .unwrap();
+    let unfinished = DispositionDraft {
+        call_id: "cpast2".into(),
+        code: Some("billing".into()),
+        notes: "Half written".into(),
+        ..DispositionDraft::default()
+    };
+    store_dir
+        .save(&StoredDraft {
+            call_id: "cpast2".into(),
+            request_id: request_id("ana", "cpast2"),
+            call,
+            draft: unfinished.clone(),
+            submitted: None,
+            saved_at_ms: 2,
+        })
+        .unwrap();
+
+    let (handle, _tap) = start_engine(&running.ws_url(), &drafts, Vec::new());
+    let restored = wait_for(&handle, "the unfinished form", |u| {
+        matches!(u, Update::RestoreWrapUp { .. })
+    })
+    .await;
+    let Update::RestoreWrapUp { call, draft } = restored else {
+        unreachable!()
+    };
+    assert_eq!(call.call_id, "cpast2");
+    assert_eq!(call.caller.name.as_deref(), Some("Maria Lopez"));
+    assert_eq!(draft, unfinished);
+    wait_for(
+        &handle,
+        "the resent disposition",
+        |u| matches!(u, Update::DispositionSaved { call_id } if call_id == "cpast1"),
+    )
+    .await;
+    let saved = running.store.disposition("cpast1").await.unwrap().unwrap();
+    assert_eq!(saved.notes, "Sent before the crash");
+    assert_eq!(saved.agent, "ana");
+    assert!(store_dir.load("cpast1").is_none());
+    assert!(
+        store_dir.load("cpast2").is_some(),
+        "unsubmitted drafts stay"
+    );
+
+    // Finishing the restored form stores it (late submits are allowed) and deletes it.
+    handle.send(Intent::SubmitDisposition(Disposition {
+        call_id: "cpast2".into(),
+        code: "billing".into(),
+        resolution: sapa_ui::Resolution::Resolved,
+        notes: "Half written, then finished".into(),
+        follow_up: None,
+    }));
+    wait_for(
+        &handle,
+        "the finished disposition",
+        |u| matches!(u, Update::DispositionSaved { call_id } if call_id == "cpast2"),
+    )
+    .await;
+    assert!(store_dir.all().is_empty());
+    handle.shutdown();
+
+    // A second run sends nothing again: the first submit wins and there is one row.
+    let saved_again = running.store.disposition("cpast1").await.unwrap().unwrap();
+    assert_eq!(saved_again, saved);
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_phone_reconnects_when_the_switchboard_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&running, &["ana"]).await;
+    let (http, media) = (running.http_addr, running.media_addr);
+    let (handle, _tap) = start_engine(&running.ws_url(), &dir.path().join("drafts"), Vec::new());
+    wait_for(&handle, "available", |u| {
+        is_state(u, AgentStateName::Available)
+    })
+    .await;
+    running.shutdown().await;
+    wait_for(&handle, "reconnecting", |u| {
+        matches!(u, Update::Connection(ConnectionHealth::Reconnecting { .. }))
+    })
+    .await;
+
+    // The same addresses and database come back.
+    let again = sapa::switchboard::start(sapa::switchboard::Options {
+        listen: http,
+        media_listen: media,
+        db_url: format!("sqlite:{}", dir.path().join("sapa.db").display()),
+        config: SwitchboardConfig::default(),
+    })
+    .await
+    .expect("switchboard restarts on the same ports");
+    wait_for(&handle, "connected again", |u| {
+        matches!(u, Update::Connection(ConnectionHealth::Connected { .. }))
+    })
+    .await;
+    // Logged in again: the switchboard puts a fresh login in not ready.
+    wait_for(&handle, "not ready after the new login", |u| {
+        is_state(u, AgentStateName::NotReady)
+    })
+    .await;
+    handle.shutdown();
+    again.shutdown().await;
+}
