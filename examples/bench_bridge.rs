@@ -182,4 +182,5 @@ async fn main() {
         let _ = t.await;
     }
     let _ = sb.kill();
+    let _ = sb.wait();
 }

@@ -37,6 +37,8 @@ enum Command {
     Supervisor(SupervisorArgs),
     /// Print a caller's history as JSON.
     History(HistoryArgs),
+    /// A report per agent or per queue over a date range (supervisors only).
+    Report(ReportArgs),
     /// The agent's desktop phone (a window). With --switchboard, --user and --password it
     /// logs in at once and starts not ready; otherwise it shows the login screen, filled in
     /// from the saved config ($XDG_CONFIG_HOME/sapa/phone.toml).
@@ -44,6 +46,36 @@ enum Command {
     /// Try everything in one process: an embedded switchboard, seeded customers, simulated
     /// callers, and the phone logged in as the demo agent. Also what `sapa` alone runs.
     Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[arg(long)]
+    switchboard: String,
+    #[arg(long)]
+    user: String,
+    /// The password (or set SAPA_PASSWORD).
+    #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// First day, YYYY-MM-DD (UTC).
+    #[arg(long)]
+    from: String,
+    /// Last day, YYYY-MM-DD (UTC), included.
+    #[arg(long)]
+    to: String,
+    #[arg(long, value_parser = ["agent", "queue"], default_value = "agent")]
+    by: String,
+    /// Print CSV instead of JSON.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// Midnight UTC of a YYYY-MM-DD date, in ms since the epoch.
+fn day_start_ms(date: &str) -> anyhow::Result<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(date.trim(), &format)
+        .with_context(|| format!("{date:?} is not a date like 2026-11-23"))?;
+    Ok(day.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 #[derive(clap::Args)]
@@ -444,6 +476,52 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Report(args) => {
+            let from_ms = day_start_ms(&args.from)?;
+            let to_ms = day_start_ms(&args.to)? + 86_400_000;
+            if to_ms <= from_ms {
+                bail!("--to is before --from");
+            }
+            let url = signal::ws_url(&args.switchboard);
+            let (signal, _events) = signal::Signal::connect(&url).await?;
+            let timeout = sapa::peer::REQUEST_TIMEOUT;
+            signal
+                .request(
+                    ClientMessage::Login {
+                        req: None,
+                        protocol: PROTOCOL_VERSION,
+                        user: args.user,
+                        password: args.password,
+                    },
+                    timeout,
+                )
+                .await?;
+            let by = if args.by == "queue" {
+                sapa::metrics::ReportBy::Queue
+            } else {
+                sapa::metrics::ReportBy::Agent
+            };
+            let answer = signal
+                .request(
+                    ClientMessage::Report {
+                        req: None,
+                        from_ms,
+                        to_ms,
+                        by,
+                    },
+                    timeout,
+                )
+                .await?;
+            let ServerMessage::Report { rows, csv, .. } = answer else {
+                bail!("unexpected answer from the switchboard: {answer:?}");
+            };
+            if args.csv {
+                print!("{csv}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
             Ok(())
         }
         Command::History(args) => {

@@ -172,6 +172,14 @@ pub enum ClientMessage {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Supervisor: a report over a time range, per agent or per queue.
+    Report {
+        #[serde(default)]
+        req: Option<String>,
+        from_ms: i64,
+        to_ms: i64,
+        by: crate::metrics::ReportBy,
+    },
     /// Agent: put the caller on hold (`on: true`: the caller hears hold music, the agent
     /// hears nothing) or take them off it.
     Hold {
@@ -237,6 +245,7 @@ impl ClientMessage {
             | ClientMessage::Monitor { req, .. }
             | ClientMessage::StopMonitor { req }
             | ClientMessage::Hold { req, .. }
+            | ClientMessage::Report { req, .. }
             | ClientMessage::Ping { req, .. } => req.as_deref(),
         }
     }
@@ -255,6 +264,7 @@ impl ClientMessage {
             ClientMessage::History { .. } => "history",
             ClientMessage::Monitor { .. } => "monitor",
             ClientMessage::Hold { .. } => "hold",
+            ClientMessage::Report { .. } => "report",
             ClientMessage::StopMonitor { .. } => "stop_monitor",
             ClientMessage::Ping { .. } => "ping",
         }
@@ -343,6 +353,16 @@ pub enum ServerMessage {
     /// while calls wait.
     QueueStatus {
         queues: Vec<QueueSummary>,
+    },
+    /// Supervisors: the live wallboard, pushed every second.
+    Wallboard {
+        board: Box<crate::metrics::Wallboard>,
+    },
+    /// Supervisor: the answer to `report`, with the same rows as CSV.
+    Report {
+        req: Option<String>,
+        rows: Vec<crate::metrics::ReportRow>,
+        csv: String,
     },
     /// Agent: the call's hold state changed (the switchboard is the truth).
     CallHeld {
@@ -445,6 +465,7 @@ const CLIENT_TYPES: &[&str] = &[
     "monitor",
     "stop_monitor",
     "hold",
+    "report",
     "ping",
 ];
 
@@ -505,6 +526,7 @@ mod tests {
             r#"{"type":"monitor","agent":"ana","mode":"whisper"}"#,
             r#"{"type":"stop_monitor"}"#,
             r#"{"type":"hold","call_id":"c1","on":true}"#,
+            r#"{"type":"report","from_ms":0,"to_ms":86400000,"by":"agent"}"#,
             r#"{"type":"ping","t":7}"#,
         ];
         assert_eq!(samples.len(), CLIENT_TYPES.len());

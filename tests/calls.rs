@@ -168,8 +168,10 @@ async fn longest_idle_agent_gets_the_call_and_the_third_caller_waits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ring_no_answer_and_abandon_are_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = SwitchboardConfig::default();
-    config.ring_no_answer_secs = 1;
+    let config = SwitchboardConfig {
+        ring_no_answer_secs: 1,
+        ..SwitchboardConfig::default()
+    };
     let sb = start_switchboard(dir.path(), config).await;
     add_agents(&sb, &["ana"]).await;
     let url = sb.ws_url();

@@ -150,15 +150,14 @@ pub async fn run(
                             })?;
                         }
                     }
-                    if let Some(limit) = options.talk_secs {
-                        if started.elapsed().as_secs_f64() >= limit && report.ended_by.is_empty() {
+                    if let Some(limit) = options.talk_secs
+                        && started.elapsed().as_secs_f64() >= limit && report.ended_by.is_empty() {
                             let call_id = report.call_id.clone();
                             if let Some((r, _)) = &mut current {
                                 r.ended_by = "agent".into();
                             }
                             signal.send(ClientMessage::Hangup { req: None, call_id: Some(call_id) })?;
                         }
-                    }
                 }
             }
             event = events.recv() => {

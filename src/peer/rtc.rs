@@ -169,7 +169,6 @@ impl PeerMedia {
             RTCRtpCodecParameters {
                 rtp_codec: opus_codec(),
                 payload_type: OPUS_PT,
-                ..Default::default()
             },
             RtpCodecKind::Audio,
         )?;
@@ -329,12 +328,12 @@ fn answer_ssrcs(sdp: &str) -> [Option<u32>; 2] {
     for line in sdp.lines() {
         if line.starts_with("m=") {
             index = Some(index.map_or(0, |i| i + 1));
-        } else if let Some(rest) = line.strip_prefix("a=ssrc:") {
-            if let (Some(i), Some(ssrc)) = (index, rest.split_whitespace().next()) {
-                if i < 2 && out[i].is_none() {
-                    out[i] = ssrc.parse().ok();
-                }
-            }
+        } else if let Some(rest) = line.strip_prefix("a=ssrc:")
+            && let (Some(i), Some(ssrc)) = (index, rest.split_whitespace().next())
+            && i < 2
+            && out[i].is_none()
+        {
+            out[i] = ssrc.parse().ok();
         }
     }
     out

@@ -147,12 +147,14 @@ fn reply_req(message: &ServerMessage) -> Option<&str> {
         | ServerMessage::History { req, .. }
         | ServerMessage::Pong { req, .. }
         | ServerMessage::MonitorStarted { req, .. }
+        | ServerMessage::Report { req, .. }
         | ServerMessage::Error { req, .. } => req.as_deref(),
         _ => None,
     }
 }
 
-fn set_req(message: &mut ClientMessage, id: String) {
+/// Fills in the `req` id of any client message.
+pub fn set_req(message: &mut ClientMessage, id: String) {
     match message {
         ClientMessage::Login { req, .. }
         | ClientMessage::Dial { req, .. }
@@ -166,6 +168,7 @@ fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::Monitor { req, .. }
         | ClientMessage::StopMonitor { req }
         | ClientMessage::Hold { req, .. }
+        | ClientMessage::Report { req, .. }
         | ClientMessage::Ping { req, .. } => *req = Some(id),
     }
 }

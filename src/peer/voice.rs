@@ -96,7 +96,17 @@ impl Voice {
             if p.slot == RxSlot::Main && self.first_packet_at.is_none() {
                 self.first_packet_at = Some(p.arrived);
             }
-            self.receivers[p.slot as usize].push_packet(p.arrived, p.seq, p.timestamp, &p.payload);
+            // The bridge re-packetizes what it forwards, so its sequence numbers have no gaps
+            // where the sender's packets were lost; the timestamps keep them. The jitter
+            // buffer gets a frame index derived from the timestamp (every sender here and
+            // every browser at ptime 20 steps 960 per packet), so loss is seen as loss.
+            let frame_seq = (p.timestamp / FRAME as u32) as u16;
+            self.receivers[p.slot as usize].push_packet(
+                p.arrived,
+                frame_seq,
+                p.timestamp,
+                &p.payload,
+            );
         }
     }
 

@@ -425,7 +425,7 @@ impl Session {
     fn request(&mut self, mut message: ClientMessage, what: Pending) {
         let req = format!("e{}", self.next_req);
         self.next_req += 1;
-        set_req(&mut message, req.clone());
+        signal::set_req(&mut message, req.clone());
         if self.signal.send(message).is_ok() {
             self.pending.insert(req, what);
         }
@@ -433,24 +433,6 @@ impl Session {
 
     async fn close(self) {
         self.media.close().await;
-    }
-}
-
-fn set_req(message: &mut ClientMessage, id: String) {
-    match message {
-        ClientMessage::Login { req, .. }
-        | ClientMessage::Dial { req, .. }
-        | ClientMessage::MediaOffer { req, .. }
-        | ClientMessage::SetState { req, .. }
-        | ClientMessage::Answer { req, .. }
-        | ClientMessage::Decline { req, .. }
-        | ClientMessage::Hangup { req, .. }
-        | ClientMessage::Disposition { req, .. }
-        | ClientMessage::History { req, .. }
-        | ClientMessage::Hold { req, .. }
-        | ClientMessage::Monitor { req, .. }
-        | ClientMessage::StopMonitor { req }
-        | ClientMessage::Ping { req, .. } => *req = Some(id),
     }
 }
 
@@ -1179,7 +1161,9 @@ impl Engine {
             | ServerMessage::MediaConnected
             | ServerMessage::CallQueued { .. }
             | ServerMessage::MonitorStarted { .. }
-            | ServerMessage::MonitorEnded { .. } => {}
+            | ServerMessage::MonitorEnded { .. }
+            | ServerMessage::Wallboard { .. }
+            | ServerMessage::Report { .. } => {}
         }
         None
     }

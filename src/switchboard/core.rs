@@ -112,6 +112,10 @@ pub enum CoreInput {
         conn: ConnId,
     },
     Media(MediaEvent),
+    /// The wallboard for `/v1/wallboard` (None if the store failed).
+    Wallboard {
+        reply: oneshot::Sender<Option<Box<crate::metrics::Wallboard>>>,
+    },
     /// Figures for `/v1/queues` and tests.
     QueueStatus {
         reply: oneshot::Sender<Vec<QueueSummary>>,
@@ -285,6 +289,7 @@ impl Core {
                     if self.calls.values().any(|c| c.agent.is_none()) {
                         self.queues_dirty = true;
                     }
+                    self.push_wallboard().await;
                 }
             }
             self.drain_acd().await;
@@ -466,6 +471,9 @@ impl Core {
                     c.media_connected = false;
                 }
             }
+            CoreInput::Wallboard { reply } => {
+                let _ = reply.send(self.wallboard(now).await.map(Box::new));
+            }
             CoreInput::QueueStatus { reply } => {
                 let _ = reply.send(self.queue_summaries(now));
             }
@@ -482,16 +490,16 @@ impl Core {
     ) {
         // A second login of the same user takes over: the older connection is told and dropped
         // from the ACD, so an agent whose network blipped is never stuck "logged in elsewhere".
-        if let Some(old) = self.users.get(&user).copied() {
-            if old != conn {
-                self.error(
-                    old,
-                    None,
-                    ErrorCode::InvalidState,
-                    "this user logged in from another connection".into(),
-                );
-                self.closed(now, old);
-            }
+        if let Some(old) = self.users.get(&user).copied()
+            && old != conn
+        {
+            self.error(
+                old,
+                None,
+                ErrorCode::InvalidState,
+                "this user logged in from another connection".into(),
+            );
+            self.closed(now, old);
         }
         let Some(c) = self.connections.get_mut(&conn) else {
             return;
@@ -796,13 +804,13 @@ impl Core {
         );
         // Ends after-call work if this is the call in wrap-up; a late or repeated submit is
         // stored (idempotently) and changes no state.
-        if let Some(AgentState::AfterCallWork { call, .. }) = self.acd.agent_state(&agent) {
-            if call.0 == form.call_id {
-                let call = call.clone();
-                let _ = self
-                    .acd
-                    .handle_input(now, AcdInput::DispositionSubmitted { agent, call });
-            }
+        if let Some(AgentState::AfterCallWork { call, .. }) = self.acd.agent_state(&agent)
+            && call.0 == form.call_id
+        {
+            let call = call.clone();
+            let _ = self
+                .acd
+                .handle_input(now, AcdInput::DispositionSubmitted { agent, call });
         }
     }
 
@@ -1310,22 +1318,126 @@ impl Core {
                         },
                     );
                 }
-                if let Some(agent) = agent {
-                    if let Some(conn) = self.users.get(&agent.0).copied() {
-                        self.media.route(PeerId(conn), Slot::Main, Source::Silence);
-                        self.send(
-                            conn,
-                            ServerMessage::CallEnded {
-                                call_id: call.0,
-                                reason: reason.to_owned(),
-                            },
-                        );
-                    }
+                if let Some(agent) = agent
+                    && let Some(conn) = self.users.get(&agent.0).copied()
+                {
+                    self.media.route(PeerId(conn), Slot::Main, Source::Silence);
+                    self.send(
+                        conn,
+                        ServerMessage::CallEnded {
+                            call_id: call.0,
+                            reason: reason.to_owned(),
+                        },
+                    );
                 }
                 self.queues_dirty = true;
             }
         }
         Ok(())
+    }
+
+    /// Today's figures (UTC day) from the store plus the live state of the ACD.
+    async fn wallboard(&self, now: Instant) -> Option<crate::metrics::Wallboard> {
+        let now_ms = self.clock.ms(now);
+        let day_start_ms = now_ms - now_ms.rem_euclid(86_400_000);
+        let calls = match self.store.calls_between(day_start_ms, now_ms + 1).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("wallboard: cannot read today's calls: {e}");
+                return None;
+            }
+        };
+        let live = crate::metrics::LiveSnapshot {
+            queues: self
+                .queue_summaries(now)
+                .into_iter()
+                .map(|q| crate::metrics::LiveQueue {
+                    queue: q.queue,
+                    waiting: q.waiting,
+                    longest_wait_ms: q.longest_wait_ms,
+                })
+                .collect(),
+            agents: self
+                .acd
+                .agents()
+                .filter(|(_, s)| !matches!(s, AgentState::LoggedOut))
+                .map(|(agent, state)| {
+                    let call = match state {
+                        AgentState::Offered { call, .. }
+                        | AgentState::OnCall { call, .. }
+                        | AgentState::AfterCallWork { call, .. } => Some(call.clone()),
+                        _ => None,
+                    };
+                    let since = match state {
+                        AgentState::NotReady { since, .. }
+                        | AgentState::Available { since }
+                        | AgentState::Offered { since, .. }
+                        | AgentState::OnCall { since, .. }
+                        | AgentState::AfterCallWork { since, .. } => *since,
+                        AgentState::LoggedOut => now,
+                    };
+                    crate::metrics::LiveAgent {
+                        name: agent.0.clone(),
+                        state: state_label(state_name(state)).to_owned(),
+                        reason: match state {
+                            AgentState::NotReady { reason, .. } => Some(reason.clone()),
+                            _ => None,
+                        },
+                        since_ms: self.clock.ms(since),
+                        caller: call
+                            .as_ref()
+                            .and_then(|c| self.calls.get(c))
+                            .map(|c| c.caller.number.clone()),
+                        call_started_ms: match state {
+                            AgentState::OnCall { since, .. } => Some(self.clock.ms(*since)),
+                            _ => None,
+                        },
+                        call_id: call.map(|c| c.0),
+                        voice_quality: None,
+                    }
+                })
+                .collect(),
+        };
+        Some(crate::metrics::wallboard(
+            &calls,
+            &live,
+            &self.config.queues,
+            day_start_ms,
+            now_ms,
+        ))
+    }
+
+    /// Once a second: the wallboard, computed once, to every logged-in supervisor.
+    async fn push_wallboard(&mut self) {
+        let supervisors: Vec<ConnId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                matches!(
+                    c.party,
+                    Party::User {
+                        role: Role::Supervisor,
+                        ..
+                    }
+                )
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if supervisors.is_empty() {
+            return;
+        }
+        let Some(board) = self.wallboard(Instant::now()).await else {
+            return;
+        };
+        let board = Box::new(board);
+        for conn in supervisors {
+            self.send(
+                conn,
+                ServerMessage::Wallboard {
+                    board: board.clone(),
+                },
+            );
+        }
     }
 
     fn queue_summaries(&self, now: Instant) -> Vec<QueueSummary> {

@@ -53,6 +53,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/ws", get(ws_upgrade))
         .route("/v1/queues", get(queues))
+        .route("/v1/wallboard", get(wallboard))
         .with_state(state)
 }
 
@@ -62,6 +63,19 @@ async fn queues(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     match answer.await {
         Ok(queues) => axum::Json(serde_json::json!({ "queues": queues })).into_response(),
         Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response(),
+    }
+}
+
+async fn wallboard(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    let (reply, answer) = oneshot::channel();
+    let _ = state.core.send(CoreInput::Wallboard { reply });
+    match answer.await {
+        Ok(Some(board)) => axum::Json(board).into_response(),
+        _ => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "wallboard unavailable",
+        )
+            .into_response(),
     }
 }
 
@@ -146,10 +160,10 @@ async fn connection(socket: WebSocket, state: Arc<HttpState>) {
                 continue;
             }
         };
-        if let Some(input) = handle_message(conn, &state, &outbox, &mut standing, message).await {
-            if state.core.send(input).is_err() {
-                break;
-            }
+        if let Some(input) = handle_message(conn, &state, &outbox, &mut standing, message).await
+            && state.core.send(input).is_err()
+        {
+            break;
         }
     }
     let _ = state.core.send(CoreInput::Closed { conn });
@@ -309,13 +323,15 @@ async fn handle_message(
                 Standing::User(role) => {
                     let supervisor_only = matches!(
                         other,
-                        ClientMessage::Monitor { .. } | ClientMessage::StopMonitor { .. }
+                        ClientMessage::Monitor { .. }
+                            | ClientMessage::StopMonitor { .. }
+                            | ClientMessage::Report { .. }
                     );
                     if supervisor_only && *role != Role::Supervisor {
                         reply(error(
                             req,
                             ErrorCode::Forbidden,
-                            "only supervisors may monitor calls",
+                            &format!("only supervisors may send {}", other.type_name()),
                         ));
                         return None;
                     }
@@ -329,6 +345,22 @@ async fn handle_message(
                     mode,
                 }),
                 ClientMessage::StopMonitor { .. } => Some(CoreInput::StopMonitor { conn, req }),
+                ClientMessage::Report {
+                    from_ms, to_ms, by, ..
+                } => {
+                    match report(&state.store, from_ms, to_ms, by).await {
+                        Ok(rows) => {
+                            let csv = crate::metrics::report_csv(&rows);
+                            reply(ServerMessage::Report { req, rows, csv });
+                        }
+                        Err(e) => reply(error(
+                            req,
+                            ErrorCode::Internal,
+                            &format!("cannot build the report: {e}"),
+                        )),
+                    }
+                    None
+                }
                 ClientMessage::Hold { call_id, on, .. } => Some(CoreInput::Hold {
                     conn,
                     req,
@@ -388,6 +420,23 @@ async fn handle_message(
             }
         }
     }
+}
+
+/// Reads the range (plus seven days after it, for first-contact resolution) and computes it.
+async fn report(
+    store: &Store,
+    from_ms: i64,
+    to_ms: i64,
+    by: crate::metrics::ReportBy,
+) -> Result<Vec<crate::metrics::ReportRow>, crate::store::StoreError> {
+    let calls = store.calls_between(from_ms, to_ms).await?;
+    let later = store
+        .calls_between(
+            from_ms,
+            to_ms.saturating_add(crate::metrics::FCR_WINDOW_MS + 1),
+        )
+        .await?;
+    Ok(crate::metrics::report(&calls, &later, from_ms, to_ms, by))
 }
 
 async fn history(

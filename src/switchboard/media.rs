@@ -370,7 +370,7 @@ impl Bridge {
             media_peer.cursors[slot as usize] = self.cursor_for(routes[slot as usize]);
         }
         self.peers.insert(id, media_peer);
-        self.drain(id, now);
+        self.drain(id);
         Ok(answer.to_sdp_string())
     }
 
@@ -472,7 +472,7 @@ impl Bridge {
         if let Err(e) = peer.rtc.handle_input(input) {
             tracing::debug!("peer {id:?} rejected a packet: {e}");
         }
-        self.drain(id, now);
+        self.drain(id);
     }
 
     fn handle_timeouts(&mut self, now: Instant) {
@@ -483,17 +483,17 @@ impl Bridge {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            if let Some(peer) = self.peers.get_mut(&id) {
-                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                    tracing::debug!("peer {id:?} timeout failed: {e}");
-                }
+            if let Some(peer) = self.peers.get_mut(&id)
+                && let Err(e) = peer.rtc.handle_input(Input::Timeout(now))
+            {
+                tracing::debug!("peer {id:?} timeout failed: {e}");
             }
-            self.drain(id, now);
+            self.drain(id);
         }
     }
 
     /// Polls one peer until it asks for a timeout: sends its packets, forwards its audio.
-    fn drain(&mut self, id: PeerId, now: Instant) {
+    fn drain(&mut self, id: PeerId) {
         let mut forwards = Vec::new();
         let mut gone = false;
         {
@@ -530,10 +530,10 @@ impl Bridge {
                             };
                             peer.mids[slot as usize] = Some(added.mid);
                         }
-                        Event::MediaData(data) => {
-                            if Some(data.mid) == peer.mids[Slot::Main as usize] {
-                                forwards.push((data.time.numer(), data.network_time, data.data));
-                            }
+                        Event::MediaData(data)
+                            if Some(data.mid) == peer.mids[Slot::Main as usize] =>
+                        {
+                            forwards.push((data.time.numer(), data.network_time, data.data));
                         }
                         _ => {}
                     },
@@ -561,7 +561,7 @@ impl Bridge {
             }
         }
         for (listener, _) in listeners {
-            self.drain(listener, now);
+            self.drain(listener);
         }
     }
 
@@ -627,7 +627,7 @@ impl Bridge {
         }
         touched.dedup();
         for id in touched {
-            self.drain(id, now);
+            self.drain(id);
         }
     }
 }

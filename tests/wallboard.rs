@@ -1,0 +1,149 @@
+//! Wallboard and reports through a real switchboard: after a scripted answered call and an
+//! abandoned one, `/v1/wallboard` and the pushed `wallboard` show the hand-computed figures, and
+//! a supervisor's `report` has the agent's row (JSON and CSV).
+
+mod common;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use sapa::config::SwitchboardConfig;
+use sapa::peer::agent::{AgentOptions, AgentVoice};
+use sapa::peer::caller::CallerOptions;
+use sapa::peer::{agent, caller};
+use sapa::protocol::Resolution;
+use sapa::store::Role;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use common::*;
+
+async fn http_get_json(addr: std::net::SocketAddr, path: &str) -> Value {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    let json = body.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wallboard_and_report_match_a_scripted_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    sb.store
+        .add_user("sri", Role::Supervisor, PASSWORD)
+        .await
+        .unwrap();
+    let url = sb.ws_url();
+    let tone = tone_wav(dir.path(), "t.wav", 440.0, 1.0);
+
+    // An abandoned call first: nobody is logged in yet; the caller gives up after 1 s.
+    let gave_up = caller::run(CallerOptions {
+        switchboard: url.clone(),
+        from: "+15550301".into(),
+        name: None,
+        queue: Some("support".into()),
+        play: tone.clone(),
+        record: dir.path().join("x.wav"),
+        talk_secs: None,
+        max_wait_secs: 1.0,
+        impair: None,
+    })
+    .await
+    .unwrap();
+    assert!(!gave_up.answered);
+
+    // Then an answered call of about 1 s.
+    let ana = tokio::spawn(agent::run(
+        AgentOptions {
+            switchboard: url.clone(),
+            user: "ana".into(),
+            password: PASSWORD.into(),
+            voice: AgentVoice::Silence,
+            record: None,
+            calls: 1,
+            disposition: Some("billing".into()),
+            notes: String::new(),
+            resolution: Resolution::Resolved,
+            talk_secs: None,
+            no_answer: false,
+            hold: None,
+            impair: None,
+        },
+        |_| {},
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answered = caller::run(CallerOptions {
+        switchboard: url.clone(),
+        from: "+15550302".into(),
+        name: None,
+        queue: Some("support".into()),
+        play: tone,
+        record: dir.path().join("y.wav"),
+        talk_secs: None,
+        max_wait_secs: 20.0,
+        impair: None,
+    })
+    .await
+    .unwrap();
+    assert!(answered.answered);
+    ana.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Hand-computed: offered 2, handled 1, abandoned 1 (after ~1 s, under the 20 s threshold,
+    // so a short abandon: excluded from service level), SL = 1/1 = 100 %, abandon rate 50 %.
+    let board = http_get_json(sb.http_addr, "/v1/wallboard").await;
+    let support = board["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "support")
+        .unwrap()
+        .clone();
+    assert_eq!(support["offered"], 2, "{support}");
+    assert_eq!(support["handled_today"], 1);
+    assert_eq!(support["abandoned"], 1);
+    assert_eq!(support["service_level_pct"].as_f64(), Some(100.0));
+    assert_eq!(support["abandon_pct"].as_f64(), Some(50.0));
+    assert!(support["asa_ms"].as_u64().unwrap() < 2_000);
+
+    // A supervisor gets the board pushed, and a report.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let login = format!(r#"{{"type":"login","protocol":1,"user":"sri","password":"{PASSWORD}"}}"#);
+    ws.send(Message::Text(login.into())).await.unwrap();
+    let now_ms = sapa::peer::now_ms();
+    let report = format!(
+        r#"{{"type":"report","req":"r","from_ms":{},"to_ms":{},"by":"agent"}}"#,
+        now_ms - 3_600_000,
+        now_ms + 1
+    );
+    ws.send(Message::Text(report.into())).await.unwrap();
+    let (mut got_board, mut got_report) = (false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(got_board && got_report) {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("pushes arrive");
+        let Some(Ok(Message::Text(t))) = frame else {
+            panic!("closed")
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        if v["type"] == "wallboard" {
+            got_board = true;
+            assert!(v["board"]["queues"].is_array());
+        }
+        if v["type"] == "report" {
+            got_report = true;
+            let rows = v["rows"].as_array().unwrap();
+            let row = rows.iter().find(|r| r["key"] == "ana").expect("ana's row");
+            assert_eq!(row["answered"], 1);
+            assert_eq!(row["dispositions"]["billing"], 1);
+            assert!(v["csv"].as_str().unwrap().lines().count() >= 2);
+        }
+    }
+    sb.shutdown().await;
+}
