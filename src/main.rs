@@ -39,6 +39,8 @@ enum Command {
     History(HistoryArgs),
     /// A report per agent or per queue over a date range (supervisors only).
     Report(ReportArgs),
+    /// List audio input and output devices (* marks the defaults).
+    Devices(DevicesArgs),
     /// The agent's desktop phone (a window). With --switchboard, --user and --password it
     /// logs in at once and starts not ready; otherwise it shows the login screen, filled in
     /// from the saved config ($XDG_CONFIG_HOME/sapa/phone.toml).
@@ -46,6 +48,13 @@ enum Command {
     /// Try everything in one process: an embedded switchboard, seeded customers, simulated
     /// callers, and the phone logged in as the demo agent. Also what `sapa` alone runs.
     Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DevicesArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -222,11 +231,27 @@ struct AgentArgs {
     #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
     password: String,
     /// What the agent says in each call.
-    #[arg(long, conflicts_with = "echo")]
+    #[arg(long, conflicts_with_all = ["echo", "devices"])]
     play: Option<PathBuf>,
     /// Send back what is heard (for latency measurement).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "devices")]
     echo: bool,
+    /// Talk on real audio devices: the input device is sent to the caller, the caller is
+    /// played on the output device (see `sapa devices`).
+    #[arg(long)]
+    devices: bool,
+    /// Input device name with --devices (default: the system default).
+    #[arg(long, requires = "devices")]
+    input: Option<String>,
+    /// Output device name with --devices (default: the system default).
+    #[arg(long, requires = "devices")]
+    output: Option<String>,
+    /// With --devices: suppress background noise on the microphone (RNNoise).
+    #[arg(long, requires = "devices")]
+    noise_suppression: bool,
+    /// With --devices: automatic gain control on the microphone.
+    #[arg(long, requires = "devices")]
+    agc: bool,
     /// Record what the agent hears; later calls get -2, -3, ... before the extension.
     #[arg(long)]
     record: Option<PathBuf>,
@@ -416,10 +441,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Agent(args) => {
-            let voice = match (args.play, args.echo) {
-                (Some(path), _) => agent::AgentVoice::Wav(path),
-                (None, true) => agent::AgentVoice::Echo,
-                (None, false) => agent::AgentVoice::Silence,
+            let voice = match (args.play, args.echo, args.devices) {
+                (Some(path), _, _) => agent::AgentVoice::Wav(path),
+                (None, true, _) => agent::AgentVoice::Echo,
+                (None, false, true) => agent::AgentVoice::Devices(agent::HeadsetChoice {
+                    input: args.input,
+                    output: args.output,
+                    noise_suppression: args.noise_suppression,
+                    agc: args.agc,
+                }),
+                (None, false, false) => agent::AgentVoice::Silence,
             };
             let resolution = match args.resolution.as_str() {
                 "escalated" => Resolution::Escalated,
@@ -449,6 +480,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
             )
             .await?;
+            Ok(())
+        }
+        Command::Devices(args) => {
+            let list = tokio::task::spawn_blocking(sapa::audio::device::list_devices).await??;
+            // Written with `writeln!` so `sapa devices | head` ends quietly on a closed pipe.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            if args.json {
+                let _ = writeln!(out, "{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            let _ = writeln!(out, "audio host: {}", list.host);
+            for (title, devices) in [("inputs", &list.inputs), ("outputs", &list.outputs)] {
+                let _ = writeln!(out, "{title}:");
+                if devices.is_empty() {
+                    let _ = writeln!(out, "  (none)");
+                }
+                for d in devices {
+                    let mark = if d.is_default { "*" } else { " " };
+                    let _ = writeln!(out, "  {mark} {}\t{}", d.name, d.description);
+                }
+            }
             Ok(())
         }
         Command::Supervisor(args) => {

@@ -1,4 +1,6 @@
+pub mod device;
 pub mod jitter;
 pub mod mixer;
+pub mod process;
 pub mod receive;
 pub mod tone;

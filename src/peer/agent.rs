@@ -1,6 +1,6 @@
 //! `sapa agent`: a headless agent. Logs in, opens its one peer connection for the shift, goes
-//! available, answers offered calls, talks (a WAV file, or an echo of what it hears for latency
-//! measurement), records, and submits the disposition after each call. Prints one JSON line
+//! available, answers offered calls, talks (a WAV file, an echo of what it hears for latency
+//! measurement, or a real headset: microphone in, speaker out), records, and submits the disposition after each call. Prints one JSON line
 //! per call; exits after N calls.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::audio::device::Headset;
+use crate::audio::process::MicProcessor;
 use crate::peer::impair::Impairment;
 use crate::peer::voice::{Mouth, Voice};
 use crate::peer::{PeerError, REQUEST_TIMEOUT, connect_media, signal};
@@ -22,6 +24,17 @@ pub enum AgentVoice {
     Silence,
     Wav(PathBuf),
     Echo,
+    /// A real headset: says what its microphone picks up, plays what it hears.
+    Devices(HeadsetChoice),
+}
+
+/// Which headset devices to use (None: the system default) and how to treat the microphone.
+#[derive(Debug, Clone, Default)]
+pub struct HeadsetChoice {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub noise_suppression: bool,
+    pub agc: bool,
 }
 
 /// What `sapa agent` was asked to do.
@@ -104,6 +117,18 @@ pub async fn run(
         matches!(m, ServerMessage::MediaConnected)
     })
     .await?;
+    // The headset opens before going available, so a missing device fails before any call
+    // is offered, and its rings start filling only just before the voice clock reads them.
+    let mut voice = Voice::new(options.impair.clone())?;
+    if let AgentVoice::Devices(choice) = &options.voice {
+        let (headset, notices) = open_headset(choice.clone()).await?;
+        for notice in &notices {
+            tracing::warn!("{notice}");
+        }
+        let processing = (choice.noise_suppression || choice.agc)
+            .then(|| MicProcessor::new(choice.noise_suppression, choice.agc));
+        voice.attach_headset(headset, processing);
+    }
     signal
         .request(
             ClientMessage::SetState {
@@ -118,7 +143,6 @@ pub async fn run(
         AgentVoice::Wav(path) => Some(wav::read_mono_48k(path)?),
         _ => None,
     };
-    let mut voice = Voice::new(options.impair.clone())?;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
 
@@ -218,6 +242,7 @@ pub async fn run(
                         });
                         voice.mouth = match (&options.voice, &playback) {
                             (AgentVoice::Echo, _) => Mouth::Echo,
+                            (AgentVoice::Devices(_), _) => Mouth::Device,
                             (AgentVoice::Wav(_), Some(samples)) => Mouth::wav(samples.clone()),
                             _ => Mouth::Silence,
                         };
@@ -238,6 +263,9 @@ pub async fn run(
                         );
                         if report.ended_by.is_empty() {
                             report.ended_by = reason;
+                        }
+                        if let Some(headset) = voice.headset() {
+                            tracing::info!(stats = ?headset.stats(), "headset after call");
                         }
                         if let Some(path) = &options.record {
                             wav::write_mono_48k(&numbered(path, reports.len() + 1), &recording)?;
@@ -280,6 +308,18 @@ pub async fn run(
         .await;
     media.close().await;
     Ok(reports)
+}
+
+/// Opens the headset off the async threads (PulseAudio's handshake and stream set-up block).
+async fn open_headset(
+    choice: HeadsetChoice,
+) -> Result<(Headset, Vec<crate::audio::device::DeviceNotice>), PeerError> {
+    tokio::task::spawn_blocking(move || {
+        Headset::open(choice.input.as_deref(), choice.output.as_deref())
+    })
+    .await
+    .map_err(|e| PeerError::Protocol(format!("opening the headset: {e}")))?
+    .map_err(PeerError::from)
 }
 
 /// Waits for the first event that matches, skipping others.

@@ -30,6 +30,8 @@ pub enum PeerError {
     Codec(#[from] opus::Error),
     #[error(transparent)]
     Wav(#[from] crate::wav::WavError),
+    #[error(transparent)]
+    Device(#[from] crate::audio::device::DeviceError),
     #[error("{0}")]
     Protocol(String),
 }

@@ -1,7 +1,8 @@
 //! The headless peers' voice loop: a 20 ms media clock that, on every tick, takes in what
 //! arrived, plays out one frame per receive slot (jitter buffer, Opus FEC/PLC), mixes them
 //! into what the peer "hears", and sends one frame of what it "says" (a WAV file, an echo of
-//! what it heard, or silence).
+//! what it heard, silence, or a real microphone), and, with a headset attached, plays what it
+//! heard on the headset's speaker.
 //!
 //! Because one tick both sends frame n and plays out frame n, a recording is sample-aligned
 //! with the playback: sample k of the recording was heard when sample k of the input was sent.
@@ -12,6 +13,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::audio::device::Headset;
+use crate::audio::process::MicProcessor;
 use crate::audio::receive::AudioReceiver;
 use crate::peer::impair::Impairment;
 use crate::peer::rtc::{PeerMedia, RtcError, RxPacket, RxSlot};
@@ -29,6 +32,8 @@ pub enum Mouth {
     },
     /// Sends back what it heard on the previous tick (latency measurement).
     Echo,
+    /// Sends what the attached headset's microphone picked up (silence without a headset).
+    Device,
 }
 
 impl Mouth {
@@ -36,10 +41,11 @@ impl Mouth {
         Mouth::Wav { samples, pos: 0 }
     }
 
-    fn next(&mut self, heard: &[f32; FRAME], out: &mut [f32; FRAME]) {
+    fn next(&mut self, heard: &[f32; FRAME], mic: &[f32; FRAME], out: &mut [f32; FRAME]) {
         match self {
             Mouth::Silence => out.fill(0.0),
             Mouth::Echo => out.copy_from_slice(heard),
+            Mouth::Device => out.copy_from_slice(mic),
             Mouth::Wav { samples, pos } => {
                 out.fill(0.0);
                 let end = (*pos + FRAME).min(samples.len());
@@ -67,6 +73,12 @@ pub struct Voice {
     /// First packet arrival on the main slot since `mark_call_start`.
     pub first_packet_at: Option<Instant>,
     impairment: Option<Impairment>,
+    /// Real microphone and speaker, when the peer runs on a headset.
+    headset: Option<Headset>,
+    /// Noise suppression / AGC for the headset's microphone.
+    mic_processor: Option<MicProcessor>,
+    /// The last microphone frame (silence without a headset).
+    mic: [f32; FRAME],
 }
 
 impl Voice {
@@ -87,7 +99,26 @@ impl Voice {
             muted: false,
             first_packet_at: None,
             impairment,
+            headset: None,
+            mic_processor: None,
+            mic: [0.0; FRAME],
         })
+    }
+
+    /// From now on every tick reads one frame from the headset's microphone (through
+    /// `processor`, if any), which `Mouth::Device` says, and plays what was heard on its speaker.
+    pub fn attach_headset(&mut self, headset: Headset, processor: Option<MicProcessor>) {
+        self.headset = Some(headset);
+        self.mic_processor = processor;
+    }
+
+    pub fn headset(&self) -> Option<&Headset> {
+        self.headset.as_ref()
+    }
+
+    /// For switching devices mid-call.
+    pub fn headset_mut(&mut self) -> Option<&mut Headset> {
+        self.headset.as_mut()
     }
 
     /// Takes every packet that has arrived into the jitter buffers.
@@ -120,8 +151,17 @@ impl Voice {
         for ((h, m), a) in self.heard.iter_mut().zip(&main).zip(&aux) {
             *h = soft_clip(m + a);
         }
+        if let Some(headset) = &mut self.headset {
+            // Read every tick, in a call or not, so the microphone ring never backs up; the
+            // speaker gets silence between calls, which keeps its stream steady.
+            headset.read_mic_frame(&mut self.mic);
+            if let Some(p) = &mut self.mic_processor {
+                p.process(&mut self.mic);
+            }
+            headset.write_speaker_frame(&self.heard);
+        }
         let heard = self.heard;
-        self.mouth.next(&heard, &mut self.said);
+        self.mouth.next(&heard, &self.mic, &mut self.said);
         let ts = self.send_ts;
         self.send_ts = self.send_ts.wrapping_add(FRAME as u32);
         if self.muted {

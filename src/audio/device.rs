@@ -1,0 +1,1209 @@
+//! Real audio devices: the agent's headset (microphone + speaker) and a separate ring device,
+//! on cpal's PulseAudio host when a server is reachable (`PULSE_SERVER` or `XDG_RUNTIME_DIR`),
+//! ALSA otherwise.
+//!
+//! Run loop (the 20 ms voice clock owns the headset; nothing here spawns a thread):
+//! ```text
+//! let (mut headset, notices) = Headset::open(saved.mic.as_deref(), saved.speaker.as_deref())?;
+//! for n in notices { show(n) }                       // "microphone 'X' not found; using default 'Y'"
+//! loop { tick.await;
+//!        headset.read_mic_frame(&mut said);          // 960 samples, 48 kHz mono
+//!        headset.write_speaker_frame(&heard); }
+//! ```
+//!
+//! The cpal callbacks only copy samples between the device buffer and a lock-free SPSC ring
+//! (rtrb), down-/up-mixing channels on the way; they never block, lock, allocate, free or log.
+//! Under- and overruns are counted with atomics. Everything else (resampling with rubato to and
+//! from 48 kHz, keeping the rings shallow, level meters) runs on the caller's side of the rings.
+//! Devices are opened with a fixed 10 ms buffer where the device allows it: PulseAudio's default
+//! pushes hundreds of milliseconds in bursts.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{BufferSize, FromSample, SampleFormat, SizedSample, StreamConfig, SupportedBufferSize};
+use rubato::{FastFixedIn, PolynomialDegree, Resampler};
+use serde::Serialize;
+
+use crate::audio::tone::LevelMeter;
+
+/// The voice path's rate: everything outside this module is 48 kHz mono.
+pub const RATE_HZ: u32 = 48_000;
+/// One 20 ms frame at 48 kHz.
+pub const FRAME: usize = 960;
+
+/// Device buffer asked for: 10 ms.
+const DEVICE_BUFFER_MS: u32 = 10;
+/// Ring capacity on both sides; what is above the targets below is dropped, so this only has
+/// to absorb scheduling hiccups.
+const RING_MS: u32 = 250;
+/// The microphone ring is trimmed to `MIC_KEEP_MS` once it holds more than `MIC_MAX_MS`
+/// (the voice clock ran slow or stalled): old audio is worth less than low delay.
+const MIC_MAX_MS: u32 = 80;
+const MIC_KEEP_MS: u32 = 30;
+/// Before the first frame (and after an underrun) wait for this much, so 10 ms device
+/// callbacks against a 20 ms voice clock do not starve every other tick.
+const MIC_PRIME_MS: u32 = 30;
+/// The speaker ring is kept between these: a frame written when more than `SPEAKER_MAX_MS` is
+/// queued is dropped; when less than `SPEAKER_LOW_MS` is queued (start, or after an underrun)
+/// one frame of silence goes first.
+const SPEAKER_MAX_MS: u32 = 60;
+const SPEAKER_LOW_MS: u32 = 5;
+/// How long to wait for a stream to be created before calling the device unusable.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors of the device layer. Each prints as one line a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("no audio {direction} device found ({hint})")]
+    NoDevice { direction: Direction, hint: String },
+    #[error("audio system unavailable: {0}")]
+    Host(String),
+    #[error("cannot open {direction} device '{name}': {reason}")]
+    Open {
+        direction: Direction,
+        name: String,
+        reason: String,
+    },
+}
+
+/// Which way audio flows through a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+        })
+    }
+}
+
+/// What a device is used for, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Microphone,
+    Speaker,
+    Ringer,
+}
+
+impl Role {
+    fn direction(self) -> Direction {
+        match self {
+            Role::Microphone => Direction::Input,
+            Role::Speaker | Role::Ringer => Direction::Output,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Microphone => "microphone",
+            Role::Speaker => "speaker",
+            Role::Ringer => "ring device",
+        })
+    }
+}
+
+/// A remembered device was not there and another was used. Shown to the agent, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceNotice {
+    pub role: Role,
+    /// The name that was asked for.
+    pub wanted: String,
+    /// The device used instead.
+    pub used: String,
+}
+
+impl fmt::Display for DeviceNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} '{}' not found; using default '{}'",
+            self.role, self.wanted, self.used
+        )
+    }
+}
+
+/// One device as listed to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    /// Stable name to pass back to `Headset::open` (PulseAudio: the sink/source name).
+    pub name: String,
+    /// Human description ("Built-in Audio Analog Stereo").
+    pub description: String,
+    pub is_default: bool,
+}
+
+/// The devices of the audio host in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceList {
+    /// "PulseAudio" or "ALSA".
+    pub host: String,
+    pub inputs: Vec<DeviceInfo>,
+    pub outputs: Vec<DeviceInfo>,
+    pub default_input: Option<String>,
+    pub default_output: Option<String>,
+}
+
+/// Lists input and output devices, defaults marked.
+pub fn list_devices() -> Result<DeviceList, DeviceError> {
+    let host = AudioHost::open()?;
+    let default_input = host.host.default_input_device().map(|d| device_name(&d));
+    let default_output = host.host.default_output_device().map(|d| device_name(&d));
+    let describe = |devices: Vec<cpal::Device>, default: &Option<String>| -> Vec<DeviceInfo> {
+        devices
+            .iter()
+            .map(|d| {
+                let name = device_name(d);
+                DeviceInfo {
+                    is_default: default.as_deref() == Some(name.as_str()),
+                    description: d.to_string(),
+                    name,
+                }
+            })
+            .collect()
+    };
+    Ok(DeviceList {
+        host: host.host.id().name().to_owned(),
+        inputs: describe(host.devices(Direction::Input), &default_input),
+        outputs: describe(host.devices(Direction::Output), &default_output),
+        default_input,
+        default_output,
+    })
+}
+
+/// Counters shared between the callbacks (which only increment) and the owner.
+#[derive(Debug, Default)]
+struct Counters {
+    /// The mic callback found its ring full and dropped samples.
+    mic_overruns: AtomicU64,
+    /// A mic frame was asked for and not enough audio had arrived.
+    mic_underruns: AtomicU64,
+    /// Mic samples thrown away to keep the delay small (the voice clock fell behind).
+    mic_trimmed_samples: AtomicU64,
+    /// The speaker callback ran out of samples mid-stream.
+    speaker_underruns: AtomicU64,
+    /// A speaker frame was dropped because the ring was already deep enough.
+    speaker_overruns: AtomicU64,
+    /// Xruns the backend reported.
+    xruns: AtomicU64,
+    /// Other stream errors (device unplugged, server gone).
+    stream_errors: AtomicU64,
+}
+
+/// A snapshot for the UI and tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadsetStats {
+    pub mic_device: String,
+    pub speaker_device: String,
+    pub mic_rate_hz: u32,
+    pub speaker_rate_hz: u32,
+    pub mic_overruns: u64,
+    pub mic_underruns: u64,
+    pub mic_trimmed_samples: u64,
+    pub speaker_underruns: u64,
+    pub speaker_overruns: u64,
+    pub xruns: u64,
+    pub stream_errors: u64,
+    /// Microphone audio waiting to be read, ms.
+    pub mic_buffered_ms: f32,
+    /// Speaker audio queued for the device, ms.
+    pub speaker_buffered_ms: f32,
+    pub mic_level_dbfs: f32,
+    pub mic_peak_dbfs: f32,
+    pub speaker_level_dbfs: f32,
+    pub speaker_peak_dbfs: f32,
+}
+
+/// The agent's headset: one input and one output stream, each replaceable on its own.
+pub struct Headset {
+    host: AudioHost,
+    mic: MicStream,
+    speaker: SpeakerStream,
+    counters: Arc<Counters>,
+    mic_meter: LevelMeter,
+    speaker_meter: LevelMeter,
+}
+
+impl Headset {
+    /// Opens the named microphone and speaker (PulseAudio source/sink names or descriptions
+    /// as `list_devices` gives them), or the defaults. A name that is not there falls back to
+    /// the default with a notice; no device at all is an error naming what is missing.
+    pub fn open(
+        mic: Option<&str>,
+        speaker: Option<&str>,
+    ) -> Result<(Headset, Vec<DeviceNotice>), DeviceError> {
+        let host = AudioHost::open()?;
+        let counters = Arc::new(Counters::default());
+        let mut notices = Vec::new();
+        let (mic_device, notice) = host.find(Role::Microphone, mic)?;
+        notices.extend(notice);
+        let (speaker_device, notice) = host.find(Role::Speaker, speaker)?;
+        notices.extend(notice);
+        let mic = MicStream::open(&mic_device, &counters)?;
+        let speaker = SpeakerStream::open(&speaker_device, &counters)?;
+        Ok((
+            Headset {
+                host,
+                mic,
+                speaker,
+                counters,
+                mic_meter: LevelMeter::default(),
+                speaker_meter: LevelMeter::default(),
+            },
+            notices,
+        ))
+    }
+
+    /// Takes the next 20 ms of the microphone at 48 kHz mono. Returns false (and silence)
+    /// when not enough has arrived yet; drops the oldest audio when too much has.
+    pub fn read_mic_frame(&mut self, out: &mut [f32; FRAME]) -> bool {
+        let ok = self.mic.fifo.read_frame(out, &self.counters);
+        self.mic_meter.update(out, 0.02);
+        ok
+    }
+
+    /// Queues 20 ms (48 kHz mono) for the speaker, keeping 20-40 ms queued.
+    pub fn write_speaker_frame(&mut self, frame: &[f32; FRAME]) {
+        self.speaker_meter.update(frame, 0.02);
+        self.speaker.fifo.write_frame(frame, &self.counters);
+    }
+
+    /// Replaces the microphone stream only; the speaker (and the call) go on. A name that is
+    /// not there falls back to the default with a notice.
+    pub fn switch_microphone(
+        &mut self,
+        name: Option<&str>,
+    ) -> Result<Option<DeviceNotice>, DeviceError> {
+        let (device, notice) = self.host.find(Role::Microphone, name)?;
+        // The new stream is built before the old one goes, so a failure leaves the old one.
+        self.mic = MicStream::open(&device, &self.counters)?;
+        Ok(notice)
+    }
+
+    /// Replaces the speaker stream only; the microphone (and the call) go on.
+    pub fn switch_speaker(
+        &mut self,
+        name: Option<&str>,
+    ) -> Result<Option<DeviceNotice>, DeviceError> {
+        let (device, notice) = self.host.find(Role::Speaker, name)?;
+        self.speaker = SpeakerStream::open(&device, &self.counters)?;
+        Ok(notice)
+    }
+
+    pub fn stats(&self) -> HeadsetStats {
+        let c = &self.counters;
+        HeadsetStats {
+            mic_device: self.mic.name.clone(),
+            speaker_device: self.speaker.name.clone(),
+            mic_rate_hz: self.mic.fifo.rate_hz,
+            speaker_rate_hz: self.speaker.fifo.rate_hz,
+            mic_overruns: c.mic_overruns.load(Relaxed),
+            mic_underruns: c.mic_underruns.load(Relaxed),
+            mic_trimmed_samples: c.mic_trimmed_samples.load(Relaxed),
+            speaker_underruns: c.speaker_underruns.load(Relaxed),
+            speaker_overruns: c.speaker_overruns.load(Relaxed),
+            xruns: c.xruns.load(Relaxed),
+            stream_errors: c.stream_errors.load(Relaxed),
+            mic_buffered_ms: self.mic.fifo.buffered_ms(),
+            speaker_buffered_ms: self.speaker.fifo.buffered_ms(),
+            mic_level_dbfs: self.mic_meter.rms_dbfs(),
+            mic_peak_dbfs: self.mic_meter.peak_dbfs(),
+            speaker_level_dbfs: self.speaker_meter.rms_dbfs(),
+            speaker_peak_dbfs: self.speaker_meter.peak_dbfs(),
+        }
+    }
+}
+
+/// The ring device: plays a sound in a loop on its own output (often the PC speaker, so the
+/// agent hears a call with the headset off).
+pub struct Ringer {
+    /// Keeps the stream running; dropping it stops the device.
+    _stream: cpal::Stream,
+    name: String,
+    rate_hz: u32,
+    /// Commands to the callback: a new loop to play, or stop.
+    commands: rtrb::Producer<RingCommand>,
+    /// Loops the callback is done with, to be freed here (the callback never frees).
+    returned: rtrb::Consumer<Box<[f32]>>,
+}
+
+enum RingCommand {
+    Play(Box<[f32]>),
+    Stop,
+}
+
+impl Ringer {
+    /// Opens the named output device, or the default; a missing name falls back with a notice.
+    pub fn open(name: Option<&str>) -> Result<(Ringer, Option<DeviceNotice>), DeviceError> {
+        let host = AudioHost::open()?;
+        let (device, notice) = host.find(Role::Ringer, name)?;
+        let device_name = device_name(&device);
+        let chosen = choose_config(&device, Direction::Output).map_err(|e| DeviceError::Open {
+            direction: Direction::Output,
+            name: device_name.clone(),
+            reason: e.to_string(),
+        })?;
+        let channels = chosen.config.channels as usize;
+        let counters = Arc::new(Counters::default());
+        let (stream, (commands, returned)) =
+            build_output(&device, &device_name, chosen, &counters, || {
+                let (commands, command_rx) = rtrb::RingBuffer::new(8);
+                let (return_tx, returned) = rtrb::RingBuffer::new(16);
+                let mut player = LoopPlayer {
+                    commands: command_rx,
+                    returns: return_tx,
+                    current: None,
+                    pos: 0,
+                    parked: None,
+                };
+                (
+                    move |out: &mut [f32]| player.fill(out, channels),
+                    (commands, returned),
+                )
+            })?;
+        Ok((
+            Ringer {
+                _stream: stream,
+                name: device_name,
+                rate_hz: chosen.config.sample_rate,
+                commands,
+                returned,
+            },
+            notice,
+        ))
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Plays `samples_48k` (48 kHz mono) over and over until `stop`.
+    pub fn play_loop(&mut self, samples_48k: &[f32]) {
+        self.free_returned();
+        if samples_48k.is_empty() {
+            self.stop();
+            return;
+        }
+        let samples = resample_once(samples_48k, RATE_HZ, self.rate_hz).into_boxed_slice();
+        // The ring holds 8 commands and the callback drains it every 10 ms; a full ring means
+        // the device is stalled, and the newest request is the one that matters, so retry once.
+        if let Err(rtrb::PushError::Full(cmd)) = self.commands.push(RingCommand::Play(samples)) {
+            std::thread::sleep(Duration::from_millis(20));
+            let _ = self.commands.push(cmd);
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.commands.push(RingCommand::Stop);
+        self.free_returned();
+    }
+
+    fn free_returned(&mut self) {
+        while self.returned.pop().is_ok() {}
+    }
+}
+
+/// The ringer's callback state.
+struct LoopPlayer {
+    commands: rtrb::Consumer<RingCommand>,
+    returns: rtrb::Producer<Box<[f32]>>,
+    current: Option<Box<[f32]>>,
+    pos: usize,
+    /// A finished loop the return ring had no room for; handed back on a later callback.
+    parked: Option<Box<[f32]>>,
+}
+
+impl LoopPlayer {
+    fn fill(&mut self, out: &mut [f32], channels: usize) {
+        if let Some(old) = self.parked.take() {
+            self.give_back(old);
+        }
+        while let Ok(cmd) = self.commands.pop() {
+            let next = match cmd {
+                RingCommand::Play(samples) => Some(samples),
+                RingCommand::Stop => None,
+            };
+            if let Some(old) = std::mem::replace(&mut self.current, next) {
+                self.give_back(old);
+            }
+            self.pos = 0;
+        }
+        match &self.current {
+            None => out.fill(0.0),
+            Some(samples) => {
+                for frame in out.chunks_exact_mut(channels) {
+                    frame.fill(samples[self.pos]);
+                    self.pos = (self.pos + 1) % samples.len();
+                }
+            }
+        }
+    }
+
+    fn give_back(&mut self, samples: Box<[f32]>) {
+        if let Err(rtrb::PushError::Full(samples)) = self.returns.push(samples) {
+            // Only one can wait here; with a 16-slot return ring and an owner that drains it on
+            // every command this does not fill up, and if it did the older one would be freed.
+            self.parked = Some(samples);
+        }
+    }
+}
+
+/// The host in use and a hint for "no device" messages.
+struct AudioHost {
+    host: cpal::Host,
+    /// Why this host, for errors: "PulseAudio at PULSE_SERVER=unix:/x" or "is PulseAudio
+    /// running? PULSE_SERVER unset".
+    hint: String,
+}
+
+impl AudioHost {
+    fn open() -> Result<AudioHost, DeviceError> {
+        let pulse_env = match std::env::var("PULSE_SERVER") {
+            Ok(s) => format!("PULSE_SERVER={s}"),
+            Err(_) => "PULSE_SERVER unset".to_owned(),
+        };
+        let mut pulse_failure = String::new();
+        if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
+            match cpal::host_from_id(cpal::HostId::PulseAudio) {
+                Ok(host) => {
+                    return Ok(AudioHost {
+                        host,
+                        hint: format!("PulseAudio at {pulse_env}"),
+                    });
+                }
+                Err(e) => pulse_failure = format!(": {e}"),
+            }
+        }
+        let host = cpal::host_from_id(cpal::HostId::Alsa)
+            .map_err(|e| DeviceError::Host(format!("neither PulseAudio nor ALSA: {e}")))?;
+        Ok(AudioHost {
+            host,
+            hint: format!("is PulseAudio running? {pulse_env}{pulse_failure}; ALSA has none"),
+        })
+    }
+
+    fn devices(&self, direction: Direction) -> Vec<cpal::Device> {
+        let devices = match direction {
+            Direction::Input => self.host.input_devices().map(|d| d.collect::<Vec<_>>()),
+            Direction::Output => self.host.output_devices().map(|d| d.collect::<Vec<_>>()),
+        };
+        devices.unwrap_or_default()
+    }
+
+    fn default_device(&self, direction: Direction) -> Option<cpal::Device> {
+        let default = match direction {
+            Direction::Input => self.host.default_input_device(),
+            Direction::Output => self.host.default_output_device(),
+        };
+        default.or_else(|| self.devices(direction).into_iter().next())
+    }
+
+    /// The named device, or the default with a notice when the name is not there.
+    fn find(
+        &self,
+        role: Role,
+        wanted: Option<&str>,
+    ) -> Result<(cpal::Device, Option<DeviceNotice>), DeviceError> {
+        let direction = role.direction();
+        if let Some(wanted) = wanted {
+            let found = self
+                .devices(direction)
+                .into_iter()
+                .find(|d| device_name(d) == wanted || d.to_string() == wanted);
+            if let Some(device) = found {
+                return Ok((device, None));
+            }
+        }
+        let device = self
+            .default_device(direction)
+            .ok_or_else(|| DeviceError::NoDevice {
+                direction,
+                hint: self.hint.clone(),
+            })?;
+        let notice = wanted.map(|wanted| DeviceNotice {
+            role,
+            wanted: wanted.to_owned(),
+            used: device_name(&device),
+        });
+        Ok((device, notice))
+    }
+}
+
+/// The stable name of a device: its id within the host (PulseAudio sink/source name, ALSA PCM
+/// name), or its description when it has no id.
+fn device_name(device: &cpal::Device) -> String {
+    device
+        .id()
+        .map(|id| id.id().to_owned())
+        .unwrap_or_else(|_| device.to_string())
+}
+
+/// The microphone stream and the reading side of its ring.
+struct MicStream {
+    /// Keeps the stream running; dropping it stops the device.
+    _stream: cpal::Stream,
+    name: String,
+    fifo: MicFifo,
+}
+
+impl MicStream {
+    fn open(device: &cpal::Device, counters: &Arc<Counters>) -> Result<MicStream, DeviceError> {
+        let name = device_name(device);
+        let chosen = choose_config(device, Direction::Input).map_err(|e| DeviceError::Open {
+            direction: Direction::Input,
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let rate_hz = chosen.config.sample_rate;
+        let (stream, consumer) = build_input(
+            device,
+            &name,
+            chosen,
+            ms_to_samples(RING_MS, rate_hz),
+            counters,
+        )?;
+        Ok(MicStream {
+            _stream: stream,
+            name,
+            fifo: MicFifo::new(consumer, rate_hz),
+        })
+    }
+}
+
+/// The speaker stream and the writing side of its ring.
+struct SpeakerStream {
+    /// Keeps the stream running; dropping it stops the device.
+    _stream: cpal::Stream,
+    name: String,
+    fifo: SpeakerFifo,
+}
+
+impl SpeakerStream {
+    fn open(device: &cpal::Device, counters: &Arc<Counters>) -> Result<SpeakerStream, DeviceError> {
+        let name = device_name(device);
+        let chosen = choose_config(device, Direction::Output).map_err(|e| DeviceError::Open {
+            direction: Direction::Output,
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let rate_hz = chosen.config.sample_rate;
+        let channels = chosen.config.channels as usize;
+        let (stream, producer) = build_output(device, &name, chosen, counters, || {
+            let (producer, mut consumer) = rtrb::RingBuffer::new(ms_to_samples(RING_MS, rate_hz));
+            let counters = counters.clone();
+            // Underruns count only once audio has flowed: an idle start is not a glitch.
+            let mut started = false;
+            let fill = move |out: &mut [f32]| {
+                let mut short = false;
+                for frame in out.chunks_exact_mut(channels) {
+                    let s = match consumer.pop() {
+                        Ok(s) => {
+                            started = true;
+                            s
+                        }
+                        Err(_) => {
+                            short = true;
+                            0.0
+                        }
+                    };
+                    frame.fill(s);
+                }
+                if short && started {
+                    counters.speaker_underruns.fetch_add(1, Relaxed);
+                }
+            };
+            (fill, producer)
+        })?;
+        Ok(SpeakerStream {
+            _stream: stream,
+            name,
+            fifo: SpeakerFifo::new(producer, rate_hz),
+        })
+    }
+}
+
+/// The owner's side of the microphone ring: trims, primes, resamples to 48 kHz.
+struct MicFifo {
+    ring: rtrb::Consumer<f32>,
+    rate_hz: u32,
+    /// Device rate to 48 kHz; None when the device runs at 48 kHz.
+    resampler: Option<Resample>,
+    /// 48 kHz samples resampled but not yet handed out.
+    pending: VecDeque<f32>,
+    /// Whether frames are flowing; after an underrun, wait for `MIC_PRIME_MS` again.
+    primed: bool,
+    /// Scratch for one resampler chunk.
+    chunk: Vec<f32>,
+}
+
+impl MicFifo {
+    fn new(ring: rtrb::Consumer<f32>, rate_hz: u32) -> MicFifo {
+        let resampler = (rate_hz != RATE_HZ)
+            .then(|| Resample::new(rate_hz, RATE_HZ, ms_to_samples(10, rate_hz)));
+        MicFifo {
+            ring,
+            rate_hz,
+            resampler,
+            pending: VecDeque::with_capacity(4 * FRAME),
+            primed: false,
+            chunk: Vec::new(),
+        }
+    }
+
+    fn buffered_ms(&self) -> f32 {
+        self.ring.slots() as f32 * 1000.0 / self.rate_hz as f32
+            + self.pending.len() as f32 * 1000.0 / RATE_HZ as f32
+    }
+
+    fn read_frame(&mut self, out: &mut [f32; FRAME], counters: &Counters) -> bool {
+        // Too much waiting means the reader fell behind: drop the oldest, keep the delay small.
+        let queued = self.ring.slots();
+        if queued > ms_to_samples(MIC_MAX_MS, self.rate_hz) {
+            let drop = queued - ms_to_samples(MIC_KEEP_MS, self.rate_hz);
+            if let Ok(chunk) = self.ring.read_chunk(drop) {
+                chunk.commit_all();
+            }
+            self.pending.clear();
+            counters.mic_trimmed_samples.fetch_add(drop as u64, Relaxed);
+        }
+        let need_ms = if self.primed { 20 } else { MIC_PRIME_MS };
+        if self.buffered_ms() + 0.01 < need_ms as f32 {
+            if self.primed {
+                counters.mic_underruns.fetch_add(1, Relaxed);
+                self.primed = false;
+            }
+            out.fill(0.0);
+            return false;
+        }
+        self.primed = true;
+        while self.pending.len() < FRAME {
+            match &mut self.resampler {
+                None => {
+                    let n = (FRAME - self.pending.len()).min(self.ring.slots());
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(chunk) = self.ring.read_chunk(n) {
+                        let (a, b) = chunk.as_slices();
+                        self.pending.extend(a.iter().chain(b));
+                        chunk.commit_all();
+                    }
+                }
+                Some(r) => {
+                    let n = r.chunk_in;
+                    let Ok(chunk) = self.ring.read_chunk(n) else {
+                        break;
+                    };
+                    let (a, b) = chunk.as_slices();
+                    self.chunk.clear();
+                    self.chunk.extend_from_slice(a);
+                    self.chunk.extend_from_slice(b);
+                    chunk.commit_all();
+                    r.process(&self.chunk, &mut self.pending);
+                }
+            }
+        }
+        if self.pending.len() < FRAME {
+            // Resampler rounding left us a few samples short: a rare, short gap.
+            counters.mic_underruns.fetch_add(1, Relaxed);
+            self.primed = false;
+            out.fill(0.0);
+            return false;
+        }
+        for (o, s) in out.iter_mut().zip(self.pending.drain(..FRAME)) {
+            *o = s;
+        }
+        true
+    }
+}
+
+/// The owner's side of the speaker ring: resamples from 48 kHz, keeps the ring shallow.
+struct SpeakerFifo {
+    ring: rtrb::Producer<f32>,
+    rate_hz: u32,
+    /// 48 kHz to the device rate; None when the device runs at 48 kHz.
+    resampler: Option<Resample>,
+    /// Device-rate samples of the frame being written.
+    converted: VecDeque<f32>,
+    scratch: Vec<f32>,
+}
+
+impl SpeakerFifo {
+    fn new(ring: rtrb::Producer<f32>, rate_hz: u32) -> SpeakerFifo {
+        let resampler = (rate_hz != RATE_HZ).then(|| Resample::new(RATE_HZ, rate_hz, FRAME));
+        SpeakerFifo {
+            ring,
+            rate_hz,
+            resampler,
+            converted: VecDeque::with_capacity(4 * FRAME),
+            scratch: Vec::with_capacity(4 * FRAME),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.ring.buffer().capacity() - self.ring.slots()
+    }
+
+    fn buffered_ms(&self) -> f32 {
+        self.queued() as f32 * 1000.0 / self.rate_hz as f32
+    }
+
+    fn write_frame(&mut self, frame: &[f32; FRAME], counters: &Counters) {
+        self.converted.clear();
+        match &mut self.resampler {
+            None => self.converted.extend(frame.iter()),
+            Some(r) => r.process(frame, &mut self.converted),
+        }
+        let queued = self.queued();
+        if queued > ms_to_samples(SPEAKER_MAX_MS, self.rate_hz) {
+            // The device drains slower than we write (clock drift or a stall): skip a frame
+            // rather than let the delay grow.
+            counters.speaker_overruns.fetch_add(1, Relaxed);
+            return;
+        }
+        if queued < ms_to_samples(SPEAKER_LOW_MS, self.rate_hz) {
+            // Starting, or the device ran dry: one frame of silence in front gives the
+            // 10 ms callbacks room against the 20 ms writes.
+            self.scratch.clear();
+            self.scratch.resize(ms_to_samples(20, self.rate_hz), 0.0);
+            let _ = self.ring.push_partial_slice(&self.scratch);
+        }
+        let (a, b) = self.converted.as_slices();
+        let (_, rest_a) = self.ring.push_partial_slice(a);
+        let (_, rest_b) = self.ring.push_partial_slice(b);
+        if !rest_a.is_empty() || !rest_b.is_empty() {
+            counters.speaker_overruns.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// A fixed-input-chunk resampler with its buffers.
+struct Resample {
+    inner: FastFixedIn<f32>,
+    chunk_in: usize,
+    out: Vec<f32>,
+}
+
+impl Resample {
+    fn new(from_hz: u32, to_hz: u32, chunk_in: usize) -> Resample {
+        // Ratios between real device rates (8 kHz..384 kHz) are always valid for rubato.
+        let inner = FastFixedIn::new(
+            to_hz as f64 / from_hz as f64,
+            1.0,
+            PolynomialDegree::Cubic,
+            chunk_in,
+            1,
+        )
+        .expect("valid resampler ratio for device rates");
+        let out = vec![0.0; inner.output_frames_max()];
+        Resample {
+            inner,
+            chunk_in,
+            out,
+        }
+    }
+
+    /// Resamples exactly `chunk_in` samples and appends the result.
+    fn process(&mut self, input: &[f32], into: &mut VecDeque<f32>) {
+        debug_assert_eq!(input.len(), self.chunk_in);
+        match self
+            .inner
+            .process_into_buffer(&[input], &mut [&mut self.out[..]], None)
+        {
+            Ok((_, produced)) => into.extend(&self.out[..produced]),
+            // Only wrong buffer sizes fail, which `new` rules out; lose the chunk, not the call.
+            Err(_) => into.extend(std::iter::repeat_n(0.0, self.chunk_in)),
+        }
+    }
+}
+
+/// Resamples a whole clip once (the ring tone), outside any callback.
+fn resample_once(samples: &[f32], from_hz: u32, to_hz: u32) -> Vec<f32> {
+    if from_hz == to_hz {
+        return samples.to_vec();
+    }
+    let chunk = 1024;
+    let mut r = Resample::new(from_hz, to_hz, chunk);
+    let mut out = VecDeque::new();
+    let mut block = vec![0.0; chunk];
+    for piece in samples.chunks(chunk) {
+        block.fill(0.0);
+        block[..piece.len()].copy_from_slice(piece);
+        r.process(&block, &mut out);
+    }
+    let want = (samples.len() as u64 * to_hz as u64 / from_hz as u64) as usize;
+    let mut out: Vec<f32> = out.into();
+    out.truncate(want.max(1));
+    out
+}
+
+fn ms_to_samples(ms: u32, rate_hz: u32) -> usize {
+    (rate_hz as usize * ms as usize) / 1000
+}
+
+/// A stream configuration and the sample format to open it with.
+#[derive(Debug, Clone, Copy)]
+struct Chosen {
+    config: StreamConfig,
+    format: SampleFormat,
+}
+
+/// Sample formats the callbacks convert (f32 preferred; PulseAudio always offers it).
+const FORMATS: [SampleFormat; 3] = [SampleFormat::F32, SampleFormat::I16, SampleFormat::I32];
+
+/// 48 kHz with the fewest channels and f32 if the device offers it, else the device's default
+/// configuration; a fixed 10 ms buffer where the device's range allows it.
+fn choose_config(device: &cpal::Device, direction: Direction) -> Result<Chosen, cpal::Error> {
+    let ranges: Vec<_> = match direction {
+        Direction::Input => device.supported_input_configs()?.collect(),
+        Direction::Output => device.supported_output_configs()?.collect(),
+    };
+    let rank = |f: SampleFormat| FORMATS.iter().position(|x| *x == f);
+    let best = ranges
+        .iter()
+        .filter(|r| r.contains_rate(RATE_HZ) && rank(r.sample_format()).is_some())
+        .min_by_key(|r| (r.channels(), rank(r.sample_format())));
+    let (supported, buffer_range) = match best {
+        Some(range) => (range.with_sample_rate(RATE_HZ), *range.buffer_size()),
+        None => {
+            let default = match direction {
+                Direction::Input => device.default_input_config()?,
+                Direction::Output => device.default_output_config()?,
+            };
+            if rank(default.sample_format()).is_none() {
+                return Err(cpal::Error::with_message(
+                    cpal::ErrorKind::UnsupportedConfig,
+                    format!("sample format {} is not supported", default.sample_format()),
+                ));
+            }
+            (default, *default.buffer_size())
+        }
+    };
+    let rate_hz = supported.sample_rate();
+    let wanted = rate_hz * DEVICE_BUFFER_MS / 1000;
+    let buffer_size = match buffer_range {
+        SupportedBufferSize::Range { min, max } => BufferSize::Fixed(wanted.clamp(min, max)),
+        SupportedBufferSize::Unknown => BufferSize::Fixed(wanted),
+    };
+    Ok(Chosen {
+        config: StreamConfig {
+            channels: supported.channels(),
+            sample_rate: rate_hz,
+            buffer_size,
+        },
+        format: supported.sample_format(),
+    })
+}
+
+fn open_error(direction: Direction, name: &str, e: cpal::Error) -> DeviceError {
+    DeviceError::Open {
+        direction,
+        name: name.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// The error callback: count, never log (it may run on the audio thread).
+fn error_counter(counters: Arc<Counters>) -> impl FnMut(cpal::Error) + Send + 'static {
+    move |e| {
+        if e.kind() == cpal::ErrorKind::Xrun {
+            counters.xruns.fetch_add(1, Relaxed);
+        } else {
+            counters.stream_errors.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Builds and starts an input stream that down-mixes to mono f32 into a fresh ring of
+/// `ring_len` samples, and returns the stream and the ring's reading end. When the device
+/// refuses the fixed buffer size, tries again with its default (each attempt gets its own
+/// ring, as the callback that owned the first one is gone with the failed attempt).
+fn build_input(
+    device: &cpal::Device,
+    name: &str,
+    chosen: Chosen,
+    ring_len: usize,
+    counters: &Arc<Counters>,
+) -> Result<(cpal::Stream, rtrb::Consumer<f32>), DeviceError> {
+    let mut last_err = cpal::Error::new(cpal::ErrorKind::Other);
+    for buffer_size in [chosen.config.buffer_size, BufferSize::Default] {
+        let config = StreamConfig {
+            buffer_size,
+            ..chosen.config
+        };
+        let (producer, consumer) = rtrb::RingBuffer::new(ring_len);
+        let c = counters.clone();
+        let result = match chosen.format {
+            SampleFormat::I16 => input_stream::<i16>(device, config, producer, c),
+            SampleFormat::I32 => input_stream::<i32>(device, config, producer, c),
+            _ => input_stream::<f32>(device, config, producer, c),
+        };
+        match result.and_then(|s| s.play().map(|()| s)) {
+            Ok(stream) => return Ok((stream, consumer)),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(open_error(Direction::Input, name, last_err))
+}
+
+fn input_stream<T>(
+    device: &cpal::Device,
+    config: StreamConfig,
+    mut ring: rtrb::Producer<f32>,
+    counters: Arc<Counters>,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let channels = config.channels as usize;
+    let scale = 1.0 / channels as f32;
+    let errors = error_counter(counters.clone());
+    device.build_input_stream::<T, _, _>(
+        config,
+        move |data: &[T], _| {
+            let mut full = false;
+            for frame in data.chunks_exact(channels) {
+                let mono = frame.iter().map(|&s| f32::from_sample_(s)).sum::<f32>() * scale;
+                if ring.push(mono).is_err() {
+                    full = true;
+                }
+            }
+            if full {
+                counters.mic_overruns.fetch_add(1, Relaxed);
+            }
+        },
+        errors,
+        Some(BUILD_TIMEOUT),
+    )
+}
+
+/// Builds and starts an output stream. `make` is called once per attempt and gives the fill
+/// callback (interleaved f32, any channel count) plus the owner's end of whatever it feeds
+/// from; the owner's end of the attempt that worked is returned with the stream. When the
+/// device refuses the fixed buffer size, tries again with its default.
+fn build_output<F, R>(
+    device: &cpal::Device,
+    name: &str,
+    chosen: Chosen,
+    counters: &Arc<Counters>,
+    mut make: impl FnMut() -> (F, R),
+) -> Result<(cpal::Stream, R), DeviceError>
+where
+    F: FnMut(&mut [f32]) + Send + 'static,
+{
+    let mut last_err = cpal::Error::new(cpal::ErrorKind::Other);
+    for buffer_size in [chosen.config.buffer_size, BufferSize::Default] {
+        let config = StreamConfig {
+            buffer_size,
+            ..chosen.config
+        };
+        let (fill, owner) = make();
+        let c = counters.clone();
+        let result = match chosen.format {
+            SampleFormat::I16 => output_stream::<i16, F>(device, config, fill, c),
+            SampleFormat::I32 => output_stream::<i32, F>(device, config, fill, c),
+            _ => output_stream::<f32, F>(device, config, fill, c),
+        };
+        match result.and_then(|s| s.play().map(|()| s)) {
+            Ok(stream) => return Ok((stream, owner)),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(open_error(Direction::Output, name, last_err))
+}
+
+fn output_stream<T, F>(
+    device: &cpal::Device,
+    config: StreamConfig,
+    mut fill: F,
+    counters: Arc<Counters>,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample + FromSample<f32>,
+    F: FnMut(&mut [f32]) + Send + 'static,
+{
+    // Scratch for the f32 samples, allocated here and not in the callback; a callback bigger
+    // than this is served in pieces.
+    let mut scratch = vec![0f32; 16_384];
+    let channels = config.channels as usize;
+    let errors = error_counter(counters);
+    device.build_output_stream::<T, _, _>(
+        config,
+        move |data: &mut [T], _| {
+            let piece = (scratch.len() / channels).max(1) * channels;
+            for out in data.chunks_mut(piece) {
+                let buf = &mut scratch[..out.len()];
+                fill(buf);
+                for (o, s) in out.iter_mut().zip(buf.iter()) {
+                    *o = T::from_sample_(*s);
+                }
+            }
+        },
+        errors,
+        Some(BUILD_TIMEOUT),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::tone::goertzel_power;
+
+    fn sine(freq_hz: f32, rate_hz: u32, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| 0.5 * (std::f32::consts::TAU * freq_hz * i as f32 / rate_hz as f32).sin())
+            .collect()
+    }
+
+    #[test]
+    fn mic_fifo_waits_to_prime_then_hands_out_frames() {
+        let counters = Counters::default();
+        let (mut tx, rx) = rtrb::RingBuffer::new(48_000);
+        let mut fifo = MicFifo::new(rx, 48_000);
+        let mut out = [0f32; FRAME];
+        let _ = tx.push_partial_slice(&sine(1000.0, 48_000, 960));
+        assert!(!fifo.read_frame(&mut out, &counters), "20 ms is not primed");
+        let _ = tx.push_partial_slice(&sine(1000.0, 48_000, 480));
+        assert!(fifo.read_frame(&mut out, &counters));
+        assert_eq!(counters.mic_underruns.load(Relaxed), 0);
+        // 10 ms left: the next read is an underrun and re-primes.
+        assert!(!fifo.read_frame(&mut out, &counters));
+        assert_eq!(counters.mic_underruns.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn mic_fifo_drops_the_oldest_when_too_much_waits() {
+        let counters = Counters::default();
+        let (mut tx, rx) = rtrb::RingBuffer::new(48_000);
+        let mut fifo = MicFifo::new(rx, 48_000);
+        // 200 ms queued: old silence, then a tone in the last 30 ms.
+        let mut samples = vec![0.0; 48 * 170];
+        samples.extend(sine(1000.0, 48_000, 48 * 30));
+        let _ = tx.push_partial_slice(&samples);
+        let mut out = [0f32; FRAME];
+        assert!(fifo.read_frame(&mut out, &counters));
+        assert!(fifo.buffered_ms() <= 11.0, "{}", fifo.buffered_ms());
+        assert!(
+            goertzel_power(&out, 48_000.0, 1000.0) > 0.05,
+            "the newest audio is kept"
+        );
+        assert!(counters.mic_trimmed_samples.load(Relaxed) > 0);
+    }
+
+    #[test]
+    fn mic_fifo_resamples_44k1_to_48k() {
+        let counters = Counters::default();
+        let (mut tx, rx) = rtrb::RingBuffer::new(44_100);
+        let mut fifo = MicFifo::new(rx, 44_100);
+        let mut out = [0f32; FRAME];
+        let input = sine(1000.0, 44_100, 441 * 4);
+        let _ = tx.push_partial_slice(&input[..441 * 3]);
+        let mut frames = 0;
+        let mut pos = 441 * 3;
+        for _ in 0..20 {
+            if fifo.read_frame(&mut out, &counters) {
+                frames += 1;
+                let p1000 = goertzel_power(&out, 48_000.0, 1000.0);
+                let p918 = goertzel_power(&out, 48_000.0, 918.75);
+                assert!(p1000 > 0.1 && p1000 > 10.0 * p918, "{p1000} {p918}");
+            }
+            // The device delivers 20 ms per tick.
+            let more = sine(1000.0, 44_100, pos + 882);
+            let _ = tx.push_partial_slice(&more[pos..]);
+            pos += 882;
+        }
+        assert!(frames >= 17, "{frames} frames");
+    }
+
+    #[test]
+    fn speaker_fifo_primes_and_stays_shallow() {
+        let counters = Counters::default();
+        let (tx, mut rx) = rtrb::RingBuffer::new(48_000);
+        let mut fifo = SpeakerFifo::new(tx, 48_000);
+        let frame = [0.25f32; FRAME];
+        fifo.write_frame(&frame, &counters);
+        // One frame of silence first, then the frame.
+        assert_eq!(fifo.queued(), 2 * FRAME);
+        // The device stalls: writes stop adding once 60 ms is queued.
+        for _ in 0..10 {
+            fifo.write_frame(&frame, &counters);
+        }
+        assert!(fifo.buffered_ms() <= 80.0, "{}", fifo.buffered_ms());
+        assert!(counters.speaker_overruns.load(Relaxed) > 0);
+        assert_eq!(rx.pop(), Ok(0.0));
+    }
+
+    #[test]
+    fn speaker_fifo_resamples_to_the_device_rate() {
+        let counters = Counters::default();
+        let (tx, _rx) = rtrb::RingBuffer::new(48_000);
+        let mut fifo = SpeakerFifo::new(tx, 16_000);
+        let mut frame = [0f32; FRAME];
+        frame.copy_from_slice(&sine(440.0, 48_000, FRAME));
+        fifo.write_frame(&frame, &counters);
+        // 20 ms silence + ~20 ms of tone, both at 16 kHz.
+        assert!((630..=650).contains(&fifo.queued()), "{}", fifo.queued());
+    }
+
+    #[test]
+    fn loop_player_loops_and_never_frees_in_the_callback() {
+        let (mut cmd_tx, cmd_rx) = rtrb::RingBuffer::new(8);
+        let (ret_tx, mut ret_rx) = rtrb::RingBuffer::new(16);
+        let mut player = LoopPlayer {
+            commands: cmd_rx,
+            returns: ret_tx,
+            current: None,
+            pos: 0,
+            parked: None,
+        };
+        let mut out = [1f32; 8];
+        player.fill(&mut out, 2);
+        assert_eq!(out, [0.0; 8]);
+        let _ = cmd_tx.push(RingCommand::Play(vec![0.1, 0.2, 0.3].into_boxed_slice()));
+        player.fill(&mut out, 2);
+        assert_eq!(out, [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.1, 0.1]);
+        let _ = cmd_tx.push(RingCommand::Stop);
+        player.fill(&mut out, 2);
+        assert_eq!(out, [0.0; 8]);
+        assert_eq!(
+            ret_rx.pop().map(|b| b.len()),
+            Ok(3),
+            "handed back, not freed"
+        );
+    }
+
+    #[test]
+    fn notices_read_as_a_sentence() {
+        let n = DeviceNotice {
+            role: Role::Microphone,
+            wanted: "USB Headset".into(),
+            used: "sapa_mouth".into(),
+        };
+        assert_eq!(
+            n.to_string(),
+            "microphone 'USB Headset' not found; using default 'sapa_mouth'"
+        );
+    }
+
+    #[test]
+    fn resample_once_keeps_length_and_pitch() {
+        let out = resample_once(&sine(440.0, 48_000, 48_000), 48_000, 44_100);
+        assert_eq!(out.len(), 44_100);
+        let p = goertzel_power(&out[4410..8820], 44_100.0, 440.0);
+        assert!(p > 0.1, "{p}");
+    }
+}

@@ -1,0 +1,363 @@
+//! Real audio devices on the virtual headset (scripts/virtual-headset.sh: a private PulseAudio
+//! with null sinks). Sound goes in with `paplay` and is taken out with `parecord`, so these
+//! tests check the device path with tools that are not ours.
+//!
+//! Without PulseAudio they start it through the script; if that fails they print
+//! "skipped: no PulseAudio" and pass, except under CI (env `CI` set), where they must run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sapa::audio::device::{FRAME, Headset, Ringer};
+use sapa::config::SwitchboardConfig;
+use sapa::peer::agent::{AgentOptions, AgentVoice, HeadsetChoice};
+use sapa::peer::caller::CallerOptions;
+use sapa::peer::{agent, caller};
+use sapa::protocol::Resolution;
+
+use common::*;
+
+/// The virtual devices are shared: one test at a time plays into and records from them.
+static DEVICES: Mutex<()> = Mutex::new(());
+
+/// Makes sure the virtual headset is up and `PULSE_SERVER` points at it. False: skip.
+fn virtual_headset() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        if has_sapa_devices() {
+            return true;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/virtual-headset.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output();
+        let server = out.ok().filter(|o| o.status.success()).and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("export PULSE_SERVER=").map(str::to_owned))
+        });
+        match server {
+            Some(server) => {
+                // SAFETY: every test in this binary calls `virtual_headset()` (directly or via
+                // `lock_devices`) before it starts threads or reads the environment, and the
+                // OnceLock makes the others wait here until this write is done.
+                unsafe { std::env::set_var("PULSE_SERVER", server) };
+                has_sapa_devices()
+            }
+            None if std::env::var_os("CI").is_some() => {
+                panic!("CI: the virtual headset must start (scripts/virtual-headset.sh start)")
+            }
+            None => false,
+        }
+    })
+}
+
+fn has_sapa_devices() -> bool {
+    std::env::var_os("PULSE_SERVER").is_some()
+        && Command::new("pactl")
+            .args(["list", "short", "sinks"])
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains("sapa_ear")
+            })
+}
+
+fn lock_devices() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = DEVICES.lock().unwrap_or_else(|e| e.into_inner());
+    if virtual_headset() {
+        Some(guard)
+    } else {
+        eprintln!("skipped: no PulseAudio");
+        None
+    }
+}
+
+/// Records a PulseAudio source as raw 48 kHz mono s16le until `stop`.
+struct Recorder {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Recorder {
+    fn start(source: &str, path: PathBuf) -> Recorder {
+        let child = Command::new("parecord")
+            .args([
+                "--raw",
+                "--format=s16le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=20",
+                &format!("--device={source}"),
+            ])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("parecord runs (apt-get install pulseaudio-utils)");
+        Recorder { child, path }
+    }
+
+    fn stop(mut self) -> Vec<f32> {
+        // SIGINT lets parecord flush what it has.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let bytes = std::fs::read(&self.path).unwrap_or_default();
+        bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+            .collect()
+    }
+}
+
+/// Plays a WAV into a PulseAudio sink.
+fn play_into(sink: &str, wav: &Path) -> Child {
+    Command::new("paplay")
+        .arg(format!("--device={sink}"))
+        .arg(wav)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("paplay runs (apt-get install pulseaudio-utils)")
+}
+
+/// Seconds of 100 ms windows in which `want` clearly dominates `other`.
+fn seconds_dominated(samples: &[f32], want: f32, other: f32) -> f64 {
+    dominance(samples, want, other) * (samples.len() / 4800) as f64 / 10.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_on_the_headset_carries_both_directions() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    let caller_tone = tone_wav(dir.path(), "caller.wav", 440.0, 4.0);
+    let mouth_tone = tone_wav(dir.path(), "mouth.wav", 1000.0, 9.0);
+    let caller_rec = dir.path().join("caller-heard.wav");
+    let agent_rec = dir.path().join("agent-heard.wav");
+
+    let options = AgentOptions {
+        switchboard: url.clone(),
+        user: "ana".into(),
+        password: PASSWORD.into(),
+        voice: AgentVoice::Devices(HeadsetChoice {
+            input: Some("sapa_mouth".into()),
+            output: Some("sapa_ear".into()),
+            ..HeadsetChoice::default()
+        }),
+        record: Some(agent_rec.clone()),
+        calls: 1,
+        disposition: None,
+        notes: String::new(),
+        resolution: Resolution::Resolved,
+        talk_secs: None,
+        no_answer: false,
+        hold: None,
+        impair: None,
+    };
+    let agent_task = tokio::spawn(agent::run(options, |_| {}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let ear = Recorder::start("sapa_ear.monitor", dir.path().join("ear.raw"));
+    let mut mouth = play_into("sapa_mouth_in", &mouth_tone);
+    let report = caller::run(CallerOptions {
+        switchboard: url,
+        from: "+15550123".into(),
+        name: None,
+        queue: None,
+        play: caller_tone,
+        record: caller_rec.clone(),
+        talk_secs: None,
+        max_wait_secs: 30.0,
+        impair: None,
+    })
+    .await
+    .expect("call completes");
+    assert!(report.answered, "{report:?}");
+    let agent_reports = tokio::time::timeout(Duration::from_secs(20), agent_task)
+        .await
+        .expect("agent finishes")
+        .unwrap()
+        .expect("agent ok");
+    assert_eq!(agent_reports.len(), 1);
+    let ear_heard = ear.stop();
+    let _ = mouth.kill();
+    let _ = mouth.wait();
+
+    // What was said into the microphone reached the caller.
+    let caller_heard = read(&caller_rec);
+    let c = dominance(&caller_heard, 1000.0, 440.0);
+    // What the caller said came out of the headset (the call lasts ~4 s of the recording).
+    let e = seconds_dominated(&ear_heard, 440.0, 1000.0);
+    // And --record still records what the agent heard.
+    let a = dominance(&read(&agent_rec), 440.0, 1000.0);
+    eprintln!(
+        "caller heard the mic's 1000 Hz in {c:.2} of windows; the headset played 440 Hz for \
+         {e:.1} s of {:.1} s; agent recording {a:.2}",
+        ear_heard.len() as f64 / 48_000.0
+    );
+    assert!(
+        c > 0.7,
+        "caller heard the microphone in only {c:.2} of windows"
+    );
+    assert!(e > 3.0, "the headset played the caller for only {e:.1} s");
+    assert!(
+        a > 0.7,
+        "agent recording has the caller in only {a:.2} of windows"
+    );
+    sb.shutdown().await;
+}
+
+#[test]
+fn switching_the_speaker_mid_stream_keeps_the_microphone_and_missing_names_fall_back() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut headset, notices) =
+        Headset::open(Some("no-such-microphone"), Some("sapa_ear")).expect("headset opens");
+    assert_eq!(notices.len(), 1);
+    assert_eq!(
+        notices[0].to_string(),
+        "microphone 'no-such-microphone' not found; using default 'sapa_mouth'"
+    );
+
+    let ring = Recorder::start("sapa_ring.monitor", dir.path().join("ring.raw"));
+    let mouth_tone = tone_wav(dir.path(), "mouth.wav", 1000.0, 3.0);
+    let mut mouth = play_into("sapa_mouth_in", &mouth_tone);
+    let tone: Vec<f32> = (0..48_000 * 3)
+        .map(|i| 0.5 * (std::f32::consts::TAU * 440.0 * i as f32 / 48_000.0).sin())
+        .collect();
+    let mut mic = [0f32; FRAME];
+    let mut heard_mic = Vec::new();
+    let mut mic_ok = 0;
+    let start = Instant::now();
+    for (n, chunk) in tone.chunks_exact(FRAME).enumerate() {
+        if n == 50 {
+            // One second in: the agent moves the call to another output.
+            assert_eq!(headset.switch_speaker(Some("sapa_ring")).unwrap(), None);
+        }
+        let frame: &[f32; FRAME] = chunk.try_into().unwrap();
+        headset.write_speaker_frame(frame);
+        if headset.read_mic_frame(&mut mic) {
+            mic_ok += 1;
+            heard_mic.extend_from_slice(&mic);
+        }
+        // A 20 ms clock, as the voice loop has.
+        let next = start + Duration::from_millis(20 * (n as u64 + 1));
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let stats = headset.stats();
+    drop(headset);
+    let ring_heard = ring.stop();
+    let _ = mouth.kill();
+    let _ = mouth.wait();
+    eprintln!("{stats:?}; mic frames {mic_ok}/150");
+    assert_eq!(stats.speaker_device, "sapa_ring");
+    assert_eq!(stats.mic_device, "sapa_mouth");
+    let on_ring = seconds_dominated(&ring_heard, 440.0, 1000.0);
+    assert!(
+        (1.5..=2.3).contains(&on_ring),
+        "after the switch the ring device played 440 Hz for {on_ring:.1} s (expected ~2 s)"
+    );
+    assert!(
+        mic_ok >= 130,
+        "microphone frames lost around the switch: {mic_ok}/150"
+    );
+    assert!(
+        seconds_dominated(&heard_mic, 1000.0, 440.0) > 2.0,
+        "the microphone heard what was played into it"
+    );
+    assert!(stats.speaker_buffered_ms <= 60.0, "{stats:?}");
+    assert!(stats.mic_buffered_ms <= 80.0, "{stats:?}");
+}
+
+#[test]
+fn the_ringer_loops_on_its_own_device_until_stopped() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ringer, notice) = Ringer::open(Some("sapa_ring")).expect("ringer opens");
+    assert_eq!(notice, None);
+    let rec = Recorder::start("sapa_ring.monitor", dir.path().join("ring.raw"));
+    std::thread::sleep(Duration::from_millis(300));
+    // 100 ms of 440 Hz: looped, it rings continuously.
+    let burst: Vec<f32> = (0..4800)
+        .map(|i| 0.5 * (std::f32::consts::TAU * 440.0 * i as f32 / 48_000.0).sin())
+        .collect();
+    ringer.play_loop(&burst);
+    std::thread::sleep(Duration::from_millis(1500));
+    ringer.stop();
+    std::thread::sleep(Duration::from_millis(700));
+    let heard = rec.stop();
+    drop(ringer);
+    let rang = seconds_dominated(&heard, 440.0, 1000.0);
+    let total = heard.len() as f64 / 48_000.0;
+    eprintln!("rang for {rang:.1} s of {total:.1} s");
+    assert!(
+        (1.2..=1.8).contains(&rang),
+        "rang for {rang:.1} s, expected ~1.5 s"
+    );
+}
+
+#[test]
+fn no_audio_device_is_a_clear_error() {
+    // Run in a child process with an environment that has no sound at all: PULSE_SERVER at a
+    // missing socket and an empty ALSA configuration (so not even ALSA's "null" device).
+    if std::env::var_os("SAPA_NO_DEVICE_CHILD").is_some() {
+        let err = match Headset::open(None, None) {
+            Ok(_) => panic!("a headset opened with no audio device"),
+            Err(e) => e.to_string(),
+        };
+        println!("error: {err}");
+        assert!(
+            err.contains("no audio input device found")
+                && err.contains("PULSE_SERVER=unix:/nonexistent/native"),
+            "{err}"
+        );
+        let err = sapa::audio::device::Ringer::open(Some("pc-speaker"))
+            .err()
+            .expect("no ring device either")
+            .to_string();
+        assert!(err.contains("no audio output device found"), "{err}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("asound.conf");
+    std::fs::write(&empty, "").unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "no_audio_device_is_a_clear_error",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SAPA_NO_DEVICE_CHILD", "1")
+        .env("PULSE_SERVER", "unix:/nonexistent/native")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("PULSE_RUNTIME_PATH")
+        .env("ALSA_CONFIG_PATH", &empty)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("error: no audio input device found"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
