@@ -229,7 +229,6 @@ pub struct HeadsetStats {
 
 /// The agent's headset: one input and one output stream, each replaceable on its own.
 pub struct Headset {
-    host: AudioHost,
     mic: MicStream,
     speaker: SpeakerStream,
     counters: Arc<Counters>,
@@ -252,11 +251,12 @@ impl Headset {
         notices.extend(notice);
         let (speaker_device, notice) = host.find(Role::Speaker, speaker)?;
         notices.extend(notice);
-        let mic = MicStream::open(&mic_device, &counters)?;
-        let speaker = SpeakerStream::open(&speaker_device, &counters)?;
+        let mic = MicStream::open(&mic_device, &counters)
+            .map_err(|e| host.explain(Direction::Input, e))?;
+        let speaker = SpeakerStream::open(&speaker_device, &counters)
+            .map_err(|e| host.explain(Direction::Output, e))?;
         Ok((
             Headset {
-                host,
                 mic,
                 speaker,
                 counters,
@@ -287,9 +287,13 @@ impl Headset {
         &mut self,
         name: Option<&str>,
     ) -> Result<Option<DeviceNotice>, DeviceError> {
-        let (device, notice) = self.host.find(Role::Microphone, name)?;
+        // A fresh connection for the new stream: on the connection of the old one, PulseAudio
+        // answered "Invalid argument" (seen with the virtual headset, cause not pinned down).
+        let host = AudioHost::open()?;
+        let (device, notice) = host.find(Role::Microphone, name)?;
         // The new stream is built before the old one goes, so a failure leaves the old one.
-        self.mic = MicStream::open(&device, &self.counters)?;
+        self.mic = MicStream::open(&device, &self.counters)
+            .map_err(|e| host.explain(Direction::Input, e))?;
         Ok(notice)
     }
 
@@ -298,8 +302,12 @@ impl Headset {
         &mut self,
         name: Option<&str>,
     ) -> Result<Option<DeviceNotice>, DeviceError> {
-        let (device, notice) = self.host.find(Role::Speaker, name)?;
-        self.speaker = SpeakerStream::open(&device, &self.counters)?;
+        // A fresh connection for the new stream: on the connection of the old one, PulseAudio
+        // answered "Invalid argument" (seen with the virtual headset, cause not pinned down).
+        let host = AudioHost::open()?;
+        let (device, notice) = host.find(Role::Speaker, name)?;
+        self.speaker = SpeakerStream::open(&device, &self.counters)
+            .map_err(|e| host.explain(Direction::Output, e))?;
         Ok(notice)
     }
 
@@ -351,11 +359,13 @@ impl Ringer {
         let host = AudioHost::open()?;
         let (device, notice) = host.find(Role::Ringer, name)?;
         let device_name = device_name(&device);
-        let chosen = choose_config(&device, Direction::Output).map_err(|e| DeviceError::Open {
-            direction: Direction::Output,
-            name: device_name.clone(),
-            reason: e.to_string(),
-        })?;
+        let chosen = choose_config(&device, Direction::Output)
+            .map_err(|e| DeviceError::Open {
+                direction: Direction::Output,
+                name: device_name.clone(),
+                reason: e.to_string(),
+            })
+            .map_err(|e| host.explain(Direction::Output, e))?;
         let channels = chosen.config.channels as usize;
         let counters = Arc::new(Counters::default());
         let (stream, (commands, returned)) =
@@ -373,7 +383,8 @@ impl Ringer {
                     move |out: &mut [f32]| player.fill(out, channels),
                     (commands, returned),
                 )
-            })?;
+            })
+            .map_err(|e| host.explain(Direction::Output, e))?;
         Ok((
             Ringer {
                 _stream: stream,
@@ -509,6 +520,19 @@ impl AudioHost {
             Direction::Output => self.host.default_output_device(),
         };
         default.or_else(|| self.devices(direction).into_iter().next())
+    }
+
+    /// A device that failed to open on a host that lists none of its kind is "no device"
+    /// (ALSA offers a "default" PCM even when nothing is behind it).
+    fn explain(&self, direction: Direction, err: DeviceError) -> DeviceError {
+        if self.devices(direction).is_empty() {
+            DeviceError::NoDevice {
+                direction,
+                hint: format!("{}; {err}", self.hint),
+            }
+        } else {
+            err
+        }
     }
 
     /// The named device, or the default with a notice when the name is not there.
@@ -908,11 +932,11 @@ fn choose_config(device: &cpal::Device, direction: Direction) -> Result<Chosen, 
     })
 }
 
-fn open_error(direction: Direction, name: &str, e: cpal::Error) -> DeviceError {
+fn open_error(direction: Direction, name: &str, reason: String) -> DeviceError {
     DeviceError::Open {
         direction,
         name: name.to_owned(),
-        reason: e.to_string(),
+        reason,
     }
 }
 
@@ -938,7 +962,7 @@ fn build_input(
     ring_len: usize,
     counters: &Arc<Counters>,
 ) -> Result<(cpal::Stream, rtrb::Consumer<f32>), DeviceError> {
-    let mut last_err = cpal::Error::new(cpal::ErrorKind::Other);
+    let mut errors: Vec<String> = Vec::new();
     for buffer_size in [chosen.config.buffer_size, BufferSize::Default] {
         let config = StreamConfig {
             buffer_size,
@@ -953,10 +977,10 @@ fn build_input(
         };
         match result.and_then(|s| s.play().map(|()| s)) {
             Ok(stream) => return Ok((stream, consumer)),
-            Err(e) => last_err = e,
+            Err(e) => errors.push(format!("{buffer_size:?}: {e}")),
         }
     }
-    Err(open_error(Direction::Input, name, last_err))
+    Err(open_error(Direction::Input, name, errors.join("; ")))
 }
 
 fn input_stream<T>(
@@ -1005,7 +1029,7 @@ fn build_output<F, R>(
 where
     F: FnMut(&mut [f32]) + Send + 'static,
 {
-    let mut last_err = cpal::Error::new(cpal::ErrorKind::Other);
+    let mut errors: Vec<String> = Vec::new();
     for buffer_size in [chosen.config.buffer_size, BufferSize::Default] {
         let config = StreamConfig {
             buffer_size,
@@ -1020,10 +1044,10 @@ where
         };
         match result.and_then(|s| s.play().map(|()| s)) {
             Ok(stream) => return Ok((stream, owner)),
-            Err(e) => last_err = e,
+            Err(e) => errors.push(format!("{buffer_size:?}: {e}")),
         }
     }
-    Err(open_error(Direction::Output, name, last_err))
+    Err(open_error(Direction::Output, name, errors.join("; ")))
 }
 
 fn output_stream<T, F>(
