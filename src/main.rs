@@ -537,20 +537,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if to_ms <= from_ms {
                 bail!("--to is before --from");
             }
-            let url = signal::ws_url(&args.switchboard);
-            let (signal, _events) = signal::Signal::connect(&url).await?;
+            let signal = log_in(&args.switchboard, args.user, args.password).await?;
             let timeout = sapa::peer::REQUEST_TIMEOUT;
-            signal
-                .request(
-                    ClientMessage::Login {
-                        req: None,
-                        protocol: PROTOCOL_VERSION,
-                        user: args.user,
-                        password: args.password,
-                    },
-                    timeout,
-                )
-                .await?;
             let by = if args.by == "queue" {
                 sapa::metrics::ReportBy::Queue
             } else {
@@ -578,20 +566,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::History(args) => {
-            let url = signal::ws_url(&args.switchboard);
-            let (signal, _events) = signal::Signal::connect(&url).await?;
+            let signal = log_in(&args.switchboard, args.user, args.password).await?;
             let timeout = sapa::peer::REQUEST_TIMEOUT;
-            signal
-                .request(
-                    ClientMessage::Login {
-                        req: None,
-                        protocol: PROTOCOL_VERSION,
-                        user: args.user,
-                        password: args.password,
-                    },
-                    timeout,
-                )
-                .await?;
             let answer = signal
                 .request(
                     ClientMessage::History {
@@ -617,6 +593,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Connects to the switchboard and logs in, for the one-request commands (history, report).
+async fn log_in(
+    switchboard: &str,
+    user: String,
+    password: String,
+) -> anyhow::Result<signal::Signal> {
+    let url = signal::ws_url(switchboard);
+    let (signal, _events) = signal::Signal::connect(&url).await?;
+    signal
+        .request(
+            ClientMessage::Login {
+                req: None,
+                protocol: PROTOCOL_VERSION,
+                user,
+                password,
+            },
+            sapa::peer::REQUEST_TIMEOUT,
+        )
+        .await?;
+    Ok(signal)
 }
 
 /// Resolves on SIGINT or SIGTERM.
