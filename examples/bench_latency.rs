@@ -120,6 +120,8 @@ async fn main() {
         "one_way_ms_median": median(&mut one_way_ms),
         "one_way_ms_min": one_way_ms.first(),
         "one_way_ms_max": one_way_ms.last(),
+        "one_way_ms_p90": one_way_ms.get(one_way_ms.len() * 9 / 10),
+        "clicks_at_or_under_40_ms": one_way_ms.iter().filter(|&&v| v <= 40.0).count(),
         "answer_to_first_audio_ms_median": median(&mut first_audio),
         "answer_to_first_audio_ms_all": first_audio,
         "media": format!("{:?}", sb.media_stats().await),

@@ -492,9 +492,12 @@ mod tests {
         assert_eq!(s.decode_errors, 0);
         // Most losses are single ones, each rebuilt from the next packet's FEC.
         assert!(s.jitter.fec_frames as f64 >= 0.8 * lost as f64, "{s:?}");
-        assert_eq!(
-            kinds.iter().filter(|k| **k == Pulled::FecRecovered).count() as u64,
-            s.jitter.fec_frames
+        // Every FEC frame is reported as recovered, except one that a delay shrink dropped.
+        let recovered = kinds.iter().filter(|k| **k == Pulled::FecRecovered).count() as u64;
+        assert!(recovered <= s.jitter.fec_frames, "{recovered} > {s:?}");
+        assert!(
+            recovered + s.silent_drops + s.forced_drops >= s.jitter.fec_frames,
+            "{recovered} {s:?}"
         );
 
         // Recognisably the same speech despite 10 % loss: correlation over the evaluated
