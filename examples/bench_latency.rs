@@ -58,6 +58,11 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
+    // RUST_LOG=info shows each side's jitter-buffer statistics after every call.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let dir = tempfile::tempdir().unwrap();
     let sb = sapa::switchboard::start(sapa::switchboard::Options {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -107,9 +112,12 @@ async fn main() {
         .await
         .unwrap();
         let heard = sapa::wav::read_mono_48k(&rec).unwrap();
-        for d in echo_delays(&heard) {
-            one_way_ms.push(d as f64 / 48.0 / 2.0);
-        }
+        let call: Vec<f64> = echo_delays(&heard)
+            .into_iter()
+            .map(|d| d as f64 / 48.0 / 2.0)
+            .collect();
+        eprintln!("call {round}: one-way ms {call:?}");
+        one_way_ms.extend(call);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let reports = agent_task.await.unwrap().unwrap();

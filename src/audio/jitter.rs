@@ -432,11 +432,19 @@ impl JitterBuffer {
         self.stats
     }
 
-    /// Forgets the stream (e.g. on an SSRC change); statistics are kept.
+    /// Forgets the stream (an SSRC change, or a new call on a connection that outlives
+    /// calls): buffered packets, the path's transit and jitter estimates and the loss memory
+    /// start afresh, so the gap between two calls is neither loss nor jitter. Statistics
+    /// are kept.
     pub fn reset(&mut self) {
         self.clear_slots();
         self.phase = Phase::Idle;
         self.base = BaseTransit::new();
+        self.jitter = JitterEstimator::new();
+        self.last_loss_ms = f64::NEG_INFINITY;
+        self.target_ms = (self.cfg.initial_delay_ms as f64)
+            .clamp(self.cfg.min_delay_ms as f64, self.cfg.max_delay_ms as f64);
+        self.stats.target_delay_ms = self.target_ms;
         self.missing_run = 0;
     }
 
@@ -508,6 +516,19 @@ impl JitterBuffer {
             // A sender that restarted its timestamps, or a flood beyond what the buffer holds.
             self.stats.resyncs += 1;
             self.stats.lost += self.buffered_gap(ext_seq);
+            self.anchor(now_ms, ext_seq, ext_ts, payload);
+            return Pushed::Buffered;
+        }
+        if self.phase == Phase::Playing
+            && newer
+            && now_ms - self.last_arrival_ms > self.cfg.max_delay_ms as f64
+            && self.head().is_none()
+        {
+            // The stream paused for longer than the buffer can ever wait and nothing is
+            // buffered: a new talkspurt or a new far end (the next call on a shift-long
+            // connection). What is missing could not be played anyway; not a loss. Start
+            // again from here.
+            self.stats.resyncs += 1;
             self.anchor(now_ms, ext_seq, ext_ts, payload);
             return Pushed::Buffered;
         }
@@ -1015,6 +1036,48 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    #[test]
+    fn a_new_call_on_the_same_connection_is_not_loss() {
+        // One connection, two calls: the second stream's timestamps continue 600 ms later
+        // (the time between calls) with no sequence gap to tell loss from silence. With or
+        // without the driver's `reset`, the gap is not loss.
+        for reset in [true, false] {
+            let t0 = Instant::now();
+            let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+            let payload = [1u8; 40];
+            let (mut t_ms, mut seq, mut ts) = (0u64, 0u16, 0u32);
+            let mut run = |jb: &mut JitterBuffer, t_ms: &mut u64, seq: &mut u16, ts: &mut u32| {
+                for _ in 0..200 {
+                    let now = t0 + Duration::from_millis(*t_ms);
+                    jb.push(now, *seq, *ts, &payload);
+                    let _ = jb.pop(now + Duration::from_millis(5));
+                    *t_ms += 20;
+                    *seq = seq.wrapping_add(1);
+                    *ts = ts.wrapping_add(960);
+                }
+            };
+            run(&mut jb, &mut t_ms, &mut seq, &mut ts);
+            assert_eq!(jb.stats().lost, 0, "{:?}", jb.stats());
+            // Nothing for 600 ms (the buffer underruns), then the next call.
+            for i in 0..30 {
+                let _ = jb.pop(t0 + Duration::from_millis(t_ms + 5 + 20 * i));
+            }
+            t_ms += 600;
+            ts = ts.wrapping_add(30 * 960);
+            seq = seq.wrapping_add(30);
+            if reset {
+                jb.reset();
+                assert_eq!(jb.stats().target_delay_ms, 60.0);
+            }
+            run(&mut jb, &mut t_ms, &mut seq, &mut ts);
+            let s = jb.stats();
+            assert_eq!(s.lost, 0, "reset {reset}: {s:?}");
+            // No loss memory: the target is back at the floor.
+            assert_eq!(s.target_delay_ms, 15.0, "reset {reset}: {s:?}");
+            assert!(reset || s.resyncs == 1, "{s:?}");
         }
     }
 

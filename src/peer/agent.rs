@@ -247,6 +247,7 @@ pub async fn run(
                             _ => Mouth::Silence,
                         };
                         recording.clear();
+                        voice.start_new_call();
                         held = false;
                         current = Some((report, connected));
                     }
@@ -264,6 +265,10 @@ pub async fn run(
                         if report.ended_by.is_empty() {
                             report.ended_by = reason;
                         }
+                        tracing::info!(
+                            stats = ?voice.receiver_stats(crate::peer::rtc::RxSlot::Main),
+                            "what the agent heard, after the call"
+                        );
                         if let Some(headset) = voice.headset() {
                             tracing::info!(stats = ?headset.stats(), "headset after call");
                         }

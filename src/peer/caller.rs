@@ -149,6 +149,10 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
         }
     }
     report.talk_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        stats = ?voice.receiver_stats(crate::peer::rtc::RxSlot::Main),
+        "what the caller heard, after the call"
+    );
     if hung_up_by_us {
         let _ = signal
             .request(

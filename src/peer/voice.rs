@@ -121,6 +121,16 @@ impl Voice {
         self.headset.as_mut()
     }
 
+    /// A new call starts on the shift-long connection: what arrives next is a new stream
+    /// from a new far end (the bridge continues sequence numbers but the timestamps jump
+    /// by the time between calls), so the receivers forget the last call instead of
+    /// counting that gap as loss.
+    pub fn start_new_call(&mut self) {
+        for r in &mut self.receivers {
+            r.reset();
+        }
+    }
+
     /// Takes every packet that has arrived into the jitter buffers.
     pub fn receive(&mut self, packets: &mut mpsc::Receiver<RxPacket>) {
         while let Ok(p) = packets.try_recv() {

@@ -978,6 +978,7 @@ impl Engine {
             ServerMessage::CallConnected { call_id, .. } => {
                 self.stop_ring();
                 self.muted = false;
+                session.voice.start_new_call();
                 let mut info = match self.offered.take() {
                     Some(o) if o.call_id == call_id => o,
                     _ => CallInfo {
