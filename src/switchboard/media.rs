@@ -31,7 +31,10 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::StreamQuality;
 use crate::sounds::{EncodedSound, Sound, SoundBank};
+
+use super::quality::StreamMeter;
 
 /// Identifies one client's peer connection inside the media bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,6 +77,12 @@ pub enum MediaCommand {
     /// Report counters (for metrics and tests).
     Stats {
         reply: oneshot::Sender<MediaStats>,
+    },
+    /// Loss and jitter of what each of `peers` sends (its `main` m-line), in that order;
+    /// `None` for a peer that is unknown or has sent nothing lately.
+    Quality {
+        peers: Vec<PeerId>,
+        reply: oneshot::Sender<Vec<Option<StreamQuality>>>,
     },
 }
 
@@ -142,6 +151,18 @@ impl MediaHandle {
             .send(MediaCommand::Route { peer, slot, source });
     }
 
+    /// Live loss and jitter of the streams `peers` send, in the same order.
+    pub async fn quality(
+        &self,
+        peers: Vec<PeerId>,
+    ) -> Result<Vec<Option<StreamQuality>>, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(MediaCommand::Quality { peers, reply })
+            .map_err(|_| MediaError::Stopped)?;
+        answer.await.map_err(|_| MediaError::Stopped)
+    }
+
     pub async fn stats(&self) -> Result<MediaStats, MediaError> {
         let (reply, answer) = oneshot::channel();
         self.commands
@@ -203,6 +224,8 @@ struct MediaPeer {
     connected: bool,
     /// When str0m next wants `Input::Timeout`, from the last drain.
     rtc_timeout: Option<Instant>,
+    /// Loss and jitter of what this peer sends on `main`, for the wallboard.
+    inbound: StreamMeter,
 }
 
 impl MediaPeer {
@@ -214,6 +237,7 @@ impl MediaPeer {
             cursors: [None, None],
             connected: false,
             rtc_timeout: None,
+            inbound: StreamMeter::new(48_000),
         }
     }
 }
@@ -332,6 +356,14 @@ impl Bridge {
                 stats.peers = self.peers.len();
                 stats.connected_peers = self.peers.values().filter(|p| p.connected).count();
                 let _ = reply.send(stats);
+            }
+            MediaCommand::Quality { peers, reply } => {
+                let now = Instant::now();
+                let figures = peers
+                    .iter()
+                    .map(|id| self.peers.get(id).and_then(|p| p.inbound.snapshot(now)))
+                    .collect();
+                let _ = reply.send(figures);
             }
         }
     }
@@ -533,6 +565,12 @@ impl Bridge {
                         Event::MediaData(data)
                             if Some(data.mid) == peer.mids[Slot::Main as usize] =>
                         {
+                            peer.inbound.on_packet(
+                                data.network_time,
+                                **data.seq_range.start(),
+                                **data.seq_range.end(),
+                                data.time.numer(),
+                            );
                             forwards.push((data.time.numer(), data.network_time, data.data));
                         }
                         _ => {}
