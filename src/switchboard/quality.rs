@@ -155,9 +155,11 @@ impl StreamMeter {
             return None;
         }
         let lost = expected.saturating_sub(received);
+        // A tenth of a percent and of a millisecond is as fine as anyone reads them.
+        let tenths = |x: f64| (x * 10.0).round() / 10.0;
         Some(StreamQuality {
-            loss_pct: 100.0 * lost as f64 / expected as f64,
-            jitter_ms: 1000.0 * self.jitter / f64::from(self.clock_hz),
+            loss_pct: tenths(100.0 * lost as f64 / expected as f64),
+            jitter_ms: tenths(1000.0 * self.jitter / f64::from(self.clock_hz)),
             packets: received,
         })
     }
