@@ -5,7 +5,9 @@
 //! minutes, and service level.
 
 use egui::{Grid, RichText, ScrollArea, Ui};
-use egui_plot::{Bar, BarChart, GridMark, HLine, HoverPosition, Legend, Line, Plot, PlotPoints};
+use egui_plot::{
+    Bar, BarChart, GridMark, HLine, HoverPosition, Legend, Line, Plot, PlotPoints, Points,
+};
 
 use crate::intent::Intent;
 use crate::model::{AgentCall, AgentRow, MonitorMode, QueueStats, VoiceStats, WallboardView};
@@ -332,7 +334,7 @@ fn calls_chart_ui(ui: &mut Ui, wallboard: &WallboardView) {
 
 fn service_level_chart_ui(ui: &mut Ui, wallboard: &WallboardView) {
     ui.label(RichText::new("Service level today").strong());
-    let points: PlotPoints<'_> = wallboard
+    let points: Vec<[f64; 2]> = wallboard
         .intervals
         .iter()
         .filter_map(|interval| {
@@ -359,8 +361,15 @@ fn service_level_chart_ui(ui: &mut Ui, wallboard: &WallboardView) {
         .x_axis_formatter(|mark: GridMark, _| clock_label(mark.value))
         .y_axis_formatter(|mark: GridMark, _| format!("{:.0} %", mark.value))
         .show(ui, |plot| {
+            // Markers too, so an interval with no neighbour (early in the day) still shows.
+            plot.points(
+                Points::new("Service level", PlotPoints::from(points.clone()))
+                    .color(theme::ON_CALL)
+                    .filled(true)
+                    .radius(3.0),
+            );
             plot.line(
-                Line::new("Service level", points)
+                Line::new("Service level", PlotPoints::from(points))
                     .color(theme::ON_CALL)
                     .width(2.0),
             );
