@@ -357,7 +357,7 @@ pub fn wallboard(
             call_duration_ms: a
                 .call_started_ms
                 .map(|started| now_ms.saturating_sub(started).max(0)),
-            voice_quality: a.voice_quality.clone(),
+            voice_quality: a.voice_quality,
         })
         .collect();
     agents.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1217,8 +1217,15 @@ mod tests {
         );
         assert_eq!(zoe.caller.as_deref(), Some("+15550123"));
         let quality = zoe.voice_quality.expect("measured");
-        assert_eq!(quality.rating, QualityRating::Poor, "the worse leg rates the call");
-        assert_eq!(quality.caller_to_agent.unwrap().rating(), QualityRating::Good);
+        assert_eq!(
+            quality.rating,
+            QualityRating::Poor,
+            "the worse leg rates the call"
+        );
+        assert_eq!(
+            quality.caller_to_agent.unwrap().rating(),
+            QualityRating::Good
+        );
 
         // The caller never reaches logs through Debug.
         let debug = format!("{board:?} {live:?}");

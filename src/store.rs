@@ -415,7 +415,9 @@ fn verify_password_in_place(password: &[u8], phc: &str) -> bool {
     };
     let params = Params::try_from(&parsed);
     let algorithm = Algorithm::try_from(parsed.algorithm);
-    let version = parsed.version.map_or(Ok(Version::default()), Version::try_from);
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
     let (Ok(params), Ok(algorithm), Ok(version), Some(salt), Some(expected)) =
         (params, algorithm, version, parsed.salt, parsed.hash)
     else {
@@ -423,9 +425,7 @@ fn verify_password_in_place(password: &[u8], phc: &str) -> bool {
     };
     let blocks = params.block_count();
     if blocks > MAX_REUSED_ARGON2_BLOCKS {
-        return Argon2::default()
-            .verify_password(password, &parsed)
-            .is_ok();
+        return Argon2::default().verify_password(password, &parsed).is_ok();
     }
     let mut salt_bytes = [0u8; 64];
     let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
@@ -1717,7 +1717,11 @@ mod tests {
             .to_string();
         for _ in 0..2 {
             assert!(verify_password_in_place(b"pw-ana", &stored));
-            assert!(Argon2::default().verify_password(b"pw-ana", &parsed).is_ok());
+            assert!(
+                Argon2::default()
+                    .verify_password(b"pw-ana", &parsed)
+                    .is_ok()
+            );
             assert!(!verify_password_in_place(b"pw-sam", &stored));
             assert!(verify_password_in_place(b"pw-sam", &small));
             assert!(!verify_password_in_place(b"pw-ana", &small));

@@ -167,16 +167,22 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
     let row = board.agents.iter().find(|a| a.agent_id == "ana").unwrap();
     assert_eq!(row.call.as_ref().unwrap().caller, "+15550100");
     assert!(board.queues.iter().any(|q| q.name == "support"));
-    assert!(!ana_view.view.is_supervisor(), "the agent has no supervisor tabs");
+    assert!(
+        !ana_view.view.is_supervisor(),
+        "the agent has no supervisor tabs"
+    );
 
     // Listen.
     sri.send(Intent::Monitor {
         agent: "ana".into(),
         mode: MonitorMode::Listen,
     });
-    wait_for(&sri, &mut sri_view, "listening", |u| {
-        matches!(u, Update::Monitoring(Some(s)) if s.mode == MonitorMode::Listen)
-    })
+    wait_for(
+        &sri,
+        &mut sri_view,
+        "listening",
+        |u| matches!(u, Update::Monitoring(Some(s)) if s.mode == MonitorMode::Listen),
+    )
     .await;
     let (sri_listen_at, ana_listen_at) = (speaker_len(&sri_tap), speaker_len(&ana_tap));
     wait_for(&ana, &mut ana_view, "the monitored badge", |u| {
@@ -193,16 +199,22 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
         agent: "ana".into(),
         mode: MonitorMode::Whisper,
     });
-    wait_for(&sri, &mut sri_view, "whispering", |u| {
-        matches!(u, Update::Monitoring(Some(s)) if s.mode == MonitorMode::Whisper)
-    })
+    wait_for(
+        &sri,
+        &mut sri_view,
+        "whispering",
+        |u| matches!(u, Update::Monitoring(Some(s)) if s.mode == MonitorMode::Whisper),
+    )
     .await;
     let ana_whisper_at = speaker_len(&ana_tap);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ana_during_whisper = heard_since(&ana_tap, ana_whisper_at);
     let board = sri_view.view.wallboard.as_ref().unwrap();
     assert_eq!(
-        board.monitoring.as_ref().map(|s| (s.agent_id.as_str(), s.mode)),
+        board
+            .monitoring
+            .as_ref()
+            .map(|s| (s.agent_id.as_str(), s.mode)),
         Some(("ana", MonitorMode::Whisper))
     );
 
@@ -235,7 +247,10 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
         p(&caller_heard, SUPERVISOR_HZ),
     );
     // Listening, the supervisor's headset plays both sides of the call.
-    assert!(p(&sri_listened, CALLER_HZ) > 0.8, "the caller on the headset");
+    assert!(
+        p(&sri_listened, CALLER_HZ) > 0.8,
+        "the caller on the headset"
+    );
     assert!(p(&sri_listened, AGENT_HZ) > 0.8, "the agent on the headset");
     // ...and the supervisor's microphone reaches nobody.
     assert!(p(&ana_during_listen, SUPERVISOR_HZ) < 0.05);
@@ -257,12 +272,19 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
     .await;
     let table = sri_view.view.reports.table.clone().expect("a table");
     assert_eq!(table.columns[0], "Agent");
-    let row = table.rows.iter().find(|r| r[0] == "ana").expect("ana's row");
+    let row = table
+        .rows
+        .iter()
+        .find(|r| r[0] == "ana")
+        .expect("ana's row");
     assert_eq!(row[2], "1", "answered: {row:?}");
     sri.send(Intent::ExportReportCsv);
-    wait_for(&sri, &mut sri_view, "the saved notice", |u| {
-        matches!(u, Update::Notice { text, .. } if text.starts_with("Report saved as"))
-    })
+    wait_for(
+        &sri,
+        &mut sri_view,
+        "the saved notice",
+        |u| matches!(u, Update::Notice { text, .. } if text.starts_with("Report saved as")),
+    )
     .await;
     let csv_path = dir
         .path()

@@ -154,20 +154,17 @@ fn a_supervisor_sees_the_wallboard_and_monitors_from_it() {
         mode: MonitorMode::Listen,
     }));
     // The engine reports the session; the next push keeps it on screen.
-    harness
-        .state_mut()
-        .state
-        .apply(
-            Update::Monitoring(Some(sapa_ui::MonitorSession {
-                agent_id: "ana".into(),
-                mode: MonitorMode::Listen,
-            })),
-            NOW_MS,
-        );
-    harness
-        .state_mut()
-        .state
-        .apply(Update::Wallboard(wallboard_view(&board(), NOW_MS, 0)), NOW_MS);
+    harness.state_mut().state.apply(
+        Update::Monitoring(Some(sapa_ui::MonitorSession {
+            agent_id: "ana".into(),
+            mode: MonitorMode::Listen,
+        })),
+        NOW_MS,
+    );
+    harness.state_mut().state.apply(
+        Update::Wallboard(wallboard_view(&board(), NOW_MS, 0)),
+        NOW_MS,
+    );
     harness.run();
     harness.get_by_label("Listen: ana");
     harness.get_by_label("Whisper to ana").click();

@@ -34,8 +34,7 @@ use std::time::{Duration, Instant};
 use sapa_ui::{
     ActiveCall, CalendarDate, CallerInfo as UiCaller, ConnectionHealth, DeviceRole, Disposition,
     DispositionDraft, DraftStatus, Intent, LoginError, MonitorSession, NoticeLevel, PastCall,
-    QueueSummary, ReportGrouping, ReportTable, SettingsView, VoiceStats, WallboardView,
-    WrapUpCall,
+    QueueSummary, ReportGrouping, ReportTable, SettingsView, VoiceStats, WallboardView, WrapUpCall,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -1453,7 +1452,8 @@ impl Engine {
             return;
         };
         let path = dir.join(&report.file_name);
-        let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &report.csv));
+        let written =
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &report.csv));
         match written {
             Ok(()) => self.out.notice(
                 NoticeLevel::Info,

@@ -522,7 +522,10 @@ mod tests {
 
         s.apply(Update::ReportRunning, 4_000);
         assert!(s.view.reports.in_progress);
-        s.apply(Update::ReportFailed("The report failed: boom".into()), 4_100);
+        s.apply(
+            Update::ReportFailed("The report failed: boom".into()),
+            4_100,
+        );
         assert!(!s.view.reports.in_progress);
         assert!(s.view.reports.error.as_deref().unwrap().contains("boom"));
 

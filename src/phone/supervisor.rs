@@ -181,7 +181,8 @@ pub fn report_table(rows: &[ReportRow], by: ReportGrouping) -> ReportTable {
         "Dispositions",
         "Resolutions",
     ];
-    let duration = |ms: Option<u64>| ms.map_or_else(|| "—".to_owned(), sapa_ui::time_text::duration_text);
+    let duration =
+        |ms: Option<u64>| ms.map_or_else(|| "—".to_owned(), sapa_ui::time_text::duration_text);
     let breakdown = |counts: &std::collections::BTreeMap<String, u32>| {
         if counts.is_empty() {
             return "—".to_owned();
@@ -205,14 +206,10 @@ pub fn report_table(rows: &[ReportRow], by: ReportGrouping) -> ReportTable {
                     duration(r.avg_handle_ms),
                     duration(r.avg_after_call_work_ms),
                     duration(r.avg_wait_ms),
-                    r.fcr_pct.map_or_else(
-                        || "—".to_owned(),
-                        |p| format!("{p:.0} % of {}", r.fcr_base),
-                    ),
-                    r.csat_avg.map_or_else(
-                        || "—".to_owned(),
-                        |c| format!("{c:.1} ({})", r.csat_count),
-                    ),
+                    r.fcr_pct
+                        .map_or_else(|| "—".to_owned(), |p| format!("{p:.0} % of {}", r.fcr_base)),
+                    r.csat_avg
+                        .map_or_else(|| "—".to_owned(), |c| format!("{c:.1} ({})", r.csat_count)),
                     breakdown(&r.dispositions),
                     breakdown(&r.resolutions),
                 ]
@@ -288,7 +285,10 @@ mod tests {
         // The phone's clock is 5 s ahead of the switchboard's: timers still read right.
         let view = wallboard_view(&board(), 1_005_000, 60);
         let q = &view.queues[0];
-        assert_eq!((q.name.as_str(), q.waiting, q.handled_today), ("support", 2, 8));
+        assert_eq!(
+            (q.name.as_str(), q.waiting, q.handled_today),
+            ("support", 2, 8)
+        );
         assert_eq!(q.service_level_pct, Some(75.0));
         let ana = &view.agents[0];
         assert_eq!(ana.state, AgentState::OnCall);
@@ -309,7 +309,10 @@ mod tests {
         assert!(budi.call.is_none());
         // 00:15 UTC is 01:15 an hour east.
         assert_eq!(view.intervals[0].start_minute, 75);
-        assert_eq!(wallboard_view(&board(), 0, -60).intervals[0].start_minute, 1395);
+        assert_eq!(
+            wallboard_view(&board(), 0, -60).intervals[0].start_minute,
+            1395
+        );
     }
 
     #[test]

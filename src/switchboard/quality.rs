@@ -105,9 +105,9 @@ impl StreamMeter {
         }
 
         // RFC 3550 6.4.1: D = (Rj - Ri) - (Sj - Si), J += (|D| - J) / 16, in RTP units.
-        let arrival_units =
-            arrived.saturating_duration_since(origin).as_micros() as i64 * i64::from(self.clock_hz)
-                / 1_000_000;
+        let arrival_units = arrived.saturating_duration_since(origin).as_micros() as i64
+            * i64::from(self.clock_hz)
+            / 1_000_000;
         let transit = arrival_units.wrapping_sub(rtp_time as i64);
         if let Some(last) = self.last_transit {
             let d = transit.wrapping_sub(last).unsigned_abs() as f64;
