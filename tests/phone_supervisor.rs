@@ -1,8 +1,8 @@
 //! The phone engine logged in as a supervisor, against a real switchboard and a real call
 //! (an agent's phone engine and a headless caller): the pushed wallboard reaches the
 //! supervisor's view with the agent on the call; Listen plays the caller and the agent on the
-//! supervisor's headset while the supervisor's microphone reaches nobody; Whisper (a mode
-//! switch, no re-setup) brings it to the agent only; Stop ends it. With
+//! supervisor's headset while the supervisor's microphone reaches nobody (it is not even
+//! sent); Whisper (a mode switch, no re-setup) brings it to the agent only; Stop ends it. With
 //! `announce_monitoring` the agent's view shows the monitoring while it lasts. Then today's
 //! report by agent, exported as a CSV file.
 
@@ -105,6 +105,15 @@ fn heard_since(tap: &Arc<Mutex<TestTap>>, from: usize) -> Vec<f32> {
     speaker[start.min(end)..end].to_vec()
 }
 
+/// Packets the switchboard's media bridge received per second over `window`.
+async fn packets_per_second_over(running: &sapa::switchboard::Running, window: Duration) -> f64 {
+    let before = running.media_stats().await.expect("media stats").packets_in;
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(window).await;
+    let after = running.media_stats().await.expect("media stats").packets_in;
+    (after - before) as f64 / t0.elapsed().as_secs_f64()
+}
+
 fn speaker_len(tap: &Arc<Mutex<TestTap>>) -> usize {
     tap.lock().unwrap().speaker.len()
 }
@@ -190,7 +199,7 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
     })
     .await;
     assert!(ana_view.view.agent.as_ref().unwrap().monitored);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let listen_pps = packets_per_second_over(&running, Duration::from_secs(3)).await;
     let sri_listened = heard_since(&sri_tap, sri_listen_at);
     let ana_during_listen = heard_since(&ana_tap, ana_listen_at);
 
@@ -207,7 +216,7 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
     )
     .await;
     let ana_whisper_at = speaker_len(&ana_tap);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let whisper_pps = packets_per_second_over(&running, Duration::from_secs(3)).await;
     let ana_during_whisper = heard_since(&ana_tap, ana_whisper_at);
     let board = sri_view.view.wallboard.as_ref().unwrap();
     assert_eq!(
@@ -245,6 +254,14 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
         p(&ana_during_whisper, SUPERVISOR_HZ),
         p(&ana_during_whisper, CALLER_HZ),
         p(&caller_heard, SUPERVISOR_HZ),
+    );
+    // The bridge receives the caller's and the agent's voices (50 packets/s each, plus the
+    // peers' RTCP) while the supervisor listens; the supervisor's microphone adds its own 50
+    // packets/s only once it whispers. Sent in listen too, the two rates would be equal.
+    eprintln!("packets in per second: listen {listen_pps:.0}, whisper {whisper_pps:.0}");
+    assert!(
+        whisper_pps > listen_pps + 35.0,
+        "the supervisor's voice starts with whisper: listen {listen_pps:.0}/s, whisper {whisper_pps:.0}/s"
     );
     // Listening, the supervisor's headset plays both sides of the call.
     assert!(
