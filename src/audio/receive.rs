@@ -653,12 +653,13 @@ mod tests {
         let signal = sine(440.0, 0.4, SAMPLE_RATE_HZ, 80 * 48_000);
         let (packets, _) = encode(&signal);
         let clean_step = 0.4 * std::f32::consts::TAU * 440.0 / SAMPLE_RATE_HZ as f32;
-        // 500 ppm for 80 s is 40 ms: two frames each way (plus the start-up shrink).
+        // 500 ppm for 80 s is 40 ms: at least one forced adjustment each way (the start-up
+        // delay absorbs part of it).
         for ppm in [500.0, -500.0] {
             let mut rx = AudioReceiver::new_20ms().unwrap();
             let (out, _) = play(&mut rx, &packets, ppm, &|_| false, 0);
             let s = rx.stats();
-            assert!(s.forced_drops + s.forced_inserts >= 2, "{ppm}: {s:?}");
+            assert!(s.forced_drops + s.forced_inserts >= 1, "{ppm}: {s:?}");
             assert_eq!(s.jitter.underrun_frames, 0, "{ppm}: {s:?}");
             let steady = &out[2 * 48_000..out.len() - 48_000];
             let step = max_step(steady);
