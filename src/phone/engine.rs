@@ -1238,6 +1238,11 @@ impl Engine {
                     // A new stream on the shift-long connection: the caller and the agent.
                     session.voice.start_new_call();
                 }
+                if self.monitoring != Some(mode) {
+                    // Who hears the supervisor changed: nothing encoded for the old listeners
+                    // (the encoder's look-ahead) may reach the new ones.
+                    session.voice.reset_encoder();
+                }
                 self.monitoring = Some(mode);
                 self.out.send(Update::Monitoring(Some(MonitorSession {
                     agent_id: agent,
