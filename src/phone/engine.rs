@@ -333,6 +333,13 @@ impl Outbox {
         (self.wake)();
     }
 
+    /// Queues an update without waking the window: for figures that may wait for the next
+    /// frame (the header's state timer draws one every second while logged in), so an idle
+    /// window is not repainted for them.
+    fn send_quiet(&self, update: Update) {
+        let _ = self.updates.send(update);
+    }
+
     fn notice(&self, level: NoticeLevel, text: impl Into<String>) {
         self.send(Update::Notice {
             level,
@@ -1157,8 +1164,10 @@ impl Engine {
                 }
                 session.last_pong = Instant::now();
                 let round_trip_ms = (now_ms().max(0) as u64).saturating_sub(t) as u32;
+                // Only the number changes (a reconnect shows "Connected" at once, in
+                // `after_connect`); it appears with the next second of the state timer.
                 self.out
-                    .send(Update::Connection(ConnectionHealth::Connected {
+                    .send_quiet(Update::Connection(ConnectionHealth::Connected {
                         round_trip_ms,
                     }));
             }
