@@ -56,6 +56,7 @@ fn start_engine(
             go_available,
             audio: AudioSetup::Custom(Box::new(move || Box::new(endpoint))),
             export_dir: Some(dir.join("exports")),
+            notify_bus: sapa::phone::notify::NotifyBus::Off,
         },
         || {},
     )

@@ -248,6 +248,7 @@ fn run_in(
             AudioSetup::Devices
         },
         export_dir: None,
+        notify_bus: super::notify::NotifyBus::Session,
     });
     if let Some(callers) = callers {
         callers.abort();

@@ -42,6 +42,7 @@ use super::audio::{AudioEndpoint, NoDevice, level_dbfs};
 use super::clock;
 use super::config::PhoneConfig;
 use super::draft::{DraftCall, DraftStore, StoredDraft, SubmittedForm, request_id};
+use super::notify::{CallNotification, DesktopNotifier, NotifyBus};
 use super::supervisor;
 use crate::peer::rtc::{LinkState, PeerMedia, RxPacket, RxSlot};
 use crate::peer::voice::{FRAME, Mouth, Voice};
@@ -109,6 +110,8 @@ pub struct EngineOptions {
     pub audio: AudioSetup,
     /// Where a supervisor's report is saved as CSV; `None`: the Downloads folder, else home.
     pub export_dir: Option<PathBuf>,
+    /// Which D-Bus gets the desktop popup of an incoming call (the config can turn it off).
+    pub notify_bus: NotifyBus,
 }
 
 /// What the engine tells the window. Applied in order by [`super::state::PhoneState`].
@@ -330,6 +333,13 @@ impl Outbox {
         (self.wake)();
     }
 
+    /// Queues an update without waking the window: for figures that may wait for the next
+    /// frame (the header's state timer draws one every second while logged in), so an idle
+    /// window is not repainted for them.
+    fn send_quiet(&self, update: Update) {
+        let _ = self.updates.send(update);
+    }
+
     fn notice(&self, level: NoticeLevel, text: impl Into<String>) {
         self.send(Update::Notice {
             level,
@@ -482,6 +492,10 @@ struct Engine {
     /// The ringtone, decoded once.
     ringtone: Vec<f32>,
     ringing: bool,
+    /// The desktop popup of an incoming call, delivered off this thread.
+    notifier: DesktopNotifier,
+    /// The offered call whose popup is up; it is closed when the ring stops.
+    notified_call: Option<String>,
     /// The logged-in user (drafts and request ids are theirs).
     user: String,
     drafts: Option<DraftStore>,
@@ -551,6 +565,8 @@ impl Engine {
             endpoint,
             ringtone: Sound::Ringtone.samples(),
             ringing: false,
+            notifier: DesktopNotifier::spawn(options.notify_bus),
+            notified_call: None,
             user: String::new(),
             drafts: None,
             state: AgentStateName::LoggedOut,
@@ -967,6 +983,9 @@ impl Engine {
             self.ringing = false;
             self.endpoint.stop_ring();
         }
+        if let Some(call_id) = self.notified_call.take() {
+            self.notifier.close(&call_id);
+        }
     }
 
     /// One message from the switchboard.
@@ -1006,6 +1025,18 @@ impl Engine {
                 history,
             } => {
                 let ui = ui_caller(&caller.number, caller.name.clone(), &history);
+                if self.config.desktop_notifications {
+                    let popup = CallNotification::incoming(
+                        &caller.number,
+                        caller.name.as_deref(),
+                        &queue,
+                        &history,
+                        history.len(),
+                        ring_timeout_ms,
+                    );
+                    self.notifier.show(&call_id, popup);
+                    self.notified_call = Some(call_id.clone());
+                }
                 self.offered = Some(CallInfo {
                     call_id: call_id.clone(),
                     number: caller.number,
@@ -1133,8 +1164,10 @@ impl Engine {
                 }
                 session.last_pong = Instant::now();
                 let round_trip_ms = (now_ms().max(0) as u64).saturating_sub(t) as u32;
+                // Only the number changes (a reconnect shows "Connected" at once, in
+                // `after_connect`); it appears with the next second of the state timer.
                 self.out
-                    .send(Update::Connection(ConnectionHealth::Connected {
+                    .send_quiet(Update::Connection(ConnectionHealth::Connected {
                         round_trip_ms,
                     }));
             }
@@ -1535,6 +1568,11 @@ impl Engine {
                 self.save_config();
                 self.out.send(Update::Settings(self.settings_view()));
             }
+            Intent::SetDesktopNotifications(on) => {
+                self.config.desktop_notifications = on;
+                self.save_config();
+                self.out.send(Update::Settings(self.settings_view()));
+            }
             Intent::SendDtmf(_) => self.not_yet("Sending digits"),
             Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => self.not_yet("Transfer"),
             Intent::Escalate => self.not_yet("Escalation"),
@@ -1655,6 +1693,7 @@ impl Engine {
             ringer: self.config.ringer.clone(),
             noise_suppression: self.config.noise_suppression,
             auto_gain: self.config.auto_gain,
+            desktop_notifications: self.config.desktop_notifications,
             test_tone_playing: self.test_tone_left > 0,
             mic_test_level_dbfs: None,
         }

@@ -1,9 +1,11 @@
 //! Shared helpers for the end-to-end tests: start a real switchboard (SQLite file, loopback
-//! ports), add users, make tone WAVs, and measure which tone dominates a recording.
+//! ports), add users, make tone WAVs, and measure which tone dominates a recording; play into
+//! and record from the virtual headset's PulseAudio devices (scripts/virtual-headset.sh).
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use sapa::config::SwitchboardConfig;
 use sapa::store::Role;
@@ -78,4 +80,65 @@ pub fn dominance(samples: &[f32], want: f32, other: f32) -> f64 {
 
 pub fn read(path: &Path) -> Vec<f32> {
     sapa::wav::read_mono_48k(path).expect("recording exists")
+}
+
+/// Records a PulseAudio source as raw 48 kHz mono s16le until `stop`.
+pub struct Recorder {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Recorder {
+    pub fn start(source: &str, path: PathBuf) -> Recorder {
+        let child = Command::new("parecord")
+            .args([
+                "--raw",
+                "--format=s16le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=20",
+                &format!("--device={source}"),
+            ])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("parecord runs (apt-get install pulseaudio-utils)");
+        Recorder { child, path }
+    }
+
+    pub fn stop(mut self) -> Vec<f32> {
+        // SIGINT lets parecord flush what it has.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let bytes = std::fs::read(&self.path).unwrap_or_default();
+        bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+            .collect()
+    }
+}
+
+impl Drop for Recorder {
+    /// A test that fails before `stop` leaves no parecord behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Plays a WAV into a PulseAudio sink.
+pub fn play_into(sink: &str, wav: &Path) -> Child {
+    Command::new("paplay")
+        .arg(format!("--device={sink}"))
+        .arg(wav)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("paplay runs (apt-get install pulseaudio-utils)")
+}
+
+/// Seconds of 100 ms windows in which `want` clearly dominates `other`.
+pub fn seconds_dominated(samples: &[f32], want: f32, other: f32) -> f64 {
+    dominance(samples, want, other) * (samples.len() / 4800) as f64 / 10.0
 }
