@@ -742,10 +742,12 @@ mod tests {
             QueueConfig {
                 name: "support".into(),
                 service_level_secs: 20,
+                survey: false,
             },
             QueueConfig {
                 name: "billing".into(),
                 service_level_secs: 60,
+                survey: false,
             },
         ]
     }
@@ -768,6 +770,12 @@ mod tests {
                 talk_ms: None,
                 hold_ms: 0,
                 csat: None,
+                hold_count: 0,
+                mute_ms: 0,
+                first_response_ms: None,
+                menu: None,
+                menu_choice: None,
+                survey: None,
             },
             disposition: None,
         }

@@ -43,6 +43,8 @@ async fn held_caller_hears_music_then_the_agent_again() {
                 start_secs: 2.0,
                 secs: 3.0,
             }),
+            mute: None,
+            send_digits: None,
             impair: None,
         },
         |_| {},
@@ -58,6 +60,10 @@ async fn held_caller_hears_music_then_the_agent_again() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     })
     .await
     .unwrap();

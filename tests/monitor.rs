@@ -57,6 +57,8 @@ async fn listen_whisper_barge_reach_the_right_ears() {
             talk_secs: None,
             no_answer: false,
             hold: None,
+            mute: None,
+            send_digits: None,
             impair: None,
         },
         |_| {},
@@ -72,6 +74,10 @@ async fn listen_whisper_barge_reach_the_right_ears() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }));
     let sup_rec = dir.path().join("sup.wav");
     let report = supervisor::run(SupervisorOptions {

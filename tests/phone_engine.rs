@@ -102,6 +102,10 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
         talk_secs: Some(4.0),
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }));
 
     let offered = wait_for(&handle, "an offer", |u| matches!(u, Update::Offered { .. })).await;

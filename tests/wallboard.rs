@@ -52,6 +52,10 @@ async fn wallboard_and_report_match_a_scripted_day() {
         talk_secs: None,
         max_wait_secs: 1.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     })
     .await
     .unwrap();
@@ -72,6 +76,8 @@ async fn wallboard_and_report_match_a_scripted_day() {
             talk_secs: None,
             no_answer: false,
             hold: None,
+            mute: None,
+            send_digits: None,
             impair: None,
         },
         |_| {},
@@ -87,6 +93,10 @@ async fn wallboard_and_report_match_a_scripted_day() {
         talk_secs: None,
         max_wait_secs: 20.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     })
     .await
     .unwrap();

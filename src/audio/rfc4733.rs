@@ -252,6 +252,11 @@ impl Rfc4733Receiver {
         }
     }
 
+    /// The RTP clock this receiver reads durations on.
+    pub fn clock_hz(&self) -> u32 {
+        self.clock_hz
+    }
+
     /// One telephone-event packet: its RTP timestamp and payload. Payloads that pack several
     /// reports (RFC 4733 2.5.1.5) are read by their first report, the one this packet is about.
     pub fn handle_packet(

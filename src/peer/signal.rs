@@ -168,6 +168,7 @@ pub fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::Monitor { req, .. }
         | ClientMessage::StopMonitor { req }
         | ClientMessage::Hold { req, .. }
+        | ClientMessage::Mute { req, .. }
         | ClientMessage::Report { req, .. }
         | ClientMessage::Ping { req, .. } => *req = Some(id),
     }
