@@ -43,6 +43,7 @@ survey_timeout_secs = 8
 # service_level_secs: a call answered within this many seconds counts toward service level.
 # survey: when the agent hangs up first, the caller stays on the line, hears
 # sounds/survey-prompt.wav and rates the call 1-5 on the keypad (stored as the call's CSAT).
+# agents: who serves the queue, e.g. agents = ["ana", "bayu"]; leave it out for everyone.
 [[queues]]
 name = "support"
 service_level_secs = 20
@@ -77,6 +78,16 @@ pub struct QueueConfig {
     /// Ask the caller to rate the call when the agent hangs up first.
     #[serde(default)]
     pub survey: bool,
+    /// The agents who serve this queue; empty: every agent.
+    #[serde(default)]
+    pub agents: Vec<String>,
+}
+
+impl QueueConfig {
+    /// Whether `agent` takes calls from this queue.
+    pub fn served_by(&self, agent: &str) -> bool {
+        self.agents.is_empty() || self.agents.iter().any(|a| a == agent)
+    }
 }
 
 fn default_service_level_secs() -> u64 {

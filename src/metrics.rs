@@ -743,11 +743,13 @@ mod tests {
                 name: "support".into(),
                 service_level_secs: 20,
                 survey: false,
+                agents: vec![],
             },
             QueueConfig {
                 name: "billing".into(),
                 service_level_secs: 60,
                 survey: false,
+                agents: vec![],
             },
         ]
     }

@@ -143,6 +143,7 @@ fn reply_req(message: &ServerMessage) -> Option<&str> {
         | ServerMessage::Ok { req }
         | ServerMessage::MediaAnswer { req, .. }
         | ServerMessage::CallQueued { req, .. }
+        | ServerMessage::InMenu { req, .. }
         | ServerMessage::DispositionSaved { req, .. }
         | ServerMessage::History { req, .. }
         | ServerMessage::Pong { req, .. }

@@ -612,6 +612,7 @@ impl Core {
             .config
             .queues
             .iter()
+            .filter(|q| q.served_by(&user))
             .map(|q| QueueId(q.name.clone()))
             .collect();
         self.send(
