@@ -104,5 +104,10 @@ async fn held_caller_hears_music_then_the_agent_again() {
         (2500..=3500).contains(&hold_ms),
         "hold time stored: {hold_ms} ms"
     );
+    assert_eq!(call.hold_count, 1, "one hold counted");
+    assert_eq!(call.mute_ms, 0, "never muted");
+    // The history entry carries the hold too.
+    let history = sb.store.caller_history("+15550444", 1).await.unwrap();
+    assert_eq!((history[0].hold_ms, history[0].hold_count), (hold_ms, 1));
     sb.shutdown().await;
 }

@@ -88,9 +88,9 @@ impl Signal {
                         let _ = waiter.send(message);
                     }
                     None => {
-                        if events_tx.send(message).is_err() {
-                            break;
-                        }
+                        // A client that only makes requests (`sapa history`) drops its event
+                        // receiver; the events are dropped then, not the connection.
+                        let _ = events_tx.send(message);
                     }
                 }
             }
