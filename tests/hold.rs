@@ -1,6 +1,6 @@
 //! Hold through a real switchboard: while held the caller hears hold music (not silence, not
 //! the agent) and the agent hears nothing; after resume they hear each other again; the hold
-//! time is stored on the call.
+//! time and the number of holds are stored on the call.
 
 mod common;
 
