@@ -210,9 +210,11 @@ impl SwitchboardConfig {
                     menu.name
                 )));
             }
-            if let Some(n) = menu.numbers.iter().find(|n| {
-                self.menus[..i].iter().any(|m| m.numbers.contains(n))
-            }) {
+            if let Some(n) = menu
+                .numbers
+                .iter()
+                .find(|n| self.menus[..i].iter().any(|m| m.numbers.contains(n)))
+            {
                 return Err(ConfigError::Invalid(format!(
                     "number {n:?} belongs to two menus"
                 )));
@@ -230,19 +232,29 @@ impl SwitchboardConfig {
             return Err(invalid("has the name of a queue".into()));
         }
         if crate::sounds::Sound::from_name(&menu.prompt).is_none() {
-            return Err(invalid(format!("no sound named {:?} in sounds/", menu.prompt)));
+            return Err(invalid(format!(
+                "no sound named {:?} in sounds/",
+                menu.prompt
+            )));
         }
         if self.queue(&menu.default_queue).is_none() {
-            return Err(invalid(format!("default_queue {:?} is not a queue", menu.default_queue)));
+            return Err(invalid(format!(
+                "default_queue {:?} is not a queue",
+                menu.default_queue
+            )));
         }
         for (key, queue) in &menu.options {
             let mut chars = key.chars();
             let ok = matches!((chars.next(), chars.next()), (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#');
             if !ok {
-                return Err(invalid(format!("option {key:?} is not one key (0-9, *, #)")));
+                return Err(invalid(format!(
+                    "option {key:?} is not one key (0-9, *, #)"
+                )));
             }
             if self.queue(queue).is_none() {
-                return Err(invalid(format!("option {key} leads to {queue:?}, which is not a queue")));
+                return Err(invalid(format!(
+                    "option {key} leads to {queue:?}, which is not a queue"
+                )));
             }
         }
         Ok(())
@@ -303,7 +315,11 @@ mod tests {
         for (from, to, why) in [
             ("\"2\" = \"support\"", "\"2\" = \"sales\"", "not a queue"),
             ("\"2\" = \"support\"", "\"22\" = \"support\"", "not one key"),
-            ("default_queue = \"support\"", "default_queue = \"x\"", "default_queue"),
+            (
+                "default_queue = \"support\"",
+                "default_queue = \"x\"",
+                "default_queue",
+            ),
             ("prompt = \"menu-prompt\"", "prompt = \"nope\"", "no sound"),
             ("name = \"main\"", "name = \"billing\"", "name of a queue"),
         ] {

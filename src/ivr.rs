@@ -289,7 +289,14 @@ mod tests {
             assert_eq!(s.poll_result(), None, "not before the deadline");
             s.handle_timeout(t0 + d(9));
             assert_eq!(s.poll_result(), Some(want));
-            assert_eq!(want.label(), if keys.is_empty() { "no_answer" } else { "invalid" });
+            assert_eq!(
+                want.label(),
+                if keys.is_empty() {
+                    "no_answer"
+                } else {
+                    "invalid"
+                }
+            );
         }
         // An invalid key then a valid one: the valid one is the score.
         let mut s = Survey::start(t0, d(4), d(5));

@@ -1325,7 +1325,10 @@ mod tests {
         // hold and mute over all 3 answered calls: 9 / 3 = 3 s, 3 / 3 = 1 s; 2 holds
         assert_eq!((support.avg_hold_ms, support.holds), (Some(3_000), 2));
         assert_eq!(support.avg_mute_ms, Some(1_000));
-        assert_eq!((billing.avg_hold_ms, billing.holds, billing.avg_mute_ms), (Some(0), 0, Some(0)));
+        assert_eq!(
+            (billing.avg_hold_ms, billing.holds, billing.avg_mute_ms),
+            (Some(0), 0, Some(0))
+        );
         assert_eq!(billing.avg_first_response_ms, None);
         // FCR base: r1, r4 (answered with a disposition); r1 resolved, no repeat -> 1/2
         assert_eq!((support.fcr_base, support.first_contact_resolved), (2, 1));

@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn sounds_are_found_by_name() {
         assert_eq!(Sound::from_name("menu-prompt"), Some(Sound::MenuPrompt));
-        assert_eq!(Sound::from_name("survey-prompt.wav"), Some(Sound::SurveyPrompt));
+        assert_eq!(
+            Sound::from_name("survey-prompt.wav"),
+            Some(Sound::SurveyPrompt)
+        );
         assert_eq!(Sound::from_name("nope"), None);
     }
 

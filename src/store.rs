@@ -885,7 +885,12 @@ impl Store {
 
     /// How the post-call survey ended: `answered` with a score 1-5, or `invalid` /
     /// `no_answer` without one (no CSAT is stored then).
-    pub async fn survey_ended(&self, call_id: &str, outcome: &str, score: Option<i64>) -> Result<()> {
+    pub async fn survey_ended(
+        &self,
+        call_id: &str,
+        outcome: &str,
+        score: Option<i64>,
+    ) -> Result<()> {
         key("call id", call_id)?;
         match (outcome, score) {
             ("answered", Some(1..=5)) | ("invalid" | "no_answer", None) => {}
@@ -896,12 +901,13 @@ impl Store {
                 )));
             }
         }
-        let done = sqlx::query("UPDATE calls SET survey = $2, csat = COALESCE($3, csat) WHERE id = $1")
-            .bind(call_id)
-            .bind(outcome)
-            .bind(score)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE calls SET survey = $2, csat = COALESCE($3, csat) WHERE id = $1")
+                .bind(call_id)
+                .bind(outcome)
+                .bind(score)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UnknownCall(call_id.to_owned()));
         }
@@ -2133,7 +2139,9 @@ mod tests {
 
     async fn menu_survey_hold_mute_and_first_response_are_stored(cx: Ctx) {
         let s = &cx.store;
-        s.call_arrived(&new_call("c1", "+15550100", T0)).await.unwrap();
+        s.call_arrived(&new_call("c1", "+15550100", T0))
+            .await
+            .unwrap();
         s.call_in_menu("c1", "main").await.unwrap();
         s.call_routed("c1", "billing", "1").await.unwrap();
         // Rang bayu first (no answer), then ana, who answered 2.5 s after the first ring.
@@ -2166,14 +2174,33 @@ mod tests {
                 c.survey.as_deref(),
                 c.csat
             ),
-            ("billing", Some("main"), Some("1"), Some(2_500), 2_000, 2, 3_500, Some("answered"), Some(5))
+            (
+                "billing",
+                Some("main"),
+                Some("1"),
+                Some(2_500),
+                2_000,
+                2,
+                3_500,
+                Some("answered"),
+                Some(5)
+            )
         );
         let h = &s.caller_history("+15550100", 1).await.unwrap()[0];
         assert_eq!(
-            (h.hold_ms, h.hold_count, h.mute_ms, h.first_response_ms, h.csat),
+            (
+                h.hold_ms,
+                h.hold_count,
+                h.mute_ms,
+                h.first_response_ms,
+                h.csat
+            ),
             (2_000, 2, 3_500, Some(2_500), Some(5))
         );
-        assert_eq!((h.menu.as_deref(), h.menu_choice.as_deref()), (Some("main"), Some("1")));
+        assert_eq!(
+            (h.menu.as_deref(), h.menu_choice.as_deref()),
+            (Some("main"), Some("1"))
+        );
 
         // A survey without a score stores no CSAT; answered without a score is refused.
         s.call_arrived(&new_call("c2", "+15550100", T0 + 100_000))
@@ -2181,7 +2208,10 @@ mod tests {
             .unwrap();
         s.survey_ended("c2", "no_answer", None).await.unwrap();
         let c2 = s.call("c2").await.unwrap().unwrap();
-        assert_eq!((c2.survey.as_deref(), c2.csat, c2.first_response_ms), (Some("no_answer"), None, None));
+        assert_eq!(
+            (c2.survey.as_deref(), c2.csat, c2.first_response_ms),
+            (Some("no_answer"), None, None)
+        );
         assert!(is_invalid(s.survey_ended("c2", "answered", None).await));
         assert!(is_invalid(s.survey_ended("c2", "invalid", Some(3)).await));
         assert!(is_invalid(s.survey_ended("c2", "answered", Some(6)).await));
@@ -2189,9 +2219,13 @@ mod tests {
         assert!(is_invalid(s.add_mute_ms("c2", -5).await));
         assert!(is_unknown_call(s.add_mute_ms("nope", 5).await));
         assert!(is_unknown_call(s.hold_started("nope").await));
-        assert!(is_unknown_call(s.call_routed("nope", "support", "timeout").await));
+        assert!(is_unknown_call(
+            s.call_routed("nope", "support", "timeout").await
+        ));
         assert!(is_unknown_call(s.call_in_menu("nope", "main").await));
-        assert!(is_unknown_call(s.survey_ended("nope", "no_answer", None).await));
+        assert!(is_unknown_call(
+            s.survey_ended("nope", "no_answer", None).await
+        ));
     }
 
     async fn offers_record_each_ring(cx: Ctx) {

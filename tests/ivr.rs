@@ -24,7 +24,10 @@ fn config() -> SwitchboardConfig {
             "name = \"billing\"\nservice_level_secs = 20\nsurvey = false",
             "name = \"billing\"\nservice_level_secs = 20\nagents = [\"bayu\"]",
         )
-        .replace("options = { \"1\" = \"billing\", \"2\" = \"support\" }", "options = { \"1\" = \"support\", \"2\" = \"billing\" }")
+        .replace(
+            "options = { \"1\" = \"billing\", \"2\" = \"support\" }",
+            "options = { \"1\" = \"support\", \"2\" = \"billing\" }",
+        )
         .replace("timeout_secs = 5", "timeout_secs = 1");
     let config = SwitchboardConfig::parse(&text).expect("test config parses");
     assert_eq!(config.queues[1].agents, ["bayu"]);
@@ -59,7 +62,12 @@ async fn call_menu(
     options.inband_dtmf = inband;
     let report = caller::run(options).await.expect("the call runs");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let call = sb.store.call(&report.call_id).await.unwrap().expect("stored");
+    let call = sb
+        .store
+        .call(&report.call_id)
+        .await
+        .unwrap()
+        .expect("stored");
     // The agent who did not get the call is still waiting for one.
     ana.abort();
     bayu.abort();
@@ -77,11 +85,18 @@ async fn key_two_lands_with_the_agent_of_the_second_queue() {
     // Chosen during the 5.3 s prompt, not after the timeout.
     assert!(report.queued_ms < 5_000, "waited {} ms", report.queued_ms);
     assert_eq!(
-        (call.queue.as_str(), call.menu.as_deref(), call.menu_choice.as_deref()),
+        (
+            call.queue.as_str(),
+            call.menu.as_deref(),
+            call.menu_choice.as_deref()
+        ),
         ("billing", Some("main"), Some("2"))
     );
     assert_eq!(call.agent.as_deref(), Some("bayu"));
-    assert!(call.first_response_ms.is_some_and(|ms| ms < 3_000), "{call:?}");
+    assert!(
+        call.first_response_ms.is_some_and(|ms| ms < 3_000),
+        "{call:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -89,7 +104,11 @@ async fn no_key_lands_in_the_default_queue_after_the_timeout() {
     let (report, call) = call_menu(None, false, None).await;
     assert_eq!(report.agent.as_deref(), Some("ana"), "{report:?}");
     // The prompt (5.3 s) plays, then the timeout (1 s) runs out.
-    assert!(report.queued_ms >= 6_000, "waited only {} ms", report.queued_ms);
+    assert!(
+        report.queued_ms >= 6_000,
+        "waited only {} ms",
+        report.queued_ms
+    );
     assert_eq!(
         (call.queue.as_str(), call.menu_choice.as_deref()),
         ("support", Some("timeout"))

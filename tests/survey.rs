@@ -43,12 +43,18 @@ async fn the_score_is_stored_and_shown_in_history() {
     options.survey = Some('4');
     let report = caller::run(options).await.unwrap();
     ana.await.unwrap().unwrap();
-    assert!(report.survey_asked && report.survey_key == Some('4'), "{report:?}");
+    assert!(
+        report.survey_asked && report.survey_key == Some('4'),
+        "{report:?}"
+    );
     assert_eq!(report.ended_by, "agent_hung_up");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let call = sb.store.call(&report.call_id).await.unwrap().unwrap();
-    assert_eq!((call.csat, call.survey.as_deref()), (Some(4), Some("answered")));
+    assert_eq!(
+        (call.csat, call.survey.as_deref()),
+        (Some(4), Some("answered"))
+    );
     assert_eq!(call.end_reason.as_deref(), Some("agent_hung_up"));
     assert!(
         (700..=1_400).contains(&call.mute_ms),
@@ -60,17 +66,32 @@ async fn the_score_is_stored_and_shown_in_history() {
 
     // `sapa history` shows the score.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sapa"))
-        .args(["history", "--switchboard", &url, "--user", "ana", "--number", "+15550888"])
+        .args([
+            "history",
+            "--switchboard",
+            &url,
+            "--user",
+            "ana",
+            "--number",
+            "+15550888",
+        ])
         .env("SAPA_PASSWORD", PASSWORD)
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let entry = &json["calls"][0];
     assert_eq!(entry["call_id"], report.call_id.as_str());
     assert_eq!(entry["csat"], 4);
-    assert!(entry["mute_ms"].as_i64().is_some_and(|m| m >= 700), "{entry}");
+    assert!(
+        entry["mute_ms"].as_i64().is_some_and(|m| m >= 700),
+        "{entry}"
+    );
     sb.shutdown().await;
 }
 
@@ -86,7 +107,10 @@ async fn an_invalid_key_or_none_stores_nothing_and_releases_the_caller() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let play = tone_wav(dir.path(), "c.wav", 440.0, 8.0);
 
-    for (from, key, outcome) in [("+15550901", Some('9'), "invalid"), ("+15550902", None, "no_answer")] {
+    for (from, key, outcome) in [
+        ("+15550901", Some('9'), "invalid"),
+        ("+15550902", None, "no_answer"),
+    ] {
         let mut options = plain_caller(&url, from, &play, dir.path());
         options.survey = key;
         let started = Instant::now();
@@ -102,7 +126,11 @@ async fn an_invalid_key_or_none_stores_nothing_and_releases_the_caller() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
         let call = sb.store.call(&report.call_id).await.unwrap().unwrap();
-        assert_eq!((call.csat, call.survey.as_deref()), (None, Some(outcome)), "{from}");
+        assert_eq!(
+            (call.csat, call.survey.as_deref()),
+            (None, Some(outcome)),
+            "{from}"
+        );
     }
     ana.await.unwrap().unwrap();
     sb.shutdown().await;

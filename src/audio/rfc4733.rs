@@ -365,10 +365,19 @@ mod tests {
         assert!(packets.iter().all(|(_, p)| p.timestamp == 1_000));
         assert!(packets[0].1.marker && packets[1..].iter().all(|(_, p)| !p.marker));
         assert_eq!(packets[0].1.payload, [5, VOLUME, 0x03, 0xc0]); // 960 ticks
-        let ends: Vec<_> = packets.iter().filter(|(_, p)| p.payload[1] & 0x80 != 0).collect();
+        let ends: Vec<_> = packets
+            .iter()
+            .filter(|(_, p)| p.payload[1] & 0x80 != 0)
+            .collect();
         assert_eq!(ends.len(), 3);
-        assert!(ends.iter().all(|(_, p)| p.payload[2..] == 4800u16.to_be_bytes()));
-        assert_eq!(packets.iter().map(|(f, _)| *f).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6]);
+        assert!(
+            ends.iter()
+                .all(|(_, p)| p.payload[2..] == 4800u16.to_be_bytes())
+        );
+        assert_eq!(
+            packets.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5, 6]
+        );
         assert!(s.is_idle());
     }
 
@@ -403,8 +412,14 @@ mod tests {
         assert_eq!(
             got,
             [
-                ReceivedDigit { key: '2', duration_ms: 100 },
-                ReceivedDigit { key: '#', duration_ms: 100 }
+                ReceivedDigit {
+                    key: '2',
+                    duration_ms: 100
+                },
+                ReceivedDigit {
+                    key: '#',
+                    duration_ms: 100
+                }
             ]
         );
         assert_eq!(rx.poll_timeout(), None);
@@ -415,10 +430,16 @@ mod tests {
         let t0 = Instant::now();
         let mut s = DtmfSender::new(200, 60);
         s.push_keys("7").unwrap();
-        let mut packets: Vec<_> = send(&mut s, 5_000, 20).into_iter().map(|(_, p)| p).collect();
+        let mut packets: Vec<_> = send(&mut s, 5_000, 20)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
         // Lose the first packet and the first end, swap two updates, repeat one.
         packets.remove(0);
-        let first_end = packets.iter().position(|p| p.payload[1] & 0x80 != 0).unwrap();
+        let first_end = packets
+            .iter()
+            .position(|p| p.payload[1] & 0x80 != 0)
+            .unwrap();
         packets.remove(first_end);
         packets.swap(1, 2);
         packets.insert(3, packets[3]);
@@ -428,7 +449,10 @@ mod tests {
         }
         assert_eq!(
             rx.poll_digit(),
-            Some(ReceivedDigit { key: '7', duration_ms: 200 })
+            Some(ReceivedDigit {
+                key: '7',
+                duration_ms: 200
+            })
         );
         assert_eq!(rx.poll_digit(), None);
     }
@@ -452,11 +476,15 @@ mod tests {
         rx.handle_timeout(due);
         assert_eq!(
             rx.poll_digit(),
-            Some(ReceivedDigit { key: '3', duration_ms: 40 })
+            Some(ReceivedDigit {
+                key: '3',
+                duration_ms: 40
+            })
         );
         // A late end of the same event is not a second key.
         let [a, b] = 1920u16.to_be_bytes();
-        rx.handle_packet(due, 100, &[3, 0x80 | VOLUME, a, b]).unwrap();
+        rx.handle_packet(due, 100, &[3, 0x80 | VOLUME, a, b])
+            .unwrap();
         assert_eq!(rx.poll_digit(), None);
         // A new event while one is open reports the open one first.
         rx.handle_packet(due, 9_000, &update(4, 960)).unwrap();
@@ -479,7 +507,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             rx.poll_digit(),
-            Some(ReceivedDigit { key: '9', duration_ms: 100 })
+            Some(ReceivedDigit {
+                key: '9',
+                duration_ms: 100
+            })
         );
     }
 }

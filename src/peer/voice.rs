@@ -161,7 +161,9 @@ impl Voice {
             if p.payload_type != OPUS_PT {
                 if p.payload_type == TELEPHONE_EVENT_PT
                     && p.slot == RxSlot::Main
-                    && let Err(e) = self.dtmf_in.handle_packet(p.arrived, p.timestamp, &p.payload)
+                    && let Err(e) = self
+                        .dtmf_in
+                        .handle_packet(p.arrived, p.timestamp, &p.payload)
                 {
                     tracing::debug!("telephone event ignored: {e}");
                 }

@@ -803,7 +803,10 @@ impl Core {
             MenuStage::Running(m) => m.poll_timeout(),
             _ => None,
         });
-        let surveys = self.surveys.values().filter_map(|s| s.survey.poll_timeout());
+        let surveys = self
+            .surveys
+            .values()
+            .filter_map(|s| s.survey.poll_timeout());
         menus.chain(surveys).min()
     }
 
@@ -840,7 +843,11 @@ impl Core {
         live.menu = MenuStage::None;
         live.queue = QueueId(choice.queue.clone());
         let peer = PeerId(live.caller_conn);
-        tracing::info!("call {call} chose {} in the menu ({:?})", choice.queue, choice.outcome);
+        tracing::info!(
+            "call {call} chose {} in the menu ({:?})",
+            choice.queue,
+            choice.outcome
+        );
         if let Err(e) = self
             .store
             .call_routed(&call.0, &choice.queue, &choice.outcome.label())
@@ -904,7 +911,13 @@ impl Core {
 
     /// The agent hung up on a call whose queue asks for a rating: the caller stays on the
     /// line with the survey prompt. False if no survey applies.
-    fn start_survey(&mut self, now: Instant, call: &CallId, live: &LiveCall, reason: CallEndReason) -> bool {
+    fn start_survey(
+        &mut self,
+        now: Instant,
+        call: &CallId,
+        live: &LiveCall,
+        reason: CallEndReason,
+    ) -> bool {
         let wanted = reason == CallEndReason::AgentHungUp
             && self.config.queue(&live.queue.0).is_some_and(|q| q.survey)
             && self
@@ -948,7 +961,11 @@ impl Core {
             _ => None,
         };
         tracing::info!("call {} survey: {result:?}", s.call);
-        if let Err(e) = self.store.survey_ended(&s.call.0, result.label(), score).await {
+        if let Err(e) = self
+            .store
+            .survey_ended(&s.call.0, result.label(), score)
+            .await
+        {
             tracing::error!("could not store the survey result: {e}");
         }
         let peer = PeerId(conn);

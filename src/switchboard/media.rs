@@ -464,7 +464,10 @@ impl Bridge {
             // The phone's jitter buffer reorders; the bridge forwards at once.
             .set_reordering_size_audio(0);
         // DTMF on the Opus clock (our peers, browsers) and at 8 kHz (browsers, SIP gateways).
-        for (pt, rate) in [(101, Frequency::FORTY_EIGHT_KHZ), (126, Frequency::EIGHT_KHZ)] {
+        for (pt, rate) in [
+            (101, Frequency::FORTY_EIGHT_KHZ),
+            (126, Frequency::EIGHT_KHZ),
+        ] {
             config.codec_config().add_config(
                 Pt::new_with_value(pt),
                 None,
@@ -687,13 +690,15 @@ impl Bridge {
                                 continue;
                             }
                             if let Some(t) = &mut peer.tones {
-                                if let Ok(n) =
-                                    t.decoder.decode_float(&data.data, &mut t.pcm, false)
+                                if let Ok(n) = t.decoder.decode_float(&data.data, &mut t.pcm, false)
                                 {
                                     t.detector.push(&t.pcm[..n]);
                                 }
                                 while let Some(key) = t.detector.poll_digit() {
-                                    let d = ReceivedDigit { key, duration_ms: 0 };
+                                    let d = ReceivedDigit {
+                                        key,
+                                        duration_ms: 0,
+                                    };
                                     digits.push((d, true));
                                 }
                             }

@@ -102,7 +102,12 @@ pub fn plain_agent(url: &str, user: &str, calls: u32) -> sapa::peer::agent::Agen
 }
 
 /// A headless caller from `from` that plays `play` and records into `dir/<from>.wav`.
-pub fn plain_caller(url: &str, from: &str, play: &Path, dir: &Path) -> sapa::peer::caller::CallerOptions {
+pub fn plain_caller(
+    url: &str,
+    from: &str,
+    play: &Path,
+    dir: &Path,
+) -> sapa::peer::caller::CallerOptions {
     sapa::peer::caller::CallerOptions {
         switchboard: url.to_owned(),
         from: from.to_owned(),
