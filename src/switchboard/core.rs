@@ -1019,7 +1019,11 @@ impl Core {
     /// A caller gone before its call reached the ACD: stored as abandoned here.
     async fn end_unqueued(&mut self, now: Instant, call: &CallId) {
         if self.calls.get(call).is_some_and(|c| !c.in_acd) {
-            self.calls.remove(call);
+            if let Some(live) = self.calls.remove(call)
+                && matches!(live.menu, MenuStage::Running(_))
+            {
+                self.media.detect_tones(PeerId(live.caller_conn), false);
+            }
             if let Err(e) = self
                 .store
                 .call_ended(&call.0, self.clock.ms(now), "abandoned")
