@@ -1285,7 +1285,7 @@ impl Engine {
                 if self.active.is_some() {
                     match session.voice.queue_dtmf(&key.to_string()) {
                         Ok(()) => self.out.send(Update::DtmfSent(key)),
-                        Err(e) => self.out.notice(NoticeLevel::Warning, &e.to_string()),
+                        Err(e) => self.out.notice(NoticeLevel::Warning, e.to_string()),
                     }
                 }
             }

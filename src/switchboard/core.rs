@@ -637,6 +637,8 @@ impl Core {
         self.queues_dirty = true;
     }
 
+    // The fields of `dial` one by one, as `CoreInput::Dial` carries them.
+    #[allow(clippy::too_many_arguments)]
     async fn dial(
         &mut self,
         now: Instant,
