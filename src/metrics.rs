@@ -94,8 +94,8 @@ pub struct LiveAgent {
     pub caller: Option<String>,
     /// When the current call was answered, epoch milliseconds.
     pub call_started_ms: Option<i64>,
-    /// The media layer's verdict on the call's audio (`good`, `poor`, ...), passed through.
-    pub voice_quality: Option<String>,
+    /// The media bridge's measure of the call's two streams, passed through.
+    pub voice_quality: Option<VoiceQuality>,
 }
 
 impl fmt::Debug for LiveAgent {
@@ -179,7 +179,9 @@ pub struct AgentBoard {
     pub caller: Option<String>,
     /// `now_ms - call_started_ms`, at least 0; `None` without a call.
     pub call_duration_ms: Option<i64>,
-    pub voice_quality: Option<String>,
+    /// Loss and jitter of both legs of the call as the switchboard receives them; `None`
+    /// without a call (or before the first packets).
+    pub voice_quality: Option<VoiceQuality>,
 }
 
 impl fmt::Debug for AgentBoard {
@@ -195,6 +197,70 @@ impl fmt::Debug for AgentBoard {
             .field("call_duration_ms", &self.call_duration_ms)
             .field("voice_quality", &self.voice_quality)
             .finish()
+    }
+}
+
+/// Loss and jitter of one stream the switchboard receives, over the last few seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamQuality {
+    /// Packets missing from the sequence, percent of those expected.
+    pub loss_pct: f64,
+    /// RFC 3550 interarrival jitter, milliseconds.
+    pub jitter_ms: f64,
+    /// Packets received in the window the figures are over.
+    pub packets: u64,
+}
+
+/// Voice quality in one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityRating {
+    Good,
+    Fair,
+    Poor,
+}
+
+impl StreamQuality {
+    /// Good: under 1 % loss and 30 ms jitter; Poor: 5 % loss or 60 ms jitter or more; Fair in
+    /// between. The same thresholds as the phone's own indicator (`sapa_ui::VoiceStats`).
+    pub fn rating(&self) -> QualityRating {
+        if self.loss_pct >= 5.0 || self.jitter_ms >= 60.0 {
+            QualityRating::Poor
+        } else if self.loss_pct >= 1.0 || self.jitter_ms >= 30.0 {
+            QualityRating::Fair
+        } else {
+            QualityRating::Good
+        }
+    }
+}
+
+/// Both legs of an agent's call as the switchboard receives them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VoiceQuality {
+    /// The worse of the two legs.
+    pub rating: QualityRating,
+    /// The caller's stream: what the agent hears.
+    pub caller_to_agent: Option<StreamQuality>,
+    /// The agent's stream: what the caller hears.
+    pub agent_to_caller: Option<StreamQuality>,
+}
+
+impl VoiceQuality {
+    /// Rates the legs that were measured; `None` when neither was (no packets yet).
+    pub fn of(
+        caller_to_agent: Option<StreamQuality>,
+        agent_to_caller: Option<StreamQuality>,
+    ) -> Option<VoiceQuality> {
+        let rating = [caller_to_agent, agent_to_caller]
+            .iter()
+            .flatten()
+            .map(StreamQuality::rating)
+            .max()?;
+        Some(VoiceQuality {
+            rating,
+            caller_to_agent,
+            agent_to_caller,
+        })
     }
 }
 
@@ -291,7 +357,7 @@ pub fn wallboard(
             call_duration_ms: a
                 .call_started_ms
                 .map(|started| now_ms.saturating_sub(started).max(0)),
-            voice_quality: a.voice_quality.clone(),
+            voice_quality: a.voice_quality,
         })
         .collect();
     agents.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1135,6 +1201,32 @@ mod tests {
     }
 
     #[test]
+    fn stream_ratings_agree_with_the_phones_indicator() {
+        for loss_pct in [0.0, 0.9, 1.0, 4.9, 5.0, 20.0] {
+            for jitter_ms in [0.0, 29.0, 30.0, 59.0, 60.0, 200.0] {
+                let ours = StreamQuality {
+                    loss_pct,
+                    jitter_ms,
+                    packets: 250,
+                }
+                .rating();
+                let phone = sapa_ui::VoiceStats {
+                    loss_pct: loss_pct as f32,
+                    jitter_ms: jitter_ms as f32,
+                    concealment_pct: 0.0,
+                }
+                .quality();
+                assert_eq!(
+                    format!("{ours:?}"),
+                    format!("{phone:?}"),
+                    "loss {loss_pct} jitter {jitter_ms}"
+                );
+            }
+        }
+        assert_eq!(VoiceQuality::of(None, None), None);
+    }
+
+    #[test]
     fn agents_show_time_in_state_and_call_duration() {
         let now = DAY + 10 * 60 * MIN;
         let live = LiveSnapshot {
@@ -1147,7 +1239,18 @@ mod tests {
                     call_id: Some("c9".into()),
                     caller: Some("+15550123".into()),
                     call_started_ms: Some(now - 30 * S),
-                    voice_quality: Some("good".into()),
+                    voice_quality: VoiceQuality::of(
+                        Some(StreamQuality {
+                            loss_pct: 0.2,
+                            jitter_ms: 3.0,
+                            packets: 250,
+                        }),
+                        Some(StreamQuality {
+                            loss_pct: 6.0,
+                            jitter_ms: 3.0,
+                            packets: 235,
+                        }),
+                    ),
                     ..LiveAgent::default()
                 },
                 LiveAgent {
@@ -1172,7 +1275,16 @@ mod tests {
             (30_000, Some(30_000))
         );
         assert_eq!(zoe.caller.as_deref(), Some("+15550123"));
-        assert_eq!(zoe.voice_quality.as_deref(), Some("good"));
+        let quality = zoe.voice_quality.expect("measured");
+        assert_eq!(
+            quality.rating,
+            QualityRating::Poor,
+            "the worse leg rates the call"
+        );
+        assert_eq!(
+            quality.caller_to_agent.unwrap().rating(),
+            QualityRating::Good
+        );
 
         // The caller never reaches logs through Debug.
         let debug = format!("{board:?} {live:?}");

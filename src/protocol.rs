@@ -639,6 +639,33 @@ mod tests {
     }
 
     #[test]
+    fn every_documented_server_example_parses() {
+        let doc = include_str!("../docs/protocol.md");
+        let start = doc.find("## Switchboard → client").expect("the section");
+        let end = doc.find("## Error codes").expect("the next section");
+        let examples: Vec<&str> = doc[start..end]
+            .lines()
+            .filter(|l| l.starts_with("{\"type\""))
+            .collect();
+        assert!(examples.len() >= 10, "{examples:?}");
+        for line in examples {
+            if let Err(e) = serde_json::from_str::<ServerMessage>(line) {
+                panic!("{e}: {line}");
+            }
+        }
+        let wallboard = doc[start..end]
+            .lines()
+            .find(|l| l.starts_with("{\"type\":\"wallboard\""))
+            .expect("a wallboard example");
+        let Ok(ServerMessage::Wallboard { board }) = serde_json::from_str(wallboard) else {
+            panic!("a wallboard");
+        };
+        let quality = board.agents[0].voice_quality.expect("voice quality");
+        assert_eq!(quality.rating, crate::metrics::QualityRating::Poor);
+        assert_eq!(quality.caller_to_agent.map(|q| q.loss_pct), Some(19.6));
+    }
+
+    #[test]
     fn redacts_all_but_last_three() {
         assert_eq!(redact_number("+15551234"), "******234");
         assert_eq!(redact_number("12"), "12");

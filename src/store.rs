@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -393,6 +393,105 @@ enum Target {
     Postgres(String),
 }
 
+/// Threads that hash and check passwords (Argon2id), process-wide.
+const PASSWORD_THREADS: usize = 2;
+
+/// Password work runs on [`PASSWORD_THREADS`] long-lived threads, not tokio's blocking pool,
+/// and a login check reuses its thread's Argon2 memory ([`verify_password_in_place`]). Each
+/// Argon2id run needs 19 MiB; allocated afresh per login on the blocking pool's many threads,
+/// glibc kept those blocks: 50 supervisors logging in at once left the switchboard at 790 MB
+/// RSS instead of 44 MB (`examples/bench_wallboard.rs`). Two threads with one buffer each bound
+/// it to 38 MiB and keep a login storm from taking every core; other logins wait their turn.
+static PASSWORD_JOBS: LazyLock<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>> =
+    LazyLock::new(|| {
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..PASSWORD_THREADS {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("sapa-password-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match queue.lock().map(|q| q.recv()) {
+                            Ok(Ok(job)) => job,
+                            _ => return,
+                        };
+                        // A job that panics fails its own request (its reply is dropped),
+                        // not the thread.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(e) = spawned {
+                // With no thread at all the queue is dropped and every request fails.
+                tracing::error!("cannot start a password thread: {e}");
+            }
+        }
+        jobs
+    });
+
+/// Largest Argon2 memory a login check reuses (64 MiB); a stored hash that needs more is
+/// checked with memory of its own.
+const MAX_REUSED_ARGON2_BLOCKS: usize = 64 * 1024;
+
+thread_local! {
+    /// Argon2's working memory, kept by each password thread from one login to the next.
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether `password` matches the PHC string `phc` (what `verify_password` does), computed in
+/// this thread's reused memory. False for a hash that does not parse.
+fn verify_password_in_place(password: &[u8], phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let params = Params::try_from(&parsed);
+    let algorithm = Algorithm::try_from(parsed.algorithm);
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
+    let (Ok(params), Ok(algorithm), Ok(version), Some(salt), Some(expected)) =
+        (params, algorithm, version, parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_REUSED_ARGON2_BLOCKS {
+        return Argon2::default().verify_password(password, &parsed).is_ok();
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    let computed = ARGON2_MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+            .is_ok()
+    });
+    // `Output`'s comparison takes the same time wherever the bytes differ.
+    computed && Output::new(out).is_ok_and(|got| got == expected)
+}
+
+/// Runs `job` on a password thread and waits (asynchronously) for its result.
+async fn password_work<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (reply, result) = tokio::sync::oneshot::channel();
+    PASSWORD_JOBS
+        .send(Box::new(move || {
+            let _ = reply.send(job());
+        }))
+        .map_err(|_| StoreError::Password("no password thread is running".into()))?;
+    result
+        .await
+        .map_err(|_| StoreError::Password("the password check failed".into()))
+}
+
 /// Argon2id hash of a random password, checked against when the user is unknown so that an
 /// unknown name costs about as long as a wrong password.
 static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
@@ -568,9 +667,7 @@ impl Store {
             )));
         }
         let password = password.as_bytes().to_vec();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| StoreError::Password(e.to_string()))??;
+        let hash = password_work(move || hash_password(&password)).await??;
         let created_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -615,18 +712,12 @@ impl Store {
             None => (None, None),
         };
         let password = password.as_bytes().to_vec();
-        let matches = tokio::task::spawn_blocking(move || {
+        let matches = password_work(move || {
             // The dummy is hashed here on first use: hashing blocks the thread.
             let hash = hash.or_else(|| DUMMY_HASH.clone()).unwrap_or_default();
-            PasswordHash::new(&hash).is_ok_and(|parsed| {
-                password.len() <= MAX_PASSWORD_BYTES
-                    && Argon2::default()
-                        .verify_password(&password, &parsed)
-                        .is_ok()
-            })
+            password.len() <= MAX_PASSWORD_BYTES && verify_password_in_place(&password, &hash)
         })
-        .await
-        .map_err(|e| StoreError::Password(e.to_string()))?;
+        .await?;
         Ok(user.filter(|_| matches))
     }
 
@@ -1750,6 +1841,38 @@ mod tests {
 
     /// A fixed "now" for the tests: 2027-01-15, in epoch milliseconds.
     const T0: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn a_login_check_in_reused_memory_agrees_with_argon2() {
+        let stored = hash_password(b"pw-ana").unwrap();
+        let parsed = PasswordHash::new(&stored).unwrap();
+        // Other parameters than the defaults (a hash from an older setting) work too, and
+        // the memory is reused from one check to the next on the same thread.
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        let small = Argon2::default()
+            .hash_password_customized(
+                b"pw-sam",
+                None,
+                None,
+                Params::new(4096, 1, 1, None).unwrap(),
+                &salt,
+            )
+            .unwrap()
+            .to_string();
+        for _ in 0..2 {
+            assert!(verify_password_in_place(b"pw-ana", &stored));
+            assert!(
+                Argon2::default()
+                    .verify_password(b"pw-ana", &parsed)
+                    .is_ok()
+            );
+            assert!(!verify_password_in_place(b"pw-sam", &stored));
+            assert!(verify_password_in_place(b"pw-sam", &small));
+            assert!(!verify_password_in_place(b"pw-ana", &small));
+        }
+        assert!(!verify_password_in_place(b"pw-ana", "not a hash"));
+        assert!(!verify_password_in_place(b"pw-ana", ""));
+    }
 
     /// What a test body gets: a fresh store, and the URL it was opened with.
     struct Ctx {

@@ -49,6 +49,7 @@ fn start_engine(
             }),
             go_available: true,
             audio: AudioSetup::Custom(Box::new(move || Box::new(endpoint))),
+            export_dir: None,
         },
         || {},
     )

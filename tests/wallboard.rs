@@ -157,3 +157,120 @@ async fn wallboard_and_report_match_a_scripted_day() {
     }
     sb.shutdown().await;
 }
+
+/// The agent rows of `/v1/wallboard` by name.
+async fn agent_rows(addr: std::net::SocketAddr) -> Vec<Value> {
+    let board = http_get_json(addr, "/v1/wallboard").await;
+    board["agents"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn voice_quality_shows_loss_on_the_lossy_callers_leg_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana", "budi"]).await;
+    let url = sb.ws_url();
+    let agents: Vec<_> = ["ana", "budi"]
+        .into_iter()
+        .map(|name| {
+            tokio::spawn(agent::run(
+                AgentOptions {
+                    switchboard: url.clone(),
+                    user: name.into(),
+                    password: PASSWORD.into(),
+                    voice: AgentVoice::Silence,
+                    record: None,
+                    calls: 1,
+                    disposition: Some("billing".into()),
+                    notes: String::new(),
+                    resolution: Resolution::Resolved,
+                    talk_secs: None,
+                    no_answer: false,
+                    hold: None,
+                    mute: None,
+                    send_digits: None,
+                    impair: None,
+                },
+                |_| {},
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tone = tone_wav(dir.path(), "t.wav", 440.0, 8.0);
+    // One caller loses a fifth of its packets on the way to the switchboard; one is clean.
+    let callers: Vec<_> = [("+15550401", Some("loss=20,seed=5")), ("+15550402", None)]
+        .into_iter()
+        .map(|(from, impair)| {
+            tokio::spawn(caller::run(CallerOptions {
+                switchboard: url.clone(),
+                from: from.into(),
+                name: None,
+                queue: Some("support".into()),
+                play: tone.clone(),
+                record: dir.path().join(format!("{from}.wav")),
+                talk_secs: Some(9.0),
+                max_wait_secs: 20.0,
+                impair: impair.map(|spec| sapa::peer::impair::Impairment::parse(spec).unwrap()),
+                to: None,
+                dial_digits: None,
+                survey: None,
+                inband_dtmf: false,
+            }))
+        })
+        .collect();
+
+    // Wait until both calls have a few seconds of measured audio on both legs.
+    let measured = |row: &Value, leg: &str| row["voice_quality"][leg]["packets"].as_u64();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let rows = loop {
+        let rows = agent_rows(sb.http_addr).await;
+        let ready = rows.len() == 2
+            && rows.iter().all(|r| {
+                measured(r, "caller_to_agent").is_some_and(|n| n >= 150)
+                    && measured(r, "agent_to_caller").is_some_and(|n| n >= 150)
+            });
+        if ready {
+            break rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no voice quality on the wallboard: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let by_caller = |number: &str| {
+        rows.iter()
+            .find(|r| r["caller"] == number)
+            .unwrap_or_else(|| panic!("a row with {number}: {rows:?}"))
+            .clone()
+    };
+    let lossy = by_caller("+15550401");
+    let clean = by_caller("+15550402");
+    eprintln!(
+        "lossy: {}\nclean: {}",
+        lossy["voice_quality"], clean["voice_quality"]
+    );
+    let loss = |row: &Value, leg: &str| row["voice_quality"][leg]["loss_pct"].as_f64().unwrap();
+    let lossy_in = loss(&lossy, "caller_to_agent");
+    assert!(
+        (10.0..=30.0).contains(&lossy_in),
+        "about 20 % lost from the lossy caller, got {lossy_in}"
+    );
+    assert_eq!(lossy["voice_quality"]["rating"], "poor");
+    // The agents' streams and the clean caller's lose nothing on loopback.
+    assert!(loss(&lossy, "agent_to_caller") < 1.0);
+    assert!(loss(&clean, "caller_to_agent") < 1.0);
+    assert!(loss(&clean, "agent_to_caller") < 1.0);
+    let jitter = clean["voice_quality"]["caller_to_agent"]["jitter_ms"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..30.0).contains(&jitter), "jitter {jitter}");
+
+    for task in callers {
+        assert!(task.await.unwrap().unwrap().answered);
+    }
+    for task in agents {
+        task.await.unwrap().unwrap();
+    }
+    sb.shutdown().await;
+}

@@ -1062,7 +1062,7 @@ mod tests {
             let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
             let payload = [1u8; 40];
             let (mut t_ms, mut seq, mut ts) = (0u64, 0u16, 0u32);
-            let mut run = |jb: &mut JitterBuffer, t_ms: &mut u64, seq: &mut u16, ts: &mut u32| {
+            let run = |jb: &mut JitterBuffer, t_ms: &mut u64, seq: &mut u16, ts: &mut u32| {
                 for _ in 0..200 {
                     let now = t0 + Duration::from_millis(*t_ms);
                     jb.push(now, *seq, *ts, &payload);

@@ -120,6 +120,9 @@ pub async fn run(options: SupervisorOptions) -> Result<SupervisorReport, PeerErr
     let mut ended = false;
     'phases: for (i, phase) in options.phases.iter().enumerate() {
         if i > 0 {
+            // Say nothing while the mode changes, and start the new mode with a fresh
+            // encoder: no tail of what was said for the old listeners reaches the new ones.
+            voice.mouth = Mouth::Silence;
             signal
                 .request(
                     ClientMessage::Monitor {
@@ -131,6 +134,7 @@ pub async fn run(options: SupervisorOptions) -> Result<SupervisorReport, PeerErr
                 )
                 .await?;
             report.modes.push(phase.mode);
+            voice.reset_encoder();
         }
         voice.mouth = match &phase.voice {
             Some(samples) => Mouth::wav(samples.clone()),

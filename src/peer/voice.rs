@@ -155,6 +155,16 @@ impl Voice {
         }
     }
 
+    /// Forgets what was said so far: the encoder's look-ahead and overlap would otherwise
+    /// carry the last few milliseconds of the previous voice into the next packet. Used
+    /// when who hears us changes (a supervisor switching listen / whisper / barge), so
+    /// that nothing said before the switch reaches the new listeners.
+    pub fn reset_encoder(&mut self) {
+        if let Err(e) = self.encoder.reset_state() {
+            tracing::warn!("Opus encoder reset failed: {e}");
+        }
+    }
+
     /// Takes every packet that has arrived into the jitter buffers.
     pub fn receive(&mut self, packets: &mut mpsc::Receiver<RxPacket>) {
         while let Ok(p) = packets.try_recv() {

@@ -247,6 +247,7 @@ fn run_in(
         } else {
             AudioSetup::Devices
         },
+        export_dir: None,
     });
     if let Some(callers) = callers {
         callers.abort();

@@ -20,6 +20,11 @@
 //! Updates that describe what happened (call events, results) go through an unbounded
 //! channel and are never dropped; audio levels, which only the latest matters of, go through
 //! a `watch` and are merged.
+//!
+//! A supervisor's phone also turns the pushed `wallboard` into the Wallboard tab (converted
+//! here, see [`super::supervisor`]), runs reports and saves them as CSV, and monitors calls:
+//! what the switchboard routes to it (the caller on `main`, the agent on `aux`) is mixed and
+//! played on the headset, and its microphone goes out only in whisper and barge.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,9 +32,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sapa_ui::{
-    ActiveCall, CallerInfo as UiCaller, ConnectionHealth, DeviceRole, Disposition,
-    DispositionDraft, DraftStatus, Intent, LoginError, NoticeLevel, PastCall, QueueSummary,
-    SettingsView, VoiceStats, WrapUpCall,
+    ActiveCall, CalendarDate, CallerInfo as UiCaller, ConnectionHealth, DeviceRole, Disposition,
+    DispositionDraft, DraftStatus, Intent, LoginError, MonitorSession, NoticeLevel, PastCall,
+    QueueSummary, ReportGrouping, ReportTable, SettingsView, VoiceStats, WallboardView, WrapUpCall,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -37,12 +42,13 @@ use super::audio::{AudioEndpoint, NoDevice, level_dbfs};
 use super::clock;
 use super::config::PhoneConfig;
 use super::draft::{DraftCall, DraftStore, StoredDraft, SubmittedForm, request_id};
+use super::supervisor;
 use crate::peer::rtc::{LinkState, PeerMedia, RxPacket, RxSlot};
 use crate::peer::voice::{FRAME, Mouth, Voice};
 use crate::peer::{REQUEST_TIMEOUT, connect_media, now_ms, signal};
 use crate::protocol::{
-    AgentStateName, ClientConfig, ClientMessage, ErrorCode, HistoryEntry, PROTOCOL_VERSION,
-    RequestedState, Resolution, Role, ServerMessage,
+    AgentStateName, ClientConfig, ClientMessage, ErrorCode, HistoryEntry, MonitorMode,
+    PROTOCOL_VERSION, RequestedState, Resolution, Role, ServerMessage,
 };
 use crate::sounds::Sound;
 
@@ -101,6 +107,8 @@ pub struct EngineOptions {
     /// not ready, as the switchboard puts every new login.
     pub go_available: bool,
     pub audio: AudioSetup,
+    /// Where a supervisor's report is saved as CSV; `None`: the Downloads folder, else home.
+    pub export_dir: Option<PathBuf>,
 }
 
 /// What the engine tells the window. Applied in order by [`super::state::PhoneState`].
@@ -182,6 +190,15 @@ pub enum Update {
         level: NoticeLevel,
         text: String,
     },
+    /// Supervisors: the latest wallboard (pushed every second), without `monitoring`.
+    Wallboard(WallboardView),
+    /// Supervisors: monitoring started, changed mode (`Some`) or ended (`None`).
+    Monitoring(Option<MonitorSession>),
+    /// Supervisors: a report was asked for.
+    ReportRunning,
+    Report(ReportTable),
+    /// The report or its export failed; the sentence says why.
+    ReportFailed(String),
 }
 
 /// The latest audio levels; merged, only the newest matters.
@@ -336,6 +353,20 @@ enum Pending {
         resubmit: bool,
     },
     History(String),
+    /// A `monitor` request: refused means the session did not start or change.
+    Monitor,
+    /// A `report` request, with what it was for (to name and label the result).
+    Report {
+        from: CalendarDate,
+        to: CalendarDate,
+        by: ReportGrouping,
+    },
+}
+
+/// The last report a supervisor ran, ready to be saved.
+struct ReportExport {
+    file_name: String,
+    csv: String,
 }
 
 /// How a session ended.
@@ -474,6 +505,13 @@ struct Engine {
     peak_mic_dbfs: f32,
     peak_speaker_dbfs: f32,
     stats_base: (u64, u64, u64),
+    /// The logged-in user's role: only supervisors monitor and run reports.
+    role: Role,
+    /// The mode of this supervisor's monitoring session, while one runs.
+    monitoring: Option<MonitorMode>,
+    /// The report on screen, for Export CSV.
+    last_report: Option<ReportExport>,
+    export_dir: Option<PathBuf>,
 }
 
 impl Engine {
@@ -531,6 +569,10 @@ impl Engine {
             peak_mic_dbfs: -100.0,
             peak_speaker_dbfs: -100.0,
             stats_base: (0, 0, 0),
+            role: Role::Agent,
+            monitoring: None,
+            last_report: None,
+            export_dir: options.export_dir,
         }
     }
 
@@ -617,6 +659,7 @@ impl Engine {
 
     fn logged_in(&mut self, creds: &Credentials, role: Role, config: ClientConfig) {
         self.user = creds.user.clone();
+        self.role = role;
         self.drafts = Some(DraftStore::for_user(&self.options_drafts_root, &creds.user));
         if self.remember_login
             && (self.config.switchboard != creds.url || self.config.user != creds.user)
@@ -640,6 +683,9 @@ impl Engine {
         self.draft = None;
         self.pending_not_ready = None;
         self.muted = false;
+        self.role = Role::Agent;
+        self.monitoring = None;
+        self.last_report = None;
         self.out.send(Update::LoggedOut);
     }
 
@@ -764,6 +810,10 @@ impl Engine {
         self.offered = None;
         self.active = None;
         self.muted = false;
+        // The switchboard ended any monitoring when this connection went away.
+        if self.monitoring.take().is_some() {
+            self.out.send(Update::Monitoring(None));
+        }
         // What was on the call screen is over; a wrap-up form stays (its draft is on disk).
         let mut wait = Duration::from_millis(500);
         let mut attempt = 1;
@@ -822,7 +872,13 @@ impl Engine {
         // Between calls nothing is encoded or sent (the link stays up by ICE keepalives):
         // this is most of a shift, and encoding silence would cost CPU for nothing. The RTP
         // clock still advances, so the first frame of a call carries the right time.
-        session.voice.muted = self.muted || self.active.is_none();
+        // A supervisor speaks into a monitored call only in whisper and barge; in listen the
+        // microphone stays home (the switchboard would not forward it either).
+        let coaching = matches!(
+            self.monitoring,
+            Some(MonitorMode::Whisper | MonitorMode::Barge)
+        );
+        session.voice.muted = self.muted || !(self.active.is_some() || coaching);
         if let Some((ts, frame)) = session.voice.tick(Instant::now()) {
             match session.voice.send(&session.media, ts, frame).await {
                 Ok(()) => session.send_failed = false,
@@ -1144,6 +1200,17 @@ impl Engine {
                         self.out
                             .notice(NoticeLevel::Warning, format!("{what}: {message}"));
                     }
+                    Some(Pending::Monitor) => {
+                        self.out.notice(
+                            NoticeLevel::Warning,
+                            format!("Monitoring did not start: {message}"),
+                        );
+                    }
+                    Some(Pending::Report { .. }) => {
+                        self.out.send(Update::ReportFailed(format!(
+                            "The report failed: {message}"
+                        )));
+                    }
                     Some(Pending::NotReadyLater(_) | Pending::CancelLater) => {
                         self.out.notice(
                             NoticeLevel::Warning,
@@ -1161,17 +1228,60 @@ impl Engine {
                     }
                 }
             }
+            ServerMessage::Wallboard { board } => {
+                let view =
+                    supervisor::wallboard_view(&board, now, super::clock::local_offset_minutes());
+                self.out.send(Update::Wallboard(view));
+            }
+            ServerMessage::MonitorStarted {
+                req, agent, mode, ..
+            } => {
+                if let Some(req) = req {
+                    session.pending.remove(&req);
+                }
+                if self.monitoring.is_none() {
+                    // A new stream on the shift-long connection: the caller and the agent.
+                    session.voice.start_new_call();
+                }
+                if self.monitoring != Some(mode) {
+                    // Who hears the supervisor changed: nothing encoded for the old listeners
+                    // (the encoder's look-ahead) may reach the new ones.
+                    session.voice.reset_encoder();
+                }
+                self.monitoring = Some(mode);
+                self.out.send(Update::Monitoring(Some(MonitorSession {
+                    agent_id: agent,
+                    mode: supervisor::ui_mode(mode),
+                })));
+            }
+            ServerMessage::MonitorEnded { reason, .. } => {
+                self.monitoring = None;
+                self.out.send(Update::Monitoring(None));
+                if reason == "call_ended" {
+                    self.out
+                        .notice(NoticeLevel::Info, "The call you were monitoring has ended.");
+                }
+            }
+            ServerMessage::Report { req, rows, csv } => {
+                let Some(Pending::Report { from, to, by }) =
+                    req.and_then(|r| session.pending.remove(&r))
+                else {
+                    return None;
+                };
+                self.last_report = Some(ReportExport {
+                    file_name: supervisor::csv_file_name(from, to, by),
+                    csv,
+                });
+                self.out
+                    .send(Update::Report(supervisor::report_table(&rows, by)));
+            }
             ServerMessage::Welcome { .. }
             | ServerMessage::LoggedIn { .. }
             | ServerMessage::MediaAnswer { .. }
             | ServerMessage::MediaConnected
             | ServerMessage::CallQueued { .. }
             | ServerMessage::InMenu { .. }
-            | ServerMessage::SurveyStarted { .. }
-            | ServerMessage::MonitorStarted { .. }
-            | ServerMessage::MonitorEnded { .. }
-            | ServerMessage::Wallboard { .. }
-            | ServerMessage::Report { .. } => {}
+            | ServerMessage::SurveyStarted { .. } => {}
         }
         None
     }
@@ -1328,9 +1438,65 @@ impl Engine {
                     Pending::History(query),
                 );
             }
+            // Supervisors. The switchboard checks the role; an agent's request is refused.
+            Intent::Monitor { agent, mode } => session.request(
+                ClientMessage::Monitor {
+                    req: None,
+                    agent,
+                    mode: supervisor::protocol_mode(mode),
+                },
+                Pending::Monitor,
+            ),
+            Intent::StopMonitor => session.request(
+                ClientMessage::StopMonitor { req: None },
+                Pending::Plain("Stop monitoring"),
+            ),
+            Intent::RunReport { from, to, by } => match supervisor::report_range_ms(from, to) {
+                Ok((from_ms, to_ms)) => {
+                    self.out.send(Update::ReportRunning);
+                    session.request(
+                        ClientMessage::Report {
+                            req: None,
+                            from_ms,
+                            to_ms,
+                            by: supervisor::report_by(by),
+                        },
+                        Pending::Report { from, to, by },
+                    );
+                }
+                Err(why) => self.out.send(Update::ReportFailed(why)),
+            },
             other => self.offline_intent(other),
         }
         None
+    }
+
+    /// Saves the report on screen as CSV in the export folder and says where.
+    fn export_report(&mut self) {
+        let Some(report) = &self.last_report else {
+            self.out
+                .send(Update::ReportFailed("Run a report first.".into()));
+            return;
+        };
+        let Some(dir) = self.export_dir.clone().or_else(default_export_dir) else {
+            self.out.send(Update::ReportFailed(
+                "No folder to save the report in (no home directory).".into(),
+            ));
+            return;
+        };
+        let path = dir.join(&report.file_name);
+        let written =
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &report.csv));
+        match written {
+            Ok(()) => self.out.notice(
+                NoticeLevel::Info,
+                format!("Report saved as {}", path.display()),
+            ),
+            Err(e) => self.out.send(Update::ReportFailed(format!(
+                "The report was not saved to {}: {e}",
+                path.display()
+            ))),
+        }
     }
 
     /// Intents that need no switchboard: drafts, settings; the rest say why not.
@@ -1400,8 +1566,7 @@ impl Engine {
             Intent::SendDtmf(_) => {}
             Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => self.not_yet("Transfer"),
             Intent::Escalate => self.not_yet("Escalation"),
-            Intent::Monitor { .. } | Intent::StopMonitor => self.not_yet("Monitoring"),
-            Intent::RunReport { .. } | Intent::ExportReportCsv => self.not_yet("Reports"),
+            Intent::ExportReportCsv => self.export_report(),
             Intent::LogIn { .. }
             | Intent::LogOut
             | Intent::SetAvailable
@@ -1411,7 +1576,10 @@ impl Engine {
             | Intent::Decline
             | Intent::HangUp
             | Intent::SetHold(_)
-            | Intent::SearchHistory(_) => {
+            | Intent::SearchHistory(_)
+            | Intent::Monitor { .. }
+            | Intent::StopMonitor
+            | Intent::RunReport { .. } => {
                 if !self.user.is_empty() {
                     self.out.notice(
                         NoticeLevel::Warning,
@@ -1548,6 +1716,15 @@ fn disposition_message(call_id: &str, request_id: &str, form: &SubmittedForm) ->
         notes: form.notes.clone(),
         follow_up_at_ms: form.follow_up_at_ms,
     }
+}
+
+/// The Downloads folder, else the home folder.
+fn default_export_dir() -> Option<PathBuf> {
+    let dirs = directories::UserDirs::new()?;
+    Some(
+        dirs.download_dir()
+            .map_or_else(|| dirs.home_dir().to_path_buf(), |d| d.to_path_buf()),
+    )
 }
 
 /// The screen-pop's caller: number, name, and the history that came with the offer.

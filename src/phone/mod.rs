@@ -2,7 +2,8 @@
 //! [`engine`] does everything else on its own thread (signaling, the shift-long peer
 //! connection, the 20 ms voice loop, ring, drafts, settings, reconnects).
 //!
-//! Rooms: [`engine`] (async driver), [`state`] (the window's model, pure), [`app`] (eframe),
+//! Rooms: [`engine`] (async driver), [`state`] (the window's model, pure), [`supervisor`]
+//! (the wallboard and reports turned into view models, pure), [`app`] (eframe),
 //! [`audio`] (pluggable audio endpoint), [`config`] and [`draft`] (saved state on disk),
 //! [`clock`] (local time text), [`demo`] (`sapa demo`: switchboard, seeded customers,
 //! simulated callers and the phone in one process).
@@ -16,6 +17,7 @@ pub mod devices;
 pub mod draft;
 pub mod engine;
 pub mod state;
+pub mod supervisor;
 
 use std::path::PathBuf;
 
@@ -80,6 +82,7 @@ pub fn run_phone(options: PhoneOptions) -> Result<(), PhoneError> {
         } else {
             AudioSetup::Devices
         },
+        export_dir: None,
     })
     .map_err(|e| PhoneError::Window(e.to_string()))
 }

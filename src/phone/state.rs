@@ -10,6 +10,7 @@ use sapa_ui::{
     Intent, Notice, NoticeLevel, PhoneView, QueueRef, RingingCall, Role, Tab, WrapUpCall,
 };
 
+use super::clock;
 use super::engine::{Levels, Update, active_call};
 use crate::protocol::{self, AgentStateName};
 
@@ -23,6 +24,9 @@ pub struct PhoneState {
     next_notice_id: u64,
     /// Codes submitted per call, shown in the Today list once saved.
     submitted: Vec<(String, sapa_ui::Disposition)>,
+    /// A supervisor's monitoring session; kept apart from the wallboard, which each push
+    /// replaces, and put back into it.
+    monitoring: Option<sapa_ui::MonitorSession>,
 }
 
 impl PhoneState {
@@ -90,9 +94,22 @@ impl PhoneState {
                         .collect(),
                     agents: Vec::new(),
                 };
+                if role == protocol::Role::Supervisor {
+                    // Reports start on today; the supervisor changes the dates as needed.
+                    let today = clock::local_date(now_ms as i64).to_string();
+                    if view.reports.from_text.is_empty() {
+                        view.reports.from_text = today.clone();
+                    }
+                    if view.reports.to_text.is_empty() {
+                        view.reports.to_text = today;
+                    }
+                }
             }
             Update::LoggedOut => {
                 view.agent = None;
+                view.wallboard = None;
+                view.reports = Default::default();
+                self.monitoring = None;
                 view.call = CallView::Idle;
                 view.draft = Default::default();
                 view.draft_status = DraftStatus::Saved;
@@ -296,6 +313,29 @@ impl PhoneState {
                 view.settings.mic_test_level_dbfs = mic_test;
             }
             Update::Notice { level, text } => self.push_notice(level, text),
+            Update::Wallboard(mut wallboard) => {
+                wallboard.monitoring = self.monitoring.clone();
+                view.wallboard = Some(wallboard);
+            }
+            Update::Monitoring(session) => {
+                self.monitoring = session.clone();
+                if let Some(wallboard) = &mut view.wallboard {
+                    wallboard.monitoring = session;
+                }
+            }
+            Update::ReportRunning => {
+                view.reports.in_progress = true;
+                view.reports.error = None;
+            }
+            Update::Report(table) => {
+                view.reports.in_progress = false;
+                view.reports.error = None;
+                view.reports.table = Some(table);
+            }
+            Update::ReportFailed(why) => {
+                view.reports.in_progress = false;
+                view.reports.error = Some(why);
+            }
         }
     }
 
@@ -442,6 +482,60 @@ mod tests {
             71_000,
         );
         assert!(matches!(s.view.call, CallView::Idle));
+    }
+
+    #[test]
+    fn a_supervisor_gets_the_wallboard_and_keeps_the_monitoring_across_pushes() {
+        let mut s = PhoneState::new();
+        s.apply(
+            Update::LoggedIn {
+                user: "sri".into(),
+                role: protocol::Role::Supervisor,
+                config: ClientConfig {
+                    queues: vec!["support".into()],
+                    disposition_codes: vec![],
+                    not_ready_reasons: vec!["break".into()],
+                    ring_no_answer_ms: 15_000,
+                    max_after_call_work_ms: 120_000,
+                },
+            },
+            1_000,
+        );
+        assert!(s.view.available_tabs().contains(&Tab::Wallboard));
+        assert_eq!(s.view.reports.from_text, "1970-01-01");
+        let board = sapa_ui::WallboardView {
+            agents: vec![sapa_ui::AgentRow {
+                agent_id: "ana".into(),
+                name: "ana".into(),
+                state: AgentState::OnCall,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        s.apply(Update::Wallboard(board.clone()), 2_000);
+        let session = sapa_ui::MonitorSession {
+            agent_id: "ana".into(),
+            mode: sapa_ui::MonitorMode::Whisper,
+        };
+        s.apply(Update::Monitoring(Some(session.clone())), 2_100);
+        // The next push replaces the figures, not the session.
+        s.apply(Update::Wallboard(board), 3_000);
+        let wallboard = s.view.wallboard.as_ref().unwrap();
+        assert_eq!(wallboard.monitoring.as_ref(), Some(&session));
+        s.apply(Update::Monitoring(None), 3_100);
+        assert_eq!(s.view.wallboard.as_ref().unwrap().monitoring, None);
+
+        s.apply(Update::ReportRunning, 4_000);
+        assert!(s.view.reports.in_progress);
+        s.apply(
+            Update::ReportFailed("The report failed: boom".into()),
+            4_100,
+        );
+        assert!(!s.view.reports.in_progress);
+        assert!(s.view.reports.error.as_deref().unwrap().contains("boom"));
+
+        s.apply(Update::LoggedOut, 5_000);
+        assert!(s.view.wallboard.is_none());
     }
 
     #[test]

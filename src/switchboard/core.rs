@@ -1745,7 +1745,7 @@ impl Core {
                 return None;
             }
         };
-        let live = crate::metrics::LiveSnapshot {
+        let mut live = crate::metrics::LiveSnapshot {
             queues: self
                 .queue_summaries(now)
                 .into_iter()
@@ -1796,6 +1796,7 @@ impl Core {
                 })
                 .collect(),
         };
+        self.add_voice_quality(&mut live.agents).await;
         Some(crate::metrics::wallboard(
             &calls,
             &live,
@@ -1803,6 +1804,41 @@ impl Core {
             day_start_ms,
             now_ms,
         ))
+    }
+
+    /// Fills in the live loss and jitter of both legs of every connected call, from the media
+    /// bridge (one request for all of them).
+    async fn add_voice_quality(&self, agents: &mut [crate::metrics::LiveAgent]) {
+        // (index in `agents`, the agent's peer, the caller's peer) of each connected call.
+        let legs: Vec<(usize, PeerId, PeerId)> = agents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, agent)| {
+                let call = self.calls.get(&CallId(agent.call_id.clone()?))?;
+                if !call.answered {
+                    return None;
+                }
+                let agent_conn = *self.users.get(&agent.name)?;
+                Some((i, PeerId(agent_conn), PeerId(call.caller_conn)))
+            })
+            .collect();
+        if legs.is_empty() {
+            return;
+        }
+        let peers = legs
+            .iter()
+            .flat_map(|&(_, agent, caller)| [caller, agent])
+            .collect();
+        let figures = match self.media.quality(peers).await {
+            Ok(figures) => figures,
+            Err(e) => {
+                tracing::warn!("wallboard: no voice quality from the media bridge: {e}");
+                return;
+            }
+        };
+        for (&(i, _, _), pair) in legs.iter().zip(figures.chunks_exact(2)) {
+            agents[i].voice_quality = crate::metrics::VoiceQuality::of(pair[0], pair[1]);
+        }
     }
 
     /// Once a second: the wallboard, computed once, to every logged-in supervisor.

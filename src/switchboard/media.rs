@@ -43,7 +43,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::audio::rfc4733::{ReceivedDigit, Rfc4733Receiver};
 use crate::audio::tone::DtmfDetector;
+use crate::metrics::StreamQuality;
 use crate::sounds::{EncodedSound, Sound, SoundBank};
+
+use super::quality::StreamMeter;
 
 /// Identifies one client's peer connection inside the media bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,6 +102,12 @@ pub enum MediaCommand {
     /// Report counters (for metrics and tests).
     Stats {
         reply: oneshot::Sender<MediaStats>,
+    },
+    /// Loss and jitter of what each of `peers` sends (its `main` m-line), in that order;
+    /// `None` for a peer that is unknown or has sent nothing lately.
+    Quality {
+        peers: Vec<PeerId>,
+        reply: oneshot::Sender<Vec<Option<StreamQuality>>>,
     },
 }
 
@@ -187,6 +196,18 @@ impl MediaHandle {
 
     pub fn detect_tones(&self, peer: PeerId, on: bool) {
         let _ = self.commands.send(MediaCommand::DetectTones { peer, on });
+    }
+
+    /// Live loss and jitter of the streams `peers` send, in the same order.
+    pub async fn quality(
+        &self,
+        peers: Vec<PeerId>,
+    ) -> Result<Vec<Option<StreamQuality>>, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(MediaCommand::Quality { peers, reply })
+            .map_err(|_| MediaError::Stopped)?;
+        answer.await.map_err(|_| MediaError::Stopped)
     }
 
     pub async fn stats(&self) -> Result<MediaStats, MediaError> {
@@ -281,6 +302,8 @@ struct MediaPeer {
     /// Keys to send to this peer, and when the next may start.
     dtmf_out: VecDeque<(char, u32)>,
     next_digit_at: Option<Instant>,
+    /// Loss and jitter of what this peer sends on `main`, for the wallboard.
+    inbound: StreamMeter,
 }
 
 impl MediaPeer {
@@ -297,6 +320,7 @@ impl MediaPeer {
             tones: None,
             dtmf_out: VecDeque::new(),
             next_digit_at: None,
+            inbound: StreamMeter::new(48_000),
         }
     }
 }
@@ -446,6 +470,14 @@ impl Bridge {
                 stats.peers = self.peers.len();
                 stats.connected_peers = self.peers.values().filter(|p| p.connected).count();
                 let _ = reply.send(stats);
+            }
+            MediaCommand::Quality { peers, reply } => {
+                let now = Instant::now();
+                let figures = peers
+                    .iter()
+                    .map(|id| self.peers.get(id).and_then(|p| p.inbound.snapshot(now)))
+                    .collect();
+                let _ = reply.send(figures);
             }
         }
     }
@@ -702,6 +734,12 @@ impl Bridge {
                                     digits.push((d, true));
                                 }
                             }
+                            peer.inbound.on_packet(
+                                data.network_time,
+                                **data.seq_range.start(),
+                                **data.seq_range.end(),
+                                data.time.numer(),
+                            );
                             forwards.push((data.time.numer(), data.network_time, data.data));
                         }
                         _ => {}

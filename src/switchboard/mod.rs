@@ -7,6 +7,7 @@
 pub mod core;
 pub mod http;
 pub mod media;
+pub mod quality;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

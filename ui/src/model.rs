@@ -363,8 +363,8 @@ pub struct VoiceStats {
     pub concealment_pct: f32,
 }
 
-/// Voice quality in one word, for a glance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Voice quality in one word, for a glance; ordered from best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum VoiceQuality {
     Good,
     Fair,
@@ -788,7 +788,22 @@ pub struct AgentCall {
     /// Caller name or number as the engine chooses to show it.
     pub caller: String,
     pub started_ms: u64,
-    pub voice: Option<VoiceStats>,
+    /// The caller's voice as the switchboard receives it (what the agent hears); `None` until
+    /// measured.
+    pub caller_to_agent: Option<VoiceStats>,
+    /// The agent's voice as the switchboard receives it (what the caller hears).
+    pub agent_to_caller: Option<VoiceStats>,
+}
+
+impl AgentCall {
+    /// The worse of the two legs; `None` when neither is measured.
+    pub fn quality(&self) -> Option<VoiceQuality> {
+        [self.caller_to_agent, self.agent_to_caller]
+            .iter()
+            .flatten()
+            .map(VoiceStats::quality)
+            .max()
+    }
 }
 
 /// The caller is personal data: `Debug` leaves it out.
@@ -796,7 +811,8 @@ impl fmt::Debug for AgentCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgentCall")
             .field("started_ms", &self.started_ms)
-            .field("voice", &self.voice)
+            .field("caller_to_agent", &self.caller_to_agent)
+            .field("agent_to_caller", &self.agent_to_caller)
             .finish_non_exhaustive()
     }
 }

@@ -1,13 +1,16 @@
 //! The supervisor's wallboard: one row per queue (waiting, longest wait, service level, ASA, AHT,
 //! abandon rate, handled today), one row per agent (state, time in state, caller, call duration,
-//! voice quality) with Listen / Whisper / Barge / Stop for agents on a call, and two charts of
-//! today: calls offered, answered and abandoned per 15 minutes, and service level.
+//! voice quality of both legs: a word, then loss and jitter) with Listen / Whisper / Barge / Stop
+//! for agents on a call, and two charts of today: calls offered, answered and abandoned per 15
+//! minutes, and service level.
 
 use egui::{Grid, RichText, ScrollArea, Ui};
-use egui_plot::{Bar, BarChart, GridMark, HLine, HoverPosition, Legend, Line, Plot, PlotPoints};
+use egui_plot::{
+    Bar, BarChart, GridMark, HLine, HoverPosition, Legend, Line, Plot, PlotPoints, Points,
+};
 
 use crate::intent::Intent;
-use crate::model::{AgentRow, MonitorMode, QueueStats, WallboardView};
+use crate::model::{AgentCall, AgentRow, MonitorMode, QueueStats, VoiceStats, WallboardView};
 use crate::theme;
 use crate::time_text::{duration_text, elapsed_text};
 use crate::widgets::{CommandButton, chip_ui, state_chip_ui};
@@ -177,23 +180,7 @@ fn agent_row_ui(
     };
     ui.label(&call.caller);
     ui.label(RichText::new(elapsed_text(now_ms, call.started_ms)).monospace());
-    match call.voice {
-        Some(voice) => {
-            let quality = voice.quality();
-            ui.label(
-                RichText::new(quality.label())
-                    .color(theme::quality_color(quality))
-                    .strong(),
-            )
-            .on_hover_text(format!(
-                "loss {:.1} %, jitter {:.0} ms, concealed {:.1} %",
-                voice.loss_pct, voice.jitter_ms, voice.concealment_pct
-            ));
-        }
-        None => {
-            ui.label("—");
-        }
-    }
+    voice_cell_ui(ui, call);
     let current = wallboard
         .monitoring
         .as_ref()
@@ -224,6 +211,43 @@ fn agent_row_ui(
             }
         }
     });
+}
+
+/// The call's voice quality in a word (the worse leg), then each leg's loss and jitter as the
+/// switchboard receives it: "from caller" is what the agent hears, "from agent" what the
+/// caller hears.
+fn voice_cell_ui(ui: &mut Ui, call: &AgentCall) {
+    let Some(quality) = call.quality() else {
+        ui.label("—");
+        return;
+    };
+    let leg_text = |voice: Option<VoiceStats>| {
+        voice.map_or_else(
+            || "—".to_owned(),
+            |v| format!("{:.1} % {:.0} ms", v.loss_pct, v.jitter_ms),
+        )
+    };
+    ui.horizontal(|ui| {
+        ui.label(
+            RichText::new(quality.label())
+                .color(theme::quality_color(quality))
+                .strong(),
+        );
+        ui.label(
+            RichText::new(format!(
+                "from caller {} · from agent {}",
+                leg_text(call.caller_to_agent),
+                leg_text(call.agent_to_caller)
+            ))
+            .monospace()
+            .weak(),
+        );
+    })
+    .response
+    .on_hover_text(
+        "Packet loss and jitter over the last 5 seconds, as the switchboard receives each \
+         side: from the caller (what the agent hears) and from the agent (what the caller hears).",
+    );
 }
 
 /// Hours since midnight as "HH:MM".
@@ -310,7 +334,7 @@ fn calls_chart_ui(ui: &mut Ui, wallboard: &WallboardView) {
 
 fn service_level_chart_ui(ui: &mut Ui, wallboard: &WallboardView) {
     ui.label(RichText::new("Service level today").strong());
-    let points: PlotPoints<'_> = wallboard
+    let points: Vec<[f64; 2]> = wallboard
         .intervals
         .iter()
         .filter_map(|interval| {
@@ -337,8 +361,15 @@ fn service_level_chart_ui(ui: &mut Ui, wallboard: &WallboardView) {
         .x_axis_formatter(|mark: GridMark, _| clock_label(mark.value))
         .y_axis_formatter(|mark: GridMark, _| format!("{:.0} %", mark.value))
         .show(ui, |plot| {
+            // Markers too, so an interval with no neighbour (early in the day) still shows.
+            plot.points(
+                Points::new("Service level", PlotPoints::from(points.clone()))
+                    .color(theme::ON_CALL)
+                    .filled(true)
+                    .radius(3.0),
+            );
             plot.line(
-                Line::new("Service level", points)
+                Line::new("Service level", PlotPoints::from(points))
                     .color(theme::ON_CALL)
                     .width(2.0),
             );

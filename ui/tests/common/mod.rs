@@ -275,10 +275,15 @@ pub fn supervisor_view() -> PhoneView {
                 call: Some(AgentCall {
                     caller: "+34 600 555 010".into(),
                     started_ms: NOW_MS - 200_000,
-                    voice: Some(VoiceStats {
+                    caller_to_agent: Some(VoiceStats {
                         loss_pct: 0.3,
                         jitter_ms: 9.0,
-                        concealment_pct: 0.4,
+                        concealment_pct: 0.0,
+                    }),
+                    agent_to_caller: Some(VoiceStats {
+                        loss_pct: 0.0,
+                        jitter_ms: 4.0,
+                        concealment_pct: 0.0,
                     }),
                 }),
             },
@@ -290,10 +295,15 @@ pub fn supervisor_view() -> PhoneView {
                 call: Some(AgentCall {
                     caller: "Carlos Vidal".into(),
                     started_ms: NOW_MS - 45_000,
-                    voice: Some(VoiceStats {
+                    caller_to_agent: Some(VoiceStats {
                         loss_pct: 6.0,
                         jitter_ms: 70.0,
-                        concealment_pct: 9.0,
+                        concealment_pct: 0.0,
+                    }),
+                    agent_to_caller: Some(VoiceStats {
+                        loss_pct: 0.5,
+                        jitter_ms: 12.0,
+                        concealment_pct: 0.0,
                     }),
                 }),
             },
