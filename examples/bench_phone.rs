@@ -307,6 +307,10 @@ fn caller_options(
         talk_secs: Some(talk_secs),
         max_wait_secs,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }
 }
 

@@ -65,6 +65,23 @@ pub struct HistoryEntry {
     pub end_reason: Option<String>,
     pub talk_ms: Option<i64>,
     pub csat: Option<i64>,
+    /// Time on hold (inside `talk_ms`) and how many times the caller was held.
+    #[serde(default)]
+    pub hold_ms: i64,
+    #[serde(default)]
+    pub hold_count: i64,
+    /// Time the agent's microphone was muted during the call.
+    #[serde(default)]
+    pub mute_ms: i64,
+    /// From the first offer (an agent's phone starting to ring) to the answer.
+    #[serde(default)]
+    pub first_response_ms: Option<i64>,
+    /// The queue-entry menu the caller went through and the key that chose the queue
+    /// (`timeout` when none did).
+    #[serde(default)]
+    pub menu: Option<String>,
+    #[serde(default)]
+    pub menu_choice: Option<String>,
     pub disposition: Option<DispositionInfo>,
 }
 
@@ -116,8 +133,12 @@ pub enum ClientMessage {
         from: String,
         #[serde(default)]
         name: Option<String>,
+        /// A queue, or the name of a queue-entry menu.
         #[serde(default)]
         queue: Option<String>,
+        /// The number dialed; a menu configured for it answers the call.
+        #[serde(default)]
+        to: Option<String>,
     },
     /// Open (or replace) this connection's one peer connection: an SDP offer, answered by
     /// `media_answer`. Agents send it once per shift, callers once per call.
@@ -188,6 +209,14 @@ pub enum ClientMessage {
         call_id: String,
         on: bool,
     },
+    /// Agent: the phone's microphone was muted (`on: true`) or unmuted during the call; the
+    /// switchboard stores the muted time on the call.
+    Mute {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+        on: bool,
+    },
     /// Supervisor: listen to, whisper to, or barge into an agent's current call; sent again
     /// with another mode, it switches mode without re-setup.
     Monitor {
@@ -245,6 +274,7 @@ impl ClientMessage {
             | ClientMessage::Monitor { req, .. }
             | ClientMessage::StopMonitor { req }
             | ClientMessage::Hold { req, .. }
+            | ClientMessage::Mute { req, .. }
             | ClientMessage::Report { req, .. }
             | ClientMessage::Ping { req, .. } => req.as_deref(),
         }
@@ -264,6 +294,7 @@ impl ClientMessage {
             ClientMessage::History { .. } => "history",
             ClientMessage::Monitor { .. } => "monitor",
             ClientMessage::Hold { .. } => "hold",
+            ClientMessage::Mute { .. } => "mute",
             ClientMessage::Report { .. } => "report",
             ClientMessage::StopMonitor { .. } => "stop_monitor",
             ClientMessage::Ping { .. } => "ping",
@@ -330,6 +361,22 @@ pub enum ServerMessage {
     CallEnded {
         call_id: String,
         reason: String,
+    },
+    /// Caller: the answer to `dial` when the dialed entry has a queue-entry menu. The prompt
+    /// plays once media is up; keys pressed (RFC 4733 telephone events, or in-band tones)
+    /// choose the queue, and `call_queued` follows.
+    InMenu {
+        req: Option<String>,
+        call_id: String,
+        menu: String,
+        /// Keys are awaited this long after the prompt has played.
+        timeout_ms: u64,
+    },
+    /// Caller: the agent hung up and the post-call survey runs: press 1 to 5 within
+    /// `timeout_ms` (after the prompt). `call_ended` follows.
+    SurveyStarted {
+        call_id: String,
+        timeout_ms: u64,
     },
     /// Caller: the call waits in a queue.
     CallQueued {
@@ -465,6 +512,7 @@ const CLIENT_TYPES: &[&str] = &[
     "monitor",
     "stop_monitor",
     "hold",
+    "mute",
     "report",
     "ping",
 ];
@@ -526,6 +574,7 @@ mod tests {
             r#"{"type":"monitor","agent":"ana","mode":"whisper"}"#,
             r#"{"type":"stop_monitor"}"#,
             r#"{"type":"hold","call_id":"c1","on":true}"#,
+            r#"{"type":"mute","call_id":"c1","on":false}"#,
             r#"{"type":"report","from_ms":0,"to_ms":86400000,"by":"agent"}"#,
             r#"{"type":"ping","t":7}"#,
         ];

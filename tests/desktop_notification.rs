@@ -215,6 +215,10 @@ fn place_call(
             talk_secs: Some(1.0),
             max_wait_secs: 30.0,
             impair: None,
+            to: None,
+            dial_digits: None,
+            survey: None,
+            inband_dtmf: false,
         })
         .await
     })

@@ -112,6 +112,8 @@ async fn a_call_on_the_headset_carries_both_directions() {
         talk_secs: None,
         no_answer: false,
         hold: None,
+        mute: None,
+        send_digits: None,
         impair: None,
     };
     let agent_task = tokio::spawn(agent::run(options, |_| {}));
@@ -129,6 +131,10 @@ async fn a_call_on_the_headset_carries_both_directions() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     })
     .await
     .expect("call completes");

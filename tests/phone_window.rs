@@ -228,6 +228,10 @@ async fn the_window_answers_with_f9_and_audio_flows_through_the_headset() {
         talk_secs: Some(TALK_SECS as f64),
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }));
     wait_for_state(&running.store, "ana", "offered", Duration::from_secs(20)).await;
     let before = running.media_stats().await.expect("media stats");

@@ -88,9 +88,9 @@ impl Signal {
                         let _ = waiter.send(message);
                     }
                     None => {
-                        if events_tx.send(message).is_err() {
-                            break;
-                        }
+                        // A client that only makes requests (`sapa history`) drops its event
+                        // receiver; the events are dropped then, not the connection.
+                        let _ = events_tx.send(message);
                     }
                 }
             }
@@ -143,6 +143,7 @@ fn reply_req(message: &ServerMessage) -> Option<&str> {
         | ServerMessage::Ok { req }
         | ServerMessage::MediaAnswer { req, .. }
         | ServerMessage::CallQueued { req, .. }
+        | ServerMessage::InMenu { req, .. }
         | ServerMessage::DispositionSaved { req, .. }
         | ServerMessage::History { req, .. }
         | ServerMessage::Pong { req, .. }
@@ -168,6 +169,7 @@ pub fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::Monitor { req, .. }
         | ClientMessage::StopMonitor { req }
         | ClientMessage::Hold { req, .. }
+        | ClientMessage::Mute { req, .. }
         | ClientMessage::Report { req, .. }
         | ClientMessage::Ping { req, .. } => *req = Some(id),
     }

@@ -161,6 +161,8 @@ pub enum Update {
         at_ms: u64,
     },
     Muted(bool),
+    /// A keypad key went to the far end as a telephone event.
+    DtmfSent(char),
     Held {
         on: bool,
         at_ms: u64,
@@ -903,6 +905,9 @@ impl Engine {
                 Err(_) => {}
             }
         }
+        if let Err(e) = session.voice.send_dtmf(&session.media).await {
+            tracing::warn!("sending a keypad digit failed: {e}");
+        }
         let mut out = *session.voice.heard();
         if self.test_tone_left > 0 {
             for s in out.iter_mut() {
@@ -1307,7 +1312,9 @@ impl Engine {
             | ServerMessage::LoggedIn { .. }
             | ServerMessage::MediaAnswer { .. }
             | ServerMessage::MediaConnected
-            | ServerMessage::CallQueued { .. } => {}
+            | ServerMessage::CallQueued { .. }
+            | ServerMessage::InMenu { .. }
+            | ServerMessage::SurveyStarted { .. } => {}
         }
         None
     }
@@ -1401,8 +1408,29 @@ impl Engine {
                 }
             }
             Intent::SetMuted(muted) => {
+                if muted != self.muted
+                    && let Some(call) = &self.active
+                {
+                    // The switchboard adds mute time to the call record.
+                    session.request(
+                        ClientMessage::Mute {
+                            req: None,
+                            call_id: call.call_id.clone(),
+                            on: muted,
+                        },
+                        Pending::Plain("Mute"),
+                    );
+                }
                 self.muted = muted;
                 self.out.send(Update::Muted(muted));
+            }
+            Intent::SendDtmf(key) => {
+                if self.active.is_some() {
+                    match session.voice.queue_dtmf(&key.to_string()) {
+                        Ok(()) => self.out.send(Update::DtmfSent(key)),
+                        Err(e) => self.out.notice(NoticeLevel::Warning, e.to_string()),
+                    }
+                }
             }
             Intent::SetHold(on) => {
                 if let Some(call) = &self.active {
@@ -1573,7 +1601,7 @@ impl Engine {
                 self.save_config();
                 self.out.send(Update::Settings(self.settings_view()));
             }
-            Intent::SendDtmf(_) => self.not_yet("Sending digits"),
+            Intent::SendDtmf(_) => {}
             Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => self.not_yet("Transfer"),
             Intent::Escalate => self.not_yet("Escalation"),
             Intent::ExportReportCsv => self.export_report(),

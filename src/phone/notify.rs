@@ -344,6 +344,12 @@ mod tests {
             end_reason: Some("caller_hung_up".into()),
             talk_ms: Some(60_000),
             csat: None,
+            hold_ms: 0,
+            hold_count: 0,
+            mute_ms: 0,
+            first_response_ms: None,
+            menu: None,
+            menu_choice: None,
             disposition,
         }
     }

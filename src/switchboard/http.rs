@@ -257,6 +257,7 @@ async fn handle_message(
             from,
             name,
             queue,
+            to,
             ..
         } => {
             if protocol != PROTOCOL_VERSION {
@@ -282,6 +283,7 @@ async fn handle_message(
                 from,
                 name,
                 queue,
+                to,
             })
         }
         ClientMessage::MediaOffer { sdp, .. } => {
@@ -362,6 +364,12 @@ async fn handle_message(
                     None
                 }
                 ClientMessage::Hold { call_id, on, .. } => Some(CoreInput::Hold {
+                    conn,
+                    req,
+                    call_id,
+                    on,
+                }),
+                ClientMessage::Mute { call_id, on, .. } => Some(CoreInput::Mute {
                     conn,
                     req,
                     call_id,

@@ -142,3 +142,48 @@ pub fn play_into(sink: &str, wav: &Path) -> Child {
 pub fn seconds_dominated(samples: &[f32], want: f32, other: f32) -> f64 {
     dominance(samples, want, other) * (samples.len() / 4800) as f64 / 10.0
 }
+
+/// A headless agent that answers `calls` calls, saying nothing, with no extras.
+pub fn plain_agent(url: &str, user: &str, calls: u32) -> sapa::peer::agent::AgentOptions {
+    sapa::peer::agent::AgentOptions {
+        switchboard: url.to_owned(),
+        user: user.to_owned(),
+        password: PASSWORD.to_owned(),
+        voice: sapa::peer::agent::AgentVoice::Silence,
+        record: None,
+        calls,
+        disposition: None,
+        notes: String::new(),
+        resolution: sapa::protocol::Resolution::Resolved,
+        talk_secs: None,
+        no_answer: false,
+        hold: None,
+        mute: None,
+        send_digits: None,
+        impair: None,
+    }
+}
+
+/// A headless caller from `from` that plays `play` and records into `dir/<from>.wav`.
+pub fn plain_caller(
+    url: &str,
+    from: &str,
+    play: &Path,
+    dir: &Path,
+) -> sapa::peer::caller::CallerOptions {
+    sapa::peer::caller::CallerOptions {
+        switchboard: url.to_owned(),
+        from: from.to_owned(),
+        name: None,
+        queue: None,
+        play: play.to_owned(),
+        record: dir.join(format!("{from}.wav")),
+        talk_secs: None,
+        max_wait_secs: 30.0,
+        impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
+    }
+}
