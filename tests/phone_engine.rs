@@ -204,9 +204,11 @@ async fn the_keypad_reaches_the_caller_and_mute_time_is_stored() {
         is_state(u, AgentStateName::Available)
     })
     .await;
-    let play = tone_wav(dir.path(), "caller.wav", 1000.0, 5.0);
+    // Long enough for both keys (each a tone of its own length plus the end packets) and
+    // the second of mute even on a loaded 2-core test machine.
+    let play = tone_wav(dir.path(), "caller.wav", 1000.0, 8.0);
     let mut options = plain_caller(&running.ws_url(), "+15550123", &play, dir.path());
-    options.talk_secs = Some(5.0);
+    options.talk_secs = Some(8.0);
     let caller_task = tokio::spawn(caller::run(options));
     wait_for(&handle, "an offer", |u| matches!(u, Update::Offered { .. })).await;
     handle.send(Intent::Answer);
