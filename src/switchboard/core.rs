@@ -238,6 +238,7 @@ impl Core {
                 .collect(),
             ring_no_answer: config.ring_no_answer(),
             max_after_call_work: config.max_after_call_work(),
+            callback_offer_after: std::time::Duration::from_secs(60),
         });
         Core {
             config,
@@ -1135,6 +1136,7 @@ impl Core {
         let now = Instant::now();
         let now_ms = self.clock.ms(now);
         match output {
+            AcdOutput::CallTransferred { .. } | AcdOutput::ConsultOffered { .. } | AcdOutput::ConsultConnected { .. } | AcdOutput::ConsultEnded { .. } | AcdOutput::CallHandedOver { .. } | AcdOutput::CallbackKept { .. } => {}
             AcdOutput::AgentStateChanged { agent, state } => {
                 let name = state_name(&state);
                 let reason = match &state {
@@ -1246,7 +1248,7 @@ impl Core {
                 }
                 self.queues_dirty = true;
             }
-            AcdOutput::CallConnected { call, agent } => {
+            AcdOutput::CallConnected { call, agent, via: _ } => {
                 self.store
                     .offer_ended(&call.0, &agent.0, now_ms, "answered")
                     .await?;
