@@ -253,6 +253,9 @@ pub enum AcdInput {
     },
     /// A waiting caller asks to be called back instead of waiting; it keeps its place.
     CallerRequestedCallback { call: CallId },
+    /// The customer of an outbound call or callback could not be reached (no endpoint, no
+    /// answer): the call ends and its agent wraps up.
+    CustomerNotReached { call: CallId },
     /// Time passed: fire every timer whose deadline is at or before `now`. The driver sends it
     /// when [`Acd::poll_timeout`] is reached; sending it early is harmless.
     Timeout,
@@ -367,6 +370,8 @@ pub enum CallEndReason {
     Abandoned,
     /// The agent logged out or dropped off during a connected call.
     AgentDisconnected,
+    /// The customer of an outbound call or callback could not be reached.
+    NotReached,
 }
 
 /// What the core asks the driver to do or tells it happened. Drain with [`Acd::poll_output`].
@@ -711,6 +716,20 @@ impl Acd {
                 self.callback_due(now, call, queue, agent)?
             }
             AcdInput::CallerRequestedCallback { call } => self.keep_for_callback(now, &call)?,
+            AcdInput::CustomerNotReached { call } => {
+                let agent = match self.calls.get(&call).map(|r| &r.phase) {
+                    Some(Phase::Connected(agent)) => agent.clone(),
+                    Some(_) => {
+                        return Err(AcdError::CallRefused {
+                            call,
+                            why: "the call is not connected to an agent",
+                        });
+                    }
+                    None => return Err(AcdError::UnknownCall(call)),
+                };
+                self.end_consult(now, &call, ConsultEnd::CallEnded);
+                self.end_connected(now, &agent, &call, CallEndReason::NotReached);
+            }
             AcdInput::Timeout => self.fire_timers(now),
         }
         self.now = Some(now);

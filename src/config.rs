@@ -36,6 +36,10 @@ not_ready_reasons = ["break", "lunch", "meeting", "training", "coaching", "techn
 # Show agents a "monitored" badge while a supervisor listens, whispers or barges in.
 announce_monitoring = false
 
+# A caller who has waited this many seconds may ask to be called back instead of waiting
+# (it keeps its place; the callback is offered when its turn comes).
+callback_offer_after_secs = 60
+
 # Queues callers can dial into. The first one is where a caller lands who names none.
 # service_level_secs: a call answered within this many seconds counts toward service level.
 [[queues]]
@@ -72,6 +76,13 @@ pub struct SwitchboardConfig {
     /// Tell the agent when a supervisor listens, whispers or barges in.
     #[serde(default)]
     pub announce_monitoring: bool,
+    /// How long a caller waits before it may ask to be called back instead.
+    #[serde(default = "default_callback_offer_after_secs")]
+    pub callback_offer_after_secs: u64,
+}
+
+fn default_callback_offer_after_secs() -> u64 {
+    60
 }
 
 /// Why a configuration cannot be used.

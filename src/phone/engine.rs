@@ -1004,6 +1004,7 @@ impl Engine {
                 waited_ms,
                 ring_timeout_ms,
                 history,
+                ..
             } => {
                 let ui = ui_caller(&caller.number, caller.name.clone(), &history);
                 self.offered = Some(CallInfo {
@@ -1274,7 +1275,29 @@ impl Engine {
             | ServerMessage::LoggedIn { .. }
             | ServerMessage::MediaAnswer { .. }
             | ServerMessage::MediaConnected
-            | ServerMessage::CallQueued { .. } => {}
+            | ServerMessage::CallQueued { .. }
+            | ServerMessage::Callbacks { .. }
+            | ServerMessage::Registered { .. }
+            | ServerMessage::IncomingCall { .. }
+            | ServerMessage::CallbackScheduled { .. } => {}
+            ServerMessage::ConsultState {
+                agent,
+                state,
+                reason,
+                ..
+            } => {
+                let text = match (state, reason) {
+                    (crate::protocol::ConsultPhase::Ringing, _) => format!("Calling {agent}…"),
+                    (crate::protocol::ConsultPhase::Connected, _) => {
+                        format!("{agent} is on the line")
+                    }
+                    (crate::protocol::ConsultPhase::Ended, reason) => format!(
+                        "Back with the caller ({agent}: {})",
+                        reason.unwrap_or_default().replace('_', " ")
+                    ),
+                };
+                self.out.notice(NoticeLevel::Info, text);
+            }
         }
         None
     }
