@@ -1,6 +1,11 @@
 //! `sapa caller`: a headless customer. Dials into a queue, hears ringback while waiting, and
 //! once answered plays a WAV file and records what it hears, sample-aligned with the playback.
 //! Prints one JSON line when it ends: call id, queued ms, answered, talk ms.
+//!
+//! Two more ways to be a customer: ask to be called back after waiting a while
+//! (`--callback-after`, [`run_with`]), and be a reachable number (`--listen-as`, [`listen`]):
+//! register with the switchboard, wait until it rings, answer, then play and record the same
+//! way. The latter stands in for the telephone network until a SIP trunk exists.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,13 +43,32 @@ pub struct CallerReport {
     pub talk_ms: u64,
     /// Who ended it: "caller", or the switchboard's reason (e.g. "agent_hung_up").
     pub ended_by: String,
+    /// The agent heard last.
     pub agent: Option<String>,
+    /// Every agent the caller was connected to, in order (a transfer adds one).
+    pub agents: Vec<String>,
+}
+
+/// More of what a headless caller may do.
+#[derive(Debug, Clone, Default)]
+pub struct CallerExtras {
+    /// Ask to be called back after waiting this long (then hang up and report
+    /// `callback_scheduled`).
+    pub callback_after_secs: Option<f64>,
 }
 
 /// Places the call and runs it to the end.
 pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
+    run_with(options, CallerExtras::default()).await
+}
+
+/// [`run`], perhaps asking to be called back.
+pub async fn run_with(
+    options: CallerOptions,
+    extras: CallerExtras,
+) -> Result<CallerReport, PeerError> {
     let playback = wav::read_mono_48k(&options.play)?;
-    let talk = match options.talk_secs {
+    let talk_for = match options.talk_secs {
         Some(s) => Duration::from_secs_f64(s.max(0.0)),
         None => Duration::from_secs_f64(playback.len() as f64 / wav::RATE_HZ as f64),
     };
@@ -77,7 +101,12 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
         talk_ms: 0,
         ended_by: "caller".into(),
         agent: None,
+        agents: vec![],
     };
+    let ask_callback_at = extras
+        .callback_after_secs
+        .map(|s| dialed + Duration::from_secs_f64(s.max(0.0)));
+    let mut asked = false;
 
     // Waiting in queue: the voice loop runs (ringback plays) but nothing is recorded.
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -89,6 +118,10 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
                 voice.receive(&mut packets);
                 if let Some((ts, frame)) = voice.tick(Instant::now()) {
                     voice.send(&media, ts, frame).await?;
+                }
+                if !asked && ask_callback_at.is_some_and(|t| Instant::now() >= t) {
+                    asked = true;
+                    signal.send(ClientMessage::RequestCallback { req: None })?;
                 }
                 if Instant::now() >= give_up {
                     let _ = signal.send(ClientMessage::Hangup { req: None, call_id: None });
@@ -102,9 +135,16 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
             event = events.recv() => match event {
                 Some(ServerMessage::CallConnected { peer, .. }) => {
                     report.answered = true;
-                    report.agent = Some(peer);
+                    report.agent = Some(peer.clone());
+                    report.agents.push(peer);
                     report.queued_ms = dialed.elapsed().as_millis() as u64;
                     break;
+                }
+                Some(ServerMessage::CallbackScheduled { .. }) => {
+                    report.queued_ms = dialed.elapsed().as_millis() as u64;
+                    report.ended_by = "callback_scheduled".into();
+                    media.close().await;
+                    return Ok(report);
                 }
                 Some(ServerMessage::CallEnded { reason, .. }) => {
                     report.ended_by = reason;
@@ -118,7 +158,40 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
         }
     }
 
-    // In the call: play and record, one frame per tick.
+    talk(
+        &signal,
+        &mut events,
+        &media,
+        &mut packets,
+        &mut voice,
+        playback,
+        talk_for,
+        &options.record,
+        &mut report,
+    )
+    .await?;
+    media.close().await;
+    Ok(report)
+}
+
+/// The call, once connected: play and record, one frame per tick, until the talk time is up
+/// (then hang up) or the other side ends it. Another `call_connected` (a transfer) changes
+/// the agent heard, not the recording.
+#[allow(clippy::too_many_arguments)]
+async fn talk(
+    signal: &signal::Signal,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<ServerMessage>,
+    media: &crate::peer::rtc::PeerMedia,
+    packets: &mut tokio::sync::mpsc::Receiver<crate::peer::rtc::RxPacket>,
+    voice: &mut Voice,
+    playback: Vec<f32>,
+    talk: Duration,
+    record: &std::path::Path,
+    report: &mut CallerReport,
+) -> Result<(), PeerError> {
+    let call_id = report.call_id.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     voice.mouth = Mouth::wav(playback);
     let started = Instant::now();
     let frames_to_talk = (talk.as_secs_f64() * 50.0).round() as usize;
@@ -127,13 +200,17 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
     while recording.len() < frames_to_talk * FRAME {
         tokio::select! {
             _ = tick.tick() => {
-                voice.receive(&mut packets);
+                voice.receive(packets);
                 if let Some((ts, frame)) = voice.tick(Instant::now()) {
-                    voice.send(&media, ts, frame).await?;
+                    voice.send(media, ts, frame).await?;
                 }
                 recording.extend_from_slice(voice.heard());
             }
             event = events.recv() => match event {
+                Some(ServerMessage::CallConnected { peer, .. }) => {
+                    report.agent = Some(peer.clone());
+                    report.agents.push(peer);
+                }
                 Some(ServerMessage::CallEnded { reason, .. }) => {
                     report.ended_by = reason;
                     hung_up_by_us = false;
@@ -164,7 +241,100 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
             )
             .await;
     }
-    wav::write_mono_48k(&options.record, &recording)?;
+    wav::write_mono_48k(record, &recording)?;
+    Ok(())
+}
+
+/// Be a reachable customer: register `number`, wait (up to `max_wait_secs`) until the
+/// switchboard rings, answer, then talk like [`run`]. The report's `queued_ms` is the time
+/// until it rang.
+pub async fn listen(options: CallerOptions, number: String) -> Result<CallerReport, PeerError> {
+    let playback = wav::read_mono_48k(&options.play)?;
+    let talk_for = match options.talk_secs {
+        Some(s) => Duration::from_secs_f64(s.max(0.0)),
+        None => Duration::from_secs_f64(playback.len() as f64 / wav::RATE_HZ as f64),
+    };
+    let url = signal::ws_url(&options.switchboard);
+    let (signal, mut events) = signal::Signal::connect(&url).await?;
+    let registered = Instant::now();
+    let answer = signal
+        .request(
+            ClientMessage::Register {
+                req: None,
+                protocol: PROTOCOL_VERSION,
+                number: number.clone(),
+                name: options.name.clone(),
+            },
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+    if !matches!(answer, ServerMessage::Registered { .. }) {
+        return Err(PeerError::Protocol(format!(
+            "expected registered, got {answer:?}"
+        )));
+    }
+    let (media, mut packets) = connect_media(&signal, &url).await?;
+    let mut voice = Voice::new(options.impair.clone())?;
+    let mut report = CallerReport {
+        call_id: String::new(),
+        queued_ms: 0,
+        answered: false,
+        talk_ms: 0,
+        ended_by: "caller".into(),
+        agent: None,
+        agents: vec![],
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let give_up = registered + Duration::from_secs_f64(options.max_wait_secs);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                voice.receive(&mut packets);
+                if let Some((ts, frame)) = voice.tick(Instant::now()) {
+                    voice.send(&media, ts, frame).await?;
+                }
+                if Instant::now() >= give_up {
+                    report.ended_by = "never_rung".into();
+                    media.close().await;
+                    return Ok(report);
+                }
+            }
+            event = events.recv() => match event {
+                Some(ServerMessage::IncomingCall { call_id, from }) => {
+                    tracing::info!("{} rings: {from} calls", crate::protocol::redact_number(&number));
+                    report.call_id = call_id.clone();
+                    report.queued_ms = registered.elapsed().as_millis() as u64;
+                    signal.send(ClientMessage::Answer { req: None, call_id })?;
+                }
+                Some(ServerMessage::CallConnected { peer, .. }) => {
+                    report.answered = true;
+                    report.agent = Some(peer.clone());
+                    report.agents.push(peer);
+                    break;
+                }
+                Some(ServerMessage::CallEnded { reason, .. }) => {
+                    report.ended_by = reason;
+                    media.close().await;
+                    return Ok(report);
+                }
+                Some(_) => {}
+                None => return Err(PeerError::Signal(signal::SignalError::Closed)),
+            }
+        }
+    }
+    talk(
+        &signal,
+        &mut events,
+        &media,
+        &mut packets,
+        &mut voice,
+        playback,
+        talk_for,
+        &options.record,
+        &mut report,
+    )
+    .await?;
     media.close().await;
     Ok(report)
 }
