@@ -88,9 +88,10 @@ impl Signal {
                         let _ = waiter.send(message);
                     }
                     None => {
-                        if events_tx.send(message).is_err() {
-                            break;
-                        }
+                        // Events nobody listens for (a one-request command such as
+                        // `sapa history` drops its receiver) are dropped; the answers the
+                        // connection still waits for must go on arriving.
+                        let _ = events_tx.send(message);
                     }
                 }
             }

@@ -1551,6 +1551,10 @@ impl Core {
                 queue,
                 position,
             } => {
+                if let Some(live) = self.calls.get_mut(&call) {
+                    // A blind transfer may have moved it to another queue.
+                    live.queue = queue.clone();
+                }
                 if let Some(conn) = self.calls.get(&call).and_then(|c| c.caller_conn) {
                     self.send(
                         conn,
