@@ -849,6 +849,27 @@ mod tests {
     }
 
     #[test]
+    fn every_documented_client_example_parses() {
+        let doc = include_str!("../docs/protocol.md");
+        let start = doc.find("## Client → switchboard").expect("the section");
+        let end = doc.find("## Switchboard → client").expect("the next section");
+        let examples: Vec<&str> = doc[start..end]
+            .lines()
+            .filter(|l| l.starts_with("{\"type\""))
+            .collect();
+        let mut types: Vec<&str> = Vec::new();
+        for line in examples {
+            match parse_client_message(line) {
+                Ok(m) => types.push(m.type_name()),
+                Err(e) => panic!("{e}: {line}"),
+            }
+        }
+        for kind in CLIENT_TYPES {
+            assert!(types.contains(kind), "no example of {kind}");
+        }
+    }
+
+    #[test]
     fn redacts_all_but_last_three() {
         assert_eq!(redact_number("+15551234"), "******234");
         assert_eq!(redact_number("12"), "12");
