@@ -1407,6 +1407,40 @@ impl Engine {
                     );
                 }
             }
+            Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => {
+                if let Some(call) = &self.active {
+                    // The notes typed so far travel with the call.
+                    let notes = self
+                        .draft
+                        .as_ref()
+                        .filter(|d| d.call_id == call.call_id)
+                        .map(|d| d.notes.clone())
+                        .filter(|n| !n.trim().is_empty());
+                    let (queue, agent) = match intent {
+                        Intent::TransferToQueue(queue) => (Some(queue), None),
+                        Intent::TransferToAgent(agent) => (None, Some(agent)),
+                        _ => unreachable!("matched above"),
+                    };
+                    session.request(
+                        ClientMessage::Transfer {
+                            req: None,
+                            call_id: call.call_id.clone(),
+                            queue,
+                            agent,
+                            notes,
+                        },
+                        Pending::Plain("Transfer"),
+                    );
+                }
+            }
+            Intent::DialOut(number) => session.request(
+                ClientMessage::DialOut {
+                    req: None,
+                    number,
+                    queue: None,
+                },
+                Pending::Plain("Dial"),
+            ),
             Intent::SubmitDisposition(disposition) => {
                 if let Some((call_id, request_id, form)) = self.record_submission(&disposition) {
                     session.request(
@@ -1559,7 +1593,6 @@ impl Engine {
                 self.out.send(Update::Settings(self.settings_view()));
             }
             Intent::SendDtmf(_) => self.not_yet("Sending digits"),
-            Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => self.not_yet("Transfer"),
             Intent::Escalate => self.not_yet("Escalation"),
             Intent::ExportReportCsv => self.export_report(),
             Intent::LogIn { .. }
@@ -1574,6 +1607,9 @@ impl Engine {
             | Intent::SearchHistory(_)
             | Intent::Monitor { .. }
             | Intent::StopMonitor
+            | Intent::TransferToQueue(_)
+            | Intent::TransferToAgent(_)
+            | Intent::DialOut(_)
             | Intent::RunReport { .. } => {
                 if !self.user.is_empty() {
                     self.out.notice(
