@@ -704,8 +704,12 @@ impl Acd {
                 target,
                 kind,
             } => self.start_consult(now, &agent, &call, target, kind)?,
-            AcdInput::ConsultCompleted { agent, call } => self.complete_consult(now, &agent, &call)?,
-            AcdInput::ConsultCancelled { agent, call } => self.cancel_consult(now, &agent, &call)?,
+            AcdInput::ConsultCompleted { agent, call } => {
+                self.complete_consult(now, &agent, &call)?
+            }
+            AcdInput::ConsultCancelled { agent, call } => {
+                self.cancel_consult(now, &agent, &call)?
+            }
             AcdInput::OutboundDialed {
                 agent,
                 call,
@@ -1029,7 +1033,10 @@ impl Acd {
                 consult: None,
             },
         );
-        let waiting = self.queues.get_mut(&queue).expect("queue checked by the caller");
+        let waiting = self
+            .queues
+            .get_mut(&queue)
+            .expect("queue checked by the caller");
         waiting.insert(key, call.clone());
         let position = self.position(&queue, key);
         self.outputs.push_back(AcdOutput::CallQueued {
@@ -1057,7 +1064,10 @@ impl Acd {
             call: call.clone(),
             agent: agent.clone(),
         });
-        let rec = self.calls.get_mut(call).expect("an offered call has a record");
+        let rec = self
+            .calls
+            .get_mut(call)
+            .expect("an offered call has a record");
         if let (Phase::Connected(from), Some(consult)) = (&rec.phase, &mut rec.consult) {
             // A colleague answering a consult: the call stays with `from`.
             consult.answered = true;
@@ -1210,7 +1220,9 @@ impl Acd {
                 continue;
             }
             match timer {
-                Timer::RingNoAnswer { call, agent } if self.consult_target(&call) == Some(&agent) => {
+                Timer::RingNoAnswer { call, agent }
+                    if self.consult_target(&call) == Some(&agent) =>
+                {
                     self.end_consult(now, &call, ConsultEnd::RingNoAnswer);
                 }
                 Timer::RingNoAnswer { call, agent } => {
@@ -1460,7 +1472,10 @@ impl Acd {
     ) -> QueueKey {
         let key = (TIER_FRONT, self.next_seq);
         self.next_seq += 1;
-        let rec = self.calls.get_mut(call).expect("a connected call has a record");
+        let rec = self
+            .calls
+            .get_mut(call)
+            .expect("a connected call has a record");
         if let Some(queue) = queue {
             rec.queue = queue;
         }
@@ -1659,7 +1674,12 @@ impl Acd {
                     waiting
                         .iter()
                         .find(|(_, call)| {
-                            match &self.calls.get(*call).expect("queued calls have records").reserved_for {
+                            match &self
+                                .calls
+                                .get(*call)
+                                .expect("queued calls have records")
+                                .reserved_for
+                            {
                                 Some(r) => r == agent,
                                 None => serves,
                             }

@@ -852,7 +852,9 @@ mod tests {
     fn every_documented_client_example_parses() {
         let doc = include_str!("../docs/protocol.md");
         let start = doc.find("## Client → switchboard").expect("the section");
-        let end = doc.find("## Switchboard → client").expect("the next section");
+        let end = doc
+            .find("## Switchboard → client")
+            .expect("the next section");
         let examples: Vec<&str> = doc[start..end]
             .lines()
             .filter(|l| l.starts_with("{\"type\""))

@@ -2879,7 +2879,10 @@ mod tests {
         assert_eq!(again, cb);
         assert_eq!(s.next_callback_due().await.unwrap(), Some(T0 + 60_000));
         assert!(s.due_callbacks(T0 + 59_999).await.unwrap().is_empty());
-        assert_eq!(s.due_callbacks(T0 + 60_000).await.unwrap(), vec![cb.clone()]);
+        assert_eq!(
+            s.due_callbacks(T0 + 60_000).await.unwrap(),
+            vec![cb.clone()]
+        );
         assert_eq!(s.open_callbacks("ana").await.unwrap(), vec![cb.clone()]);
         assert!(s.open_callbacks("bayu").await.unwrap().is_empty());
 

@@ -103,7 +103,10 @@ async fn a_follow_up_callback_rings_the_customer_for_the_agent_who_promised_it()
         .unwrap()
         .unwrap();
     let callback = &reports[1];
-    let context = callback.context.clone().expect("the offer says it is a callback");
+    let context = callback
+        .context
+        .clone()
+        .expect("the offer says it is a callback");
     assert_eq!(context.kind, "callback");
     assert_eq!(context.from.as_deref(), Some("ana"));
     assert_eq!(context.notes.as_deref(), Some("call back about the refund"));
@@ -112,7 +115,10 @@ async fn a_follow_up_callback_rings_the_customer_for_the_agent_who_promised_it()
         "the history is on screen"
     );
     assert_eq!(callback.caller, number);
-    assert!(!bayu_task.is_finished(), "bayu was never offered the callback");
+    assert!(
+        !bayu_task.is_finished(),
+        "bayu was never offered the callback"
+    );
     bayu_task.abort();
 
     let rung = endpoint.await.unwrap().unwrap();
@@ -188,7 +194,10 @@ async fn a_waiting_caller_asks_to_be_called_back_and_keeps_its_place() {
     let reports = agent::run(agent_options(&url, "ana", dir.path(), 2), |_| {})
         .await
         .unwrap();
-    assert_eq!(reports[0].call_id, kept.call_id, "the kept place is served first");
+    assert_eq!(
+        reports[0].call_id, kept.call_id,
+        "the kept place is served first"
+    );
     assert_eq!(
         reports[0].context.as_ref().map(|c| c.kind.as_str()),
         Some("callback")
@@ -207,7 +216,11 @@ async fn a_waiting_caller_asks_to_be_called_back_and_keeps_its_place() {
         .collect();
     assert_eq!(
         whys,
-        [(number, "dialed"), ("ana", "callback"), (number, "callback")]
+        [
+            (number, "dialed"),
+            ("ana", "callback"),
+            (number, "callback")
+        ]
     );
     sb.shutdown().await;
 }

@@ -194,11 +194,17 @@ async fn warm_transfer_complete_hands_the_caller_to_the_colleague() {
     assert!(p(2.5, 3.8, ANA_HZ) < 0.2 && p(2.5, 3.8, BAYU_HZ) < 0.2);
     assert!(rms(&c, 2.5, 3.8) > 0.01, "hold music, not silence");
     // After the transfer: bayu, and no more ana.
-    assert!(p(5.0, 9.5, BAYU_HZ) > 0.8, "the caller hears bayu after completion");
+    assert!(
+        p(5.0, 9.5, BAYU_HZ) > 0.8,
+        "the caller hears bayu after completion"
+    );
     assert!(p(5.0, 9.5, ANA_HZ) < 0.1);
     // bayu heard ana in the consult, then the caller.
     let b = read(&dir.path().join("bayu-heard.wav"));
-    assert!(heard(&b, 0.3, 1.5, ANA_HZ) > 0.7, "bayu hears ana in the consult");
+    assert!(
+        heard(&b, 0.3, 1.5, ANA_HZ) > 0.7,
+        "bayu hears ana in the consult"
+    );
     assert!(heard(&b, 0.3, 1.5, CALLER_HZ) < 0.2, "but not the caller");
     assert!(heard(&b, 3.0, 5.0, CALLER_HZ) > 0.8, "then the caller");
 
@@ -244,7 +250,10 @@ async fn warm_transfer_cancel_brings_the_agent_back() {
     let (ana_r, bayu_r) = (&agents[0].1[0], &agents[1].1[0]);
     assert_eq!(ana_r.ended_by, "caller_hung_up");
     assert_eq!(bayu_r.ended_by, "consult_ended");
-    assert_eq!(bayu_r.disposition, None, "a consulted colleague has no wrap-up");
+    assert_eq!(
+        bayu_r.disposition, None,
+        "a consulted colleague has no wrap-up"
+    );
     assert_eq!(
         bayu_r.context.as_ref().map(|c| c.kind.as_str()),
         Some("consult")
@@ -255,7 +264,10 @@ async fn warm_transfer_cancel_brings_the_agent_back() {
     assert!(heard(&c, 2.5, 3.8, ANA_HZ) < 0.2 && heard(&c, 2.5, 3.8, BAYU_HZ) < 0.2);
     assert!(rms(&c, 2.5, 3.8) > 0.01, "hold music during the consult");
     assert!(heard(&c, 5.0, 9.5, ANA_HZ) > 0.8, "ana is back");
-    assert!(heard(&c, 0.0, 9.5, BAYU_HZ) < 0.05, "the caller never hears bayu");
+    assert!(
+        heard(&c, 0.0, 9.5, BAYU_HZ) < 0.05,
+        "the caller never hears bayu"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stored = sb.store.legs(&report.call_id).await.unwrap();
@@ -322,7 +334,10 @@ async fn blind_transfer_to_a_queue_carries_history_and_notes() {
 
     let c = read(&dir.path().join("caller-heard.wav"));
     assert!(heard(&c, 0.3, 1.8, ANA_HZ) > 0.8);
-    assert!(heard(&c, 3.5, 7.5, BAYU_HZ) > 0.8, "bayu after the transfer");
+    assert!(
+        heard(&c, 3.5, 7.5, BAYU_HZ) > 0.8,
+        "bayu after the transfer"
+    );
     assert!(heard(&c, 3.5, 7.5, ANA_HZ) < 0.1);
 
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -352,7 +367,11 @@ async fn blind_transfer_to_a_queue_carries_history_and_notes() {
         ])
         .output()
         .expect("sapa history runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let call = json["calls"]
         .as_array()
@@ -401,7 +420,10 @@ async fn escalation_is_a_conference_and_the_supervisor_keeps_the_call() {
     assert_eq!(report.agents, ["ana", "sri"]);
     let (ana_r, sri_r) = (&agents[0].1[0], &agents[1].1[0]);
     assert_eq!(ana_r.ended_by, "escalated");
-    assert_eq!(sri_r.ended_by, "caller_hung_up", "the supervisor kept the call");
+    assert_eq!(
+        sri_r.ended_by, "caller_hung_up",
+        "the supervisor kept the call"
+    );
     assert_eq!(
         sri_r.context.as_ref().map(|c| c.kind.as_str()),
         Some("escalation")
@@ -431,7 +453,10 @@ async fn escalation_is_a_conference_and_the_supervisor_keeps_the_call() {
     assert!(heard(&s, 4.0, 7.0, CALLER_HZ) > 0.8 && heard(&s, 4.0, 7.0, ANA_HZ) < 0.1);
     // ana heard sri too.
     let a = read(&dir.path().join("ana-heard.wav"));
-    assert!(heard(&a, 2.5, 4.0, SRI_HZ) > 0.7, "ana hears the supervisor");
+    assert!(
+        heard(&a, 2.5, 4.0, SRI_HZ) > 0.7,
+        "ana hears the supervisor"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stored = sb.store.legs(&report.call_id).await.unwrap();
@@ -447,4 +472,3 @@ async fn escalation_is_a_conference_and_the_supervisor_keeps_the_call() {
     assert!(stored[1].ended_at < stored[2].ended_at);
     sb.shutdown().await;
 }
-

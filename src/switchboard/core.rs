@@ -199,8 +199,13 @@ pub struct DispositionForm {
 #[derive(Debug, Clone, PartialEq)]
 enum Party {
     Unknown,
-    User { name: String, role: Role },
-    Caller { call: CallId },
+    User {
+        name: String,
+        role: Role,
+    },
+    Caller {
+        call: CallId,
+    },
     /// A customer endpoint the switchboard can ring; `call` while rung or talking.
     Endpoint {
         number: String,
@@ -702,18 +707,13 @@ impl Core {
                 let Some(Party::Caller { call }) =
                     self.connections.get(&conn).map(|c| c.party.clone())
                 else {
-                    self.error(
-                        conn,
-                        req,
-                        ErrorCode::InvalidState,
-                        "no waiting call".into(),
-                    );
+                    self.error(conn, req, ErrorCode::InvalidState, "no waiting call".into());
                     return;
                 };
-                match self
-                    .acd
-                    .handle_input(now, AcdInput::CallerRequestedCallback { call: call.clone() })
-                {
+                match self.acd.handle_input(
+                    now,
+                    AcdInput::CallerRequestedCallback { call: call.clone() },
+                ) {
                     Ok(()) => self.send(
                         conn,
                         ServerMessage::CallbackScheduled {
@@ -1795,8 +1795,10 @@ impl Core {
                 if let Some(to_conn) = self.users.get(&to.0).copied() {
                     if answered {
                         self.end_leg(&call, &to.0, now_ms).await;
-                        self.media.route(PeerId(to_conn), Slot::Main, Source::Silence);
-                        self.media.route(PeerId(to_conn), Slot::Aux, Source::Silence);
+                        self.media
+                            .route(PeerId(to_conn), Slot::Main, Source::Silence);
+                        self.media
+                            .route(PeerId(to_conn), Slot::Aux, Source::Silence);
                         let ended = match kind {
                             ConsultKind::Transfer => "consult_ended",
                             ConsultKind::Conference => "left_conference",
@@ -2222,7 +2224,12 @@ impl Core {
             return;
         }
         if let Err(e) = self.store.upsert_customer(&number, name.as_deref()).await {
-            self.error(conn, req, ErrorCode::Internal, format!("not registered: {e}"));
+            self.error(
+                conn,
+                req,
+                ErrorCode::Internal,
+                format!("not registered: {e}"),
+            );
             return;
         }
         if let Some(c) = self.connections.get_mut(&conn) {

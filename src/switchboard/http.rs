@@ -298,7 +298,10 @@ async fn handle_message(
             Some(CoreInput::MediaOffer { conn, req, sdp })
         }
         ClientMessage::Register {
-            protocol, number, name, ..
+            protocol,
+            number,
+            name,
+            ..
         } => {
             if protocol != PROTOCOL_VERSION {
                 reply(error(

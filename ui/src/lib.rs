@@ -163,10 +163,7 @@ fn idle_ui(ui: &mut Ui, view: &mut PhoneView, intents: &mut Vec<Intent>) {
         );
         ui.label(egui::RichText::new(hint).weak());
         // Calling a customer: from available or not ready, never while offered a call.
-        if matches!(
-            state,
-            AgentState::Available | AgentState::NotReady { .. }
-        ) {
+        if matches!(state, AgentState::Available | AgentState::NotReady { .. }) {
             ui.add_space(24.0);
             dial_pad::dial_pad_ui(ui, &mut view.dial_number, intents);
         }
