@@ -173,14 +173,8 @@ async fn listen_whisper_barge_reach_the_right_ears() {
     let agent_gap = longest_dropout_ms(&agent_heard, 440.0);
     let caller_gap = longest_dropout_ms(&caller_heard, 1000.0);
     eprintln!("longest dropout: agent {agent_gap} ms, caller {caller_gap} ms");
-    assert!(
-        agent_gap <= 40,
-        "the agent lost the caller for {agent_gap} ms"
-    );
-    assert!(
-        caller_gap <= 40,
-        "the caller lost the agent for {caller_gap} ms"
-    );
+    assert!(agent_gap <= 40, "the agent lost the caller for {agent_gap} ms");
+    assert!(caller_gap <= 40, "the caller lost the agent for {caller_gap} ms");
 
     let events = sb.store.monitor_events(&report.session_id).await.unwrap();
     let kinds: Vec<String> = events.iter().map(|e| format!("{:?}", e.kind)).collect();
