@@ -116,6 +116,8 @@ async fn main() {
                 talk_secs: None,
                 no_answer: false,
                 hold: None,
+                mute: None,
+                send_digits: None,
                 impair: None,
             },
             |_| {},
@@ -134,6 +136,10 @@ async fn main() {
             talk_secs: Some(secs as f64 + 8.0),
             max_wait_secs: 60.0,
             impair: None,
+            to: None,
+            dial_digits: None,
+            survey: None,
+            inband_dtmf: false,
         })));
     }
     if monitor {

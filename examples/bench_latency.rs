@@ -90,6 +90,8 @@ async fn main() {
             talk_secs: None,
             no_answer: false,
             hold: None,
+            mute: None,
+            send_digits: None,
             impair: None,
         },
         |_| {},
@@ -108,6 +110,10 @@ async fn main() {
             talk_secs: None,
             max_wait_secs: 30.0,
             impair: None,
+            to: None,
+            dial_digits: None,
+            survey: None,
+            inband_dtmf: false,
         })
         .await
         .unwrap();

@@ -174,6 +174,8 @@ async fn main() {
                 talk_secs: None,
                 no_answer: false,
                 hold: None,
+                mute: None,
+                send_digits: None,
                 impair: None,
             },
             |_| {},
@@ -192,6 +194,10 @@ async fn main() {
             talk_secs: Some(talk_secs),
             max_wait_secs: 60.0,
             impair: None,
+            to: None,
+            dial_digits: None,
+            survey: None,
+            inband_dtmf: false,
         })));
     }
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -306,6 +306,7 @@ def hold_music():
 PROMPTS = {
     "queue-prompt.wav": "Please hold, an agent will be with you shortly.",
     "survey-prompt.wav": "Please rate your call from one to five on your keypad.",
+    "menu-prompt.wav": "For billing, press 1. For technical support, press 2.",
 }
 
 

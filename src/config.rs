@@ -1,5 +1,5 @@
 //! The switchboard's configuration file (TOML): queues, ring-no-answer time, after-call-work
-//! limit, disposition codes and not-ready reasons.
+//! limit, disposition codes, not-ready reasons, queue-entry menus and the post-call survey.
 //!
 //! `sapa switchboard --print-default-config` prints `DEFAULT_CONFIG`, which is also what runs
 //! when no `--config` is given, so the default is always a valid, documented example.
@@ -40,15 +40,36 @@ announce_monitoring = false
 # (it keeps its place; the callback is offered when its turn comes).
 callback_offer_after_secs = 60
 
+# Post-call survey: how long the caller has to press 1-5 after the prompt has played.
+survey_timeout_secs = 8
+
 # Queues callers can dial into. The first one is where a caller lands who names none.
 # service_level_secs: a call answered within this many seconds counts toward service level.
+# survey: when the agent hangs up first, the caller stays on the line, hears
+# sounds/survey-prompt.wav and rates the call 1-5 on the keypad (stored as the call's CSAT).
+# agents: who serves the queue, e.g. agents = ["ana", "bayu"]; leave it out for everyone.
 [[queues]]
 name = "support"
 service_level_secs = 20
+survey = false
 
 [[queues]]
 name = "billing"
 service_level_secs = 20
+survey = false
+
+# Queue-entry menus. A caller reaches one by dialing one of its numbers (`dial` field `to`)
+# or by naming it as the queue in `dial`. The prompt (a sound from sounds/, named without
+# .wav) plays; a key from `options` queues the call there; no valid key within timeout_secs
+# after the prompt queues it in default_queue. Keys arrive as RFC 4733 telephone events or,
+# from callers that send tones, as in-band DTMF.
+[[menus]]
+name = "main"
+numbers = ["+18005550100"]
+prompt = "menu-prompt"
+timeout_secs = 5
+default_queue = "support"
+options = { "1" = "billing", "2" = "support" }
 "#;
 
 /// One ACD queue.
@@ -58,10 +79,55 @@ pub struct QueueConfig {
     pub name: String,
     #[serde(default = "default_service_level_secs")]
     pub service_level_secs: u64,
+    /// Ask the caller to rate the call when the agent hangs up first.
+    #[serde(default)]
+    pub survey: bool,
+    /// The agents who serve this queue; empty: every agent.
+    #[serde(default)]
+    pub agents: Vec<String>,
+}
+
+impl QueueConfig {
+    /// Whether `agent` takes calls from this queue.
+    pub fn served_by(&self, agent: &str) -> bool {
+        self.agents.is_empty() || self.agents.iter().any(|a| a == agent)
+    }
 }
 
 fn default_service_level_secs() -> u64 {
     20
+}
+
+fn default_survey_timeout_secs() -> u64 {
+    8
+}
+
+fn default_menu_timeout_secs() -> u64 {
+    5
+}
+
+fn default_menu_prompt() -> String {
+    "menu-prompt".to_owned()
+}
+
+/// A queue-entry menu: a prompt, keys that choose queues, and where silence goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuConfig {
+    /// Callers may dial this name as their queue.
+    pub name: String,
+    /// Dialed numbers (`dial` field `to`) that land in this menu.
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    /// A sound from `sounds/`, without `.wav`.
+    #[serde(default = "default_menu_prompt")]
+    pub prompt: String,
+    /// Seconds after the prompt before the default queue is taken.
+    #[serde(default = "default_menu_timeout_secs")]
+    pub timeout_secs: u64,
+    pub default_queue: String,
+    /// Key (`0`-`9`, `*`, `#`) -> queue.
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 /// The whole file.
@@ -79,6 +145,11 @@ pub struct SwitchboardConfig {
     /// How long a caller waits before it may ask to be called back instead.
     #[serde(default = "default_callback_offer_after_secs")]
     pub callback_offer_after_secs: u64,
+    /// Seconds a caller has to press 1-5 after the survey prompt.
+    #[serde(default = "default_survey_timeout_secs")]
+    pub survey_timeout_secs: u64,
+    #[serde(default)]
+    pub menus: Vec<MenuConfig>,
 }
 
 fn default_callback_offer_after_secs() -> u64 {
@@ -142,7 +213,73 @@ impl SwitchboardConfig {
                 "at least one disposition code is needed".into(),
             ));
         }
+        for (i, menu) in self.menus.iter().enumerate() {
+            self.validate_menu(menu)?;
+            if self.menus[..i].iter().any(|m| m.name == menu.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "two menus are named {:?}",
+                    menu.name
+                )));
+            }
+            if let Some(n) = menu
+                .numbers
+                .iter()
+                .find(|n| self.menus[..i].iter().any(|m| m.numbers.contains(n)))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "number {n:?} belongs to two menus"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    fn validate_menu(&self, menu: &MenuConfig) -> Result<(), ConfigError> {
+        let invalid = |what: String| ConfigError::Invalid(format!("menu {:?}: {what}", menu.name));
+        if menu.name.trim().is_empty() {
+            return Err(ConfigError::Invalid("a menu has an empty name".into()));
+        }
+        if self.queue(&menu.name).is_some() {
+            return Err(invalid("has the name of a queue".into()));
+        }
+        if crate::sounds::Sound::from_name(&menu.prompt).is_none() {
+            return Err(invalid(format!(
+                "no sound named {:?} in sounds/",
+                menu.prompt
+            )));
+        }
+        if self.queue(&menu.default_queue).is_none() {
+            return Err(invalid(format!(
+                "default_queue {:?} is not a queue",
+                menu.default_queue
+            )));
+        }
+        for (key, queue) in &menu.options {
+            let mut chars = key.chars();
+            let ok = matches!((chars.next(), chars.next()), (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#');
+            if !ok {
+                return Err(invalid(format!(
+                    "option {key:?} is not one key (0-9, *, #)"
+                )));
+            }
+            if self.queue(queue).is_none() {
+                return Err(invalid(format!(
+                    "option {key} leads to {queue:?}, which is not a queue"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The menu a caller reaches by dialing `to` or naming `queue`, if any.
+    pub fn menu_for(&self, to: Option<&str>, queue: Option<&str>) -> Option<&MenuConfig> {
+        self.menus.iter().find(|m| {
+            queue == Some(m.name.as_str()) || to.is_some_and(|to| m.numbers.iter().any(|n| n == to))
+        })
+    }
+
+    pub fn survey_timeout(&self) -> Duration {
+        Duration::from_secs(self.survey_timeout_secs)
     }
 
     pub fn ring_no_answer(&self) -> Duration {
@@ -171,6 +308,37 @@ mod tests {
         let c = SwitchboardConfig::default();
         assert_eq!(c.default_queue(), "support");
         assert_eq!(c.ring_no_answer(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn default_menu_routes_keys_to_queues() {
+        let c = SwitchboardConfig::default();
+        let menu = c.menu_for(Some("+18005550100"), None).unwrap();
+        assert_eq!(menu.name, "main");
+        assert_eq!(c.menu_for(None, Some("main")), Some(menu));
+        assert_eq!(c.menu_for(Some("+1999"), Some("support")), None);
+        assert_eq!(menu.options.get("2").map(String::as_str), Some("support"));
+        assert!(!c.queues[0].survey);
+    }
+
+    #[test]
+    fn rejects_menus_that_lead_nowhere() {
+        for (from, to, why) in [
+            ("\"2\" = \"support\"", "\"2\" = \"sales\"", "not a queue"),
+            ("\"2\" = \"support\"", "\"22\" = \"support\"", "not one key"),
+            (
+                "default_queue = \"support\"",
+                "default_queue = \"x\"",
+                "default_queue",
+            ),
+            ("prompt = \"menu-prompt\"", "prompt = \"nope\"", "no sound"),
+            ("name = \"main\"", "name = \"billing\"", "name of a queue"),
+        ] {
+            let text = DEFAULT_CONFIG.replace(from, to);
+            assert_ne!(text, DEFAULT_CONFIG, "{from}");
+            let err = SwitchboardConfig::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 
     #[test]

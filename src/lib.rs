@@ -10,6 +10,7 @@
 pub mod acd;
 pub mod audio;
 pub mod config;
+pub mod ivr;
 pub mod metrics;
 pub mod peer;
 pub mod phone;

@@ -231,6 +231,19 @@ struct CallerArgs {
     /// Abandon after waiting this many seconds in queue.
     #[arg(long, default_value_t = 120.0)]
     max_wait_secs: f64,
+    /// The number dialed; a queue-entry menu configured for it answers (see --dial-digits).
+    #[arg(long)]
+    to: Option<String>,
+    /// Keys to press when a queue-entry menu answers, e.g. 2 (sent once media is up).
+    #[arg(long, alias = "dtmf")]
+    dial_digits: Option<String>,
+    /// The key (1-5) to press when the switchboard asks to rate the call after the agent
+    /// hangs up.
+    #[arg(long)]
+    survey: Option<char>,
+    /// Send keys as in-band DTMF tones in the voice instead of RFC 4733 telephone events.
+    #[arg(long)]
+    inband_dtmf: bool,
     /// TEST USE ONLY: impair the send path, e.g. loss=10,jitter=30,seed=1.
     #[arg(long)]
     impair: Option<String>,
@@ -282,9 +295,13 @@ struct AgentArgs {
     /// Resolution submitted with the disposition.
     #[arg(long, default_value = "resolved", value_parser = ["resolved", "escalated", "follow-up"])]
     resolution: String,
-    /// Hang up after this many seconds in a call.
+    /// Hang up after this many seconds in a call (a queue with a survey then asks the caller
+    /// to rate the call).
     #[arg(long)]
     talk_secs: Option<f64>,
+    /// Keys to press one second into each call; they reach the caller as telephone events.
+    #[arg(long)]
+    send_digits: Option<String>,
     /// Let offered calls ring out (ring-no-answer testing); each missed offer counts as a call.
     #[arg(long)]
     no_answer: bool,
@@ -483,6 +500,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 talk_secs: args.talk_secs,
                 max_wait_secs: args.max_wait_secs,
                 impair: impairment(args.impair)?,
+                to: args.to,
+                dial_digits: args.dial_digits,
+                survey: args.survey,
+                inband_dtmf: args.inband_dtmf,
             };
             let report = match args.listen_as {
                 Some(number) => caller::listen(options, number).await?,
@@ -555,6 +576,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     talk_secs: args.talk_secs,
                     no_answer: args.no_answer,
                     hold: None,
+                    mute: None,
+                    send_digits: args.send_digits,
                     impair: impairment(args.impair)?,
                 },
                 control,
@@ -609,6 +632,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     no_answer: false,
                     hold: None,
                     impair: None,
+                    mute: None,
+                    send_digits: None,
                 },
                 agent::CallControl {
                     stay_not_ready: true,

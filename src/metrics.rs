@@ -444,6 +444,21 @@ pub struct ReportRow {
     /// Average satisfaction score (1 to 5) of the calls that have one.
     pub csat_avg: Option<f64>,
     pub csat_count: u32,
+    /// Calls whose caller was asked to rate them (the survey's response rate is
+    /// `csat_count ÷ surveys`).
+    #[serde(default)]
+    pub surveys: u32,
+    /// Average first response (first offer to answer) of answered calls.
+    #[serde(default)]
+    pub avg_first_response_ms: Option<u64>,
+    /// Average hold time of answered calls, and how many holds there were in all.
+    #[serde(default)]
+    pub avg_hold_ms: Option<u64>,
+    #[serde(default)]
+    pub holds: u32,
+    /// Average time answered calls had the agent's microphone muted.
+    #[serde(default)]
+    pub avg_mute_ms: Option<u64>,
 }
 
 /// A report of the calls that arrived in `[from_ms, to_ms)`, one row per agent or per queue,
@@ -489,7 +504,7 @@ pub fn report(
 /// breakdowns are `code=count;code=count`, sorted by code.
 #[must_use]
 pub fn report_csv(rows: &[ReportRow]) -> String {
-    const HEADER: [&str; 14] = [
+    const HEADER: [&str; 19] = [
         "key",
         "offered",
         "answered",
@@ -504,6 +519,11 @@ pub fn report_csv(rows: &[ReportRow]) -> String {
         "fcr_pct",
         "csat_avg",
         "csat_count",
+        "surveys",
+        "avg_first_response_ms",
+        "avg_hold_ms",
+        "holds",
+        "avg_mute_ms",
     ];
     let mut out = String::new();
     push_csv_line(&mut out, HEADER.map(str::to_owned));
@@ -525,6 +545,11 @@ pub fn report_csv(rows: &[ReportRow]) -> String {
                 optional_f64(row.fcr_pct),
                 optional_f64(row.csat_avg),
                 row.csat_count.to_string(),
+                row.surveys.to_string(),
+                optional(row.avg_first_response_ms),
+                optional(row.avg_hold_ms),
+                row.holds.to_string(),
+                optional(row.avg_mute_ms),
             ],
         );
     }
@@ -610,6 +635,12 @@ struct RowTally {
     first_contact_resolved: u32,
     csat_sum: i128,
     csat_count: u32,
+    surveys: u32,
+    first_response_sum_ms: u128,
+    first_responses: u32,
+    hold_sum_ms: u128,
+    holds: u32,
+    mute_sum_ms: u128,
 }
 
 impl RowTally {
@@ -637,6 +668,19 @@ impl RowTally {
             self.csat_sum += i128::from(score);
             self.csat_count += 1;
         }
+        let call = &report.call;
+        if call.survey.is_some() {
+            self.surveys += 1;
+        }
+        if facts.answered {
+            if let Some(ms) = call.first_response_ms {
+                self.first_response_sum_ms += ms.max(0) as u128;
+                self.first_responses += 1;
+            }
+            self.hold_sum_ms += call.hold_ms.max(0) as u128;
+            self.mute_sum_ms += call.mute_ms.max(0) as u128;
+        }
+        self.holds += u32::try_from(call.hold_count.max(0)).unwrap_or(u32::MAX);
     }
 
     fn finish(self, key: String) -> ReportRow {
@@ -657,6 +701,11 @@ impl RowTally {
             csat_avg: (self.csat_count > 0)
                 .then(|| self.csat_sum as f64 / f64::from(self.csat_count)),
             csat_count: self.csat_count,
+            surveys: self.surveys,
+            avg_first_response_ms: average(self.first_response_sum_ms, self.first_responses),
+            avg_hold_ms: average(self.hold_sum_ms, t.answered),
+            holds: self.holds,
+            avg_mute_ms: average(self.mute_sum_ms, t.answered),
         }
     }
 }
@@ -808,10 +857,14 @@ mod tests {
             QueueConfig {
                 name: "support".into(),
                 service_level_secs: 20,
+                survey: false,
+                agents: vec![],
             },
             QueueConfig {
                 name: "billing".into(),
                 service_level_secs: 60,
+                survey: false,
+                agents: vec![],
             },
         ]
     }
@@ -834,6 +887,12 @@ mod tests {
                 talk_ms: None,
                 hold_ms: 0,
                 csat: None,
+                hold_count: 0,
+                mute_ms: 0,
+                first_response_ms: None,
+                menu: None,
+                menu_choice: None,
+                survey: None,
             },
             disposition: None,
         }
@@ -1287,7 +1346,8 @@ mod tests {
     fn report_calls() -> Vec<CallReport> {
         let t = DAY + 9 * 60 * MIN;
         vec![
-            // ana, support: wait 10, talk 100, ACW 20, resolved, CSAT 5
+            // ana, support: wait 10, talk 100, ACW 20, resolved, CSAT 5 (asked by the
+            // survey); first response 4 s, held twice for 9 s in all, muted 3 s
             {
                 let mut r = disposed(
                     answered("r1", "support", "ana", t, 10, 100),
@@ -1296,12 +1356,17 @@ mod tests {
                     20,
                 );
                 r.call.csat = Some(5);
+                r.call.survey = Some("answered".into());
+                r.call.first_response_ms = Some(4_000);
+                (r.call.hold_ms, r.call.hold_count, r.call.mute_ms) = (9_000, 2, 3_000);
                 r
             },
-            // ana, support: wait 20, talk 200, no disposition, CSAT 2
+            // ana, support: wait 20, talk 200, no disposition, CSAT 2 (not from a survey);
+            // first response 2 s
             {
                 let mut r = answered("r2", "support", "ana", t + MIN, 20, 200);
                 r.call.csat = Some(2);
+                r.call.first_response_ms = Some(2_000);
                 r
             },
             // bo, billing: wait 30, talk 300, ACW 60, escalated
@@ -1364,8 +1429,19 @@ mod tests {
             support.resolutions,
             BTreeMap::from([("follow_up".to_owned(), 1), ("resolved".to_owned(), 1)])
         );
-        // CSAT: (5 + 2) / 2 = 3.5 over 2 calls
+        // CSAT: (5 + 2) / 2 = 3.5 over 2 calls; one survey asked
         assert_eq!((support.csat_avg, support.csat_count), (Some(3.5), 2));
+        assert_eq!(support.surveys, 1);
+        // first response over the answered calls that have one: (4 + 2) / 2 = 3 s
+        assert_eq!(support.avg_first_response_ms, Some(3_000));
+        // hold and mute over all 3 answered calls: 9 / 3 = 3 s, 3 / 3 = 1 s; 2 holds
+        assert_eq!((support.avg_hold_ms, support.holds), (Some(3_000), 2));
+        assert_eq!(support.avg_mute_ms, Some(1_000));
+        assert_eq!(
+            (billing.avg_hold_ms, billing.holds, billing.avg_mute_ms),
+            (Some(0), 0, Some(0))
+        );
+        assert_eq!(billing.avg_first_response_ms, None);
         // FCR base: r1, r4 (answered with a disposition); r1 resolved, no repeat -> 1/2
         assert_eq!((support.fcr_base, support.first_contact_resolved), (2, 1));
         assert_eq!(support.fcr_pct, Some(50.0));
@@ -1473,6 +1549,11 @@ mod tests {
                 fcr_pct: Some(200.0 / 3.0),
                 csat_avg: Some(4.5),
                 csat_count: 2,
+                surveys: 3,
+                avg_first_response_ms: Some(4_000),
+                avg_hold_ms: Some(1_500),
+                holds: 2,
+                avg_mute_ms: Some(0),
             },
             ReportRow {
                 key: "plain".into(),
@@ -1483,10 +1564,10 @@ mod tests {
         let expected = concat!(
             "key,offered,answered,abandoned,avg_handle_ms,avg_after_call_work_ms,avg_wait_ms,",
             "dispositions,resolutions,fcr_base,first_contact_resolved,fcr_pct,csat_avg,",
-            "csat_count\n",
+            "csat_count,surveys,avg_first_response_ms,avg_hold_ms,holds,avg_mute_ms\n",
             "\"Doe, \"\"Jo\"\"\nJr\",3,2,1,120000,0,,billing=2;sales=1,resolved=3,3,2,66.67,",
-            "4.50,2\n",
-            "plain,0,0,0,,,,,,0,0,,,0\n",
+            "4.50,2,3,4000,1500,2,0\n",
+            "plain,0,0,0,,,,,,0,0,,,0,0,,,0,\n",
         );
         assert_eq!(csv, expected);
     }

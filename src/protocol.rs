@@ -65,6 +65,23 @@ pub struct HistoryEntry {
     pub end_reason: Option<String>,
     pub talk_ms: Option<i64>,
     pub csat: Option<i64>,
+    /// Time on hold (inside `talk_ms`) and how many times the caller was held.
+    #[serde(default)]
+    pub hold_ms: i64,
+    #[serde(default)]
+    pub hold_count: i64,
+    /// Time the agent's microphone was muted during the call.
+    #[serde(default)]
+    pub mute_ms: i64,
+    /// From the first offer (an agent's phone starting to ring) to the answer.
+    #[serde(default)]
+    pub first_response_ms: Option<i64>,
+    /// The queue-entry menu the caller went through and the key that chose the queue
+    /// (`timeout` when none did).
+    #[serde(default)]
+    pub menu: Option<String>,
+    #[serde(default)]
+    pub menu_choice: Option<String>,
     pub disposition: Option<DispositionInfo>,
     /// Who talked to the caller, from when to when, and why the call moved; oldest first.
     #[serde(default)]
@@ -189,8 +206,12 @@ pub enum ClientMessage {
         from: String,
         #[serde(default)]
         name: Option<String>,
+        /// A queue, or the name of a queue-entry menu.
         #[serde(default)]
         queue: Option<String>,
+        /// The number dialed; a menu configured for it answers the call.
+        #[serde(default)]
+        to: Option<String>,
     },
     /// Open (or replace) this connection's one peer connection: an SDP offer, answered by
     /// `media_answer`. Agents send it once per shift, callers once per call.
@@ -256,6 +277,14 @@ pub enum ClientMessage {
     /// Agent: put the caller on hold (`on: true`: the caller hears hold music, the agent
     /// hears nothing) or take them off it.
     Hold {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+        on: bool,
+    },
+    /// Agent: the phone's microphone was muted (`on: true`) or unmuted during the call; the
+    /// switchboard stores the muted time on the call.
+    Mute {
         #[serde(default)]
         req: Option<String>,
         call_id: String,
@@ -399,6 +428,7 @@ impl ClientMessage {
             | ClientMessage::Monitor { req, .. }
             | ClientMessage::StopMonitor { req }
             | ClientMessage::Hold { req, .. }
+            | ClientMessage::Mute { req, .. }
             | ClientMessage::Report { req, .. }
             | ClientMessage::Transfer { req, .. }
             | ClientMessage::Consult { req, .. }
@@ -428,6 +458,7 @@ impl ClientMessage {
             ClientMessage::History { .. } => "history",
             ClientMessage::Monitor { .. } => "monitor",
             ClientMessage::Hold { .. } => "hold",
+            ClientMessage::Mute { .. } => "mute",
             ClientMessage::Report { .. } => "report",
             ClientMessage::StopMonitor { .. } => "stop_monitor",
             ClientMessage::Transfer { .. } => "transfer",
@@ -508,6 +539,22 @@ pub enum ServerMessage {
     CallEnded {
         call_id: String,
         reason: String,
+    },
+    /// Caller: the answer to `dial` when the dialed entry has a queue-entry menu. The prompt
+    /// plays once media is up; keys pressed (RFC 4733 telephone events, or in-band tones)
+    /// choose the queue, and `call_queued` follows.
+    InMenu {
+        req: Option<String>,
+        call_id: String,
+        menu: String,
+        /// Keys are awaited this long after the prompt has played.
+        timeout_ms: u64,
+    },
+    /// Caller: the agent hung up and the post-call survey runs: press 1 to 5 within
+    /// `timeout_ms` (after the prompt). `call_ended` follows.
+    SurveyStarted {
+        call_id: String,
+        timeout_ms: u64,
     },
     /// Caller: the call waits in a queue.
     CallQueued {
@@ -677,6 +724,7 @@ const CLIENT_TYPES: &[&str] = &[
     "monitor",
     "stop_monitor",
     "hold",
+    "mute",
     "report",
     "transfer",
     "consult",
@@ -748,6 +796,7 @@ mod tests {
             r#"{"type":"monitor","agent":"ana","mode":"whisper"}"#,
             r#"{"type":"stop_monitor"}"#,
             r#"{"type":"hold","call_id":"c1","on":true}"#,
+            r#"{"type":"mute","call_id":"c1","on":false}"#,
             r#"{"type":"report","from_ms":0,"to_ms":86400000,"by":"agent"}"#,
             r#"{"type":"transfer","call_id":"c1","queue":"billing","notes":"n"}"#,
             r#"{"type":"consult","call_id":"c1","agent":"bayu"}"#,

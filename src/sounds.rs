@@ -17,10 +17,11 @@ pub enum Sound {
     MonitorBeep,
     QueuePrompt,
     SurveyPrompt,
+    MenuPrompt,
 }
 
 impl Sound {
-    pub const ALL: [Sound; 7] = [
+    pub const ALL: [Sound; 8] = [
         Sound::Ringback,
         Sound::HoldMusic,
         Sound::Ringtone,
@@ -28,6 +29,7 @@ impl Sound {
         Sound::MonitorBeep,
         Sound::QueuePrompt,
         Sound::SurveyPrompt,
+        Sound::MenuPrompt,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -39,7 +41,14 @@ impl Sound {
             Sound::MonitorBeep => "monitor-beep.wav",
             Sound::QueuePrompt => "queue-prompt.wav",
             Sound::SurveyPrompt => "survey-prompt.wav",
+            Sound::MenuPrompt => "menu-prompt.wav",
         }
+    }
+
+    /// The sound a configuration names by its file name without `.wav` (`"menu-prompt"`).
+    pub fn from_name(name: &str) -> Option<Sound> {
+        let file = format!("{}.wav", name.strip_suffix(".wav").unwrap_or(name));
+        Sound::ALL.into_iter().find(|s| s.file_name() == file)
     }
 
     fn bytes(self) -> &'static [u8] {
@@ -51,6 +60,7 @@ impl Sound {
             Sound::MonitorBeep => include_bytes!("../sounds/monitor-beep.wav"),
             Sound::QueuePrompt => include_bytes!("../sounds/queue-prompt.wav"),
             Sound::SurveyPrompt => include_bytes!("../sounds/survey-prompt.wav"),
+            Sound::MenuPrompt => include_bytes!("../sounds/menu-prompt.wav"),
         }
     }
 
@@ -113,6 +123,16 @@ mod tests {
             let peak = s.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(peak > 0.05, "{sound:?} is silent");
         }
+    }
+
+    #[test]
+    fn sounds_are_found_by_name() {
+        assert_eq!(Sound::from_name("menu-prompt"), Some(Sound::MenuPrompt));
+        assert_eq!(
+            Sound::from_name("survey-prompt.wav"),
+            Some(Sound::SurveyPrompt)
+        );
+        assert_eq!(Sound::from_name("nope"), None);
     }
 
     #[test]

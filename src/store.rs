@@ -58,6 +58,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0001_initial.sql"),
     ),
     (
+        2,
+        "dtmf survey",
+        include_str!("../migrations/sqlite/0002_dtmf_survey.sql"),
+    ),
+    (
         3,
         "transfers callbacks",
         include_str!("../migrations/sqlite/0003_transfers_callbacks.sql"),
@@ -68,6 +73,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         1,
         "initial",
         include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "dtmf survey",
+        include_str!("../migrations/postgres/0002_dtmf_survey.sql"),
     ),
     (
         3,
@@ -270,6 +280,18 @@ pub struct CallRecord {
     pub hold_ms: i64,
     /// Customer satisfaction score, 1 to 5, if the caller gave one.
     pub csat: Option<i64>,
+    /// How many times the caller was put on hold.
+    pub hold_count: i64,
+    /// Total time the agent's microphone was muted.
+    pub mute_ms: i64,
+    /// First offer (a phone starts ringing) to answer; `None` if never answered.
+    pub first_response_ms: Option<i64>,
+    /// The queue-entry menu the caller went through, if any.
+    pub menu: Option<String>,
+    /// The key that chose the queue in the menu, or `timeout`.
+    pub menu_choice: Option<String>,
+    /// How the post-call survey ended (`answered`, `invalid`, `no_answer`); `None`: not asked.
+    pub survey: Option<String>,
 }
 
 /// One time a call rang one agent.
@@ -314,6 +336,12 @@ pub struct HistoryEntry {
     pub wait_ms: Option<i64>,
     pub talk_ms: Option<i64>,
     pub csat: Option<i64>,
+    pub hold_ms: i64,
+    pub hold_count: i64,
+    pub mute_ms: i64,
+    pub first_response_ms: Option<i64>,
+    pub menu: Option<String>,
+    pub menu_choice: Option<String>,
     /// The newest disposition of the call, if any.
     pub disposition: Option<Disposition>,
     /// Who talked to the caller, from when to when, and why the call moved; oldest first.
@@ -521,7 +549,8 @@ macro_rules! call_select {
     () => {
         "SELECT c.id, c.direction, c.queue, c.caller_number, c.caller_name, c.agent,
                 c.arrived_at, c.answered_at, c.ended_at, c.end_reason, c.wait_ms, c.talk_ms,
-                c.hold_ms, c.csat"
+                c.hold_ms, c.csat, c.hold_count, c.mute_ms, c.first_response_ms, c.menu,
+                c.menu_choice, c.survey"
     };
 }
 
@@ -850,7 +879,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records that `agent` answered the call at `at`, and its wait time. Repeating it for the
+    /// Records that `agent` answered the call at `at`, its wait time, and its first response
+    /// time (from the call's first offer; `None` if no offer was stored). Repeating it for the
     /// same agent is a no-op; a call already answered by someone else, or already ended, is
     /// [`StoreError::Invalid`].
     pub async fn call_answered(&self, call_id: &str, agent: &str, at: i64) -> Result<()> {
@@ -858,7 +888,10 @@ impl Store {
         key("agent", agent)?;
         let done = sqlx::query(
             "UPDATE calls SET agent = $2, answered_at = $3,
-                 wait_ms = CASE WHEN $3 < arrived_at THEN 0 ELSE $3 - arrived_at END
+                 wait_ms = CASE WHEN $3 < arrived_at THEN 0 ELSE $3 - arrived_at END,
+                 first_response_ms = (SELECT CASE WHEN MIN(o.started_at) > $3 THEN 0
+                                                  ELSE $3 - MIN(o.started_at) END
+                                      FROM offers o WHERE o.call_id = $1)
              WHERE id = $1 AND answered_at IS NULL AND ended_at IS NULL",
         )
         .bind(call_id)
@@ -923,6 +956,101 @@ impl Store {
             .bind(score)
             .execute(&self.pool)
             .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownCall(call_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The caller was put on hold (counts holds; the time comes with [`Self::add_hold_ms`]).
+    pub async fn hold_started(&self, call_id: &str) -> Result<()> {
+        key("call id", call_id)?;
+        let done = sqlx::query("UPDATE calls SET hold_count = hold_count + 1 WHERE id = $1")
+            .bind(call_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownCall(call_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Adds `ms` (not negative) to the time the agent's microphone was muted.
+    pub async fn add_mute_ms(&self, call_id: &str, ms: i64) -> Result<()> {
+        key("call id", call_id)?;
+        if ms < 0 {
+            return Err(StoreError::Invalid(format!(
+                "mute time cannot be negative ({ms} ms)"
+            )));
+        }
+        let done = sqlx::query("UPDATE calls SET mute_ms = mute_ms + $2 WHERE id = $1")
+            .bind(call_id)
+            .bind(ms)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownCall(call_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The caller entered the queue-entry menu `menu` (before any queue was chosen).
+    pub async fn call_in_menu(&self, call_id: &str, menu: &str) -> Result<()> {
+        key("call id", call_id)?;
+        key("menu", menu)?;
+        let done = sqlx::query("UPDATE calls SET menu = $2 WHERE id = $1")
+            .bind(call_id)
+            .bind(menu)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownCall(call_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The menu chose `queue` for the call: by a key, or `timeout`.
+    pub async fn call_routed(&self, call_id: &str, queue: &str, choice: &str) -> Result<()> {
+        key("call id", call_id)?;
+        key("queue", queue)?;
+        key("menu choice", choice)?;
+        let done = sqlx::query("UPDATE calls SET queue = $2, menu_choice = $3 WHERE id = $1")
+            .bind(call_id)
+            .bind(queue)
+            .bind(choice)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownCall(call_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// How the post-call survey ended: `answered` with a score 1-5, or `invalid` /
+    /// `no_answer` without one (no CSAT is stored then).
+    pub async fn survey_ended(
+        &self,
+        call_id: &str,
+        outcome: &str,
+        score: Option<i64>,
+    ) -> Result<()> {
+        key("call id", call_id)?;
+        match (outcome, score) {
+            ("answered", Some(1..=5)) | ("invalid" | "no_answer", None) => {}
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "a survey ends answered with a score 1-5, or invalid or no_answer without one \
+                     (not {outcome:?} with {score:?})"
+                )));
+            }
+        }
+        let done =
+            sqlx::query("UPDATE calls SET survey = $2, csat = COALESCE($3, csat) WHERE id = $1")
+                .bind(call_id)
+                .bind(outcome)
+                .bind(score)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UnknownCall(call_id.to_owned()));
         }
@@ -1165,6 +1293,12 @@ impl Store {
                     wait_ms: call.wait_ms,
                     talk_ms: call.talk_ms,
                     csat: call.csat,
+                    hold_ms: call.hold_ms,
+                    hold_count: call.hold_count,
+                    mute_ms: call.mute_ms,
+                    first_response_ms: call.first_response_ms,
+                    menu: call.menu,
+                    menu_choice: call.menu_choice,
                     disposition: joined_disposition(row)?,
                 })
             })
@@ -1735,6 +1869,12 @@ fn call_from_row(row: &AnyRow) -> Result<CallRecord> {
         talk_ms: row.try_get("talk_ms")?,
         hold_ms: row.try_get("hold_ms")?,
         csat: row.try_get("csat")?,
+        hold_count: row.try_get("hold_count")?,
+        mute_ms: row.try_get("mute_ms")?,
+        first_response_ms: row.try_get("first_response_ms")?,
+        menu: row.try_get("menu")?,
+        menu_choice: row.try_get("menu_choice")?,
+        survey: row.try_get("survey")?,
     })
 }
 
@@ -2111,6 +2251,7 @@ mod tests {
         users_and_logins,
         customers_keep_names_and_notes,
         call_lifecycle_computes_wait_and_talk,
+        menu_survey_hold_mute_and_first_response_are_stored,
         offers_record_each_ring,
         dispositions_are_idempotent,
         concurrent_submits_store_one_disposition,
@@ -2320,6 +2461,12 @@ mod tests {
                 talk_ms: Some(60_000),
                 hold_ms: 5_000,
                 csat: Some(4),
+                hold_count: 0,
+                mute_ms: 0,
+                first_response_ms: None,
+                menu: None,
+                menu_choice: None,
+                survey: None,
             })
         );
 
@@ -2358,6 +2505,97 @@ mod tests {
         assert!(is_unknown_call(s.call_answered("nope", "ana", T0).await));
         assert!(is_unknown_call(s.call_ended("nope", T0, "abandoned").await));
         assert_eq!(s.call("nope").await.unwrap(), None);
+    }
+
+    async fn menu_survey_hold_mute_and_first_response_are_stored(cx: Ctx) {
+        let s = &cx.store;
+        s.call_arrived(&new_call("c1", "+15550100", T0))
+            .await
+            .unwrap();
+        s.call_in_menu("c1", "main").await.unwrap();
+        s.call_routed("c1", "billing", "1").await.unwrap();
+        // Rang bayu first (no answer), then ana, who answered 2.5 s after the first ring.
+        s.offer_started("c1", "bayu", T0 + 6_000).await.unwrap();
+        s.offer_ended("c1", "bayu", T0 + 7_000, "ring_no_answer")
+            .await
+            .unwrap();
+        s.offer_started("c1", "ana", T0 + 7_000).await.unwrap();
+        s.call_answered("c1", "ana", T0 + 8_500).await.unwrap();
+        s.hold_started("c1").await.unwrap();
+        s.add_hold_ms("c1", 1_200).await.unwrap();
+        s.hold_started("c1").await.unwrap();
+        s.add_hold_ms("c1", 800).await.unwrap();
+        s.add_mute_ms("c1", 3_000).await.unwrap();
+        s.add_mute_ms("c1", 500).await.unwrap();
+        s.call_ended("c1", T0 + 60_000, "agent_hung_up")
+            .await
+            .unwrap();
+        s.survey_ended("c1", "answered", Some(5)).await.unwrap();
+        let c = s.call("c1").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                c.queue.as_str(),
+                c.menu.as_deref(),
+                c.menu_choice.as_deref(),
+                c.first_response_ms,
+                c.hold_ms,
+                c.hold_count,
+                c.mute_ms,
+                c.survey.as_deref(),
+                c.csat
+            ),
+            (
+                "billing",
+                Some("main"),
+                Some("1"),
+                Some(2_500),
+                2_000,
+                2,
+                3_500,
+                Some("answered"),
+                Some(5)
+            )
+        );
+        let h = &s.caller_history("+15550100", 1).await.unwrap()[0];
+        assert_eq!(
+            (
+                h.hold_ms,
+                h.hold_count,
+                h.mute_ms,
+                h.first_response_ms,
+                h.csat
+            ),
+            (2_000, 2, 3_500, Some(2_500), Some(5))
+        );
+        assert_eq!(
+            (h.menu.as_deref(), h.menu_choice.as_deref()),
+            (Some("main"), Some("1"))
+        );
+
+        // A survey without a score stores no CSAT; answered without a score is refused.
+        s.call_arrived(&new_call("c2", "+15550100", T0 + 100_000))
+            .await
+            .unwrap();
+        s.survey_ended("c2", "no_answer", None).await.unwrap();
+        let c2 = s.call("c2").await.unwrap().unwrap();
+        assert_eq!(
+            (c2.survey.as_deref(), c2.csat, c2.first_response_ms),
+            (Some("no_answer"), None, None)
+        );
+        assert!(is_invalid(s.survey_ended("c2", "answered", None).await));
+        assert!(is_invalid(s.survey_ended("c2", "invalid", Some(3)).await));
+        assert!(is_invalid(s.survey_ended("c2", "answered", Some(6)).await));
+        assert!(is_invalid(s.survey_ended("c2", "maybe", None).await));
+        assert!(is_invalid(s.add_mute_ms("c2", -5).await));
+        assert!(is_unknown_call(s.add_mute_ms("nope", 5).await));
+        assert!(is_unknown_call(s.hold_started("nope").await));
+        assert!(is_unknown_call(
+            s.call_routed("nope", "support", "timeout").await
+        ));
+        assert!(is_unknown_call(s.call_in_menu("nope", "main").await));
+        assert!(is_unknown_call(
+            s.survey_ended("nope", "no_answer", None).await
+        ));
     }
 
     async fn offers_record_each_ring(cx: Ctx) {
@@ -2546,6 +2784,12 @@ mod tests {
                 wait_ms: Some(5_000),
                 talk_ms: Some(60_000),
                 csat: None,
+                hold_ms: 0,
+                hold_count: 0,
+                mute_ms: 0,
+                first_response_ms: None,
+                menu: None,
+                menu_choice: None,
                 disposition: Some(d),
                 legs: vec![],
             }

@@ -65,6 +65,8 @@ async fn bad_messages_get_stable_errors_and_calls_go_on() {
         talk_secs: None,
         no_answer: false,
         hold: None,
+        mute: None,
+        send_digits: None,
         impair: None,
     };
     let agent_task = tokio::spawn(agent::run(opts, |_| {}));
@@ -80,6 +82,10 @@ async fn bad_messages_get_stable_errors_and_calls_go_on() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }));
     tokio::time::sleep(Duration::from_millis(1000)).await;
 

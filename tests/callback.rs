@@ -36,6 +36,8 @@ fn agent_options(url: &str, user: &str, dir: &Path, calls: u32) -> AgentOptions 
         no_answer: false,
         hold: None,
         impair: None,
+        mute: None,
+        send_digits: None,
     }
 }
 
@@ -50,6 +52,10 @@ fn customer(url: &str, dir: &Path, number: &str, secs: f32, record: &str) -> Cal
         talk_secs: None,
         max_wait_secs: 40.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }
 }
 

@@ -27,6 +27,8 @@ fn agent_options(url: &str, user: &str, voice: AgentVoice, calls: u32) -> AgentO
         talk_secs: None,
         no_answer: false,
         hold: None,
+        mute: None,
+        send_digits: None,
         impair: None,
     }
 }
@@ -47,6 +49,10 @@ fn caller_options(
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Hold through a real switchboard: while held the caller hears hold music (not silence, not
 //! the agent) and the agent hears nothing; after resume they hear each other again; the hold
-//! time is stored on the call.
+//! time and the number of holds are stored on the call.
 
 mod common;
 
@@ -43,6 +43,8 @@ async fn held_caller_hears_music_then_the_agent_again() {
                 start_secs: 2.0,
                 secs: 3.0,
             }),
+            mute: None,
+            send_digits: None,
             impair: None,
         },
         |_| {},
@@ -58,6 +60,10 @@ async fn held_caller_hears_music_then_the_agent_again() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     })
     .await
     .unwrap();
@@ -98,5 +104,10 @@ async fn held_caller_hears_music_then_the_agent_again() {
         (2500..=3500).contains(&hold_ms),
         "hold time stored: {hold_ms} ms"
     );
+    assert_eq!(call.hold_count, 1, "one hold counted");
+    assert_eq!(call.mute_ms, 0, "never muted");
+    // The history entry carries the hold too.
+    let history = sb.store.caller_history("+15550444", 1).await.unwrap();
+    assert_eq!((history[0].hold_ms, history[0].hold_count), (hold_ms, 1));
     sb.shutdown().await;
 }

@@ -84,6 +84,8 @@ async fn listen_whisper_barge_reach_the_right_ears() {
             talk_secs: None,
             no_answer: false,
             hold: None,
+            mute: None,
+            send_digits: None,
             impair: None,
         },
         |_| {},
@@ -99,6 +101,10 @@ async fn listen_whisper_barge_reach_the_right_ears() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }));
     let sup_rec = dir.path().join("sup.wav");
     let report = supervisor::run(SupervisorOptions {
@@ -173,8 +179,14 @@ async fn listen_whisper_barge_reach_the_right_ears() {
     let agent_gap = longest_dropout_ms(&agent_heard, 440.0);
     let caller_gap = longest_dropout_ms(&caller_heard, 1000.0);
     eprintln!("longest dropout: agent {agent_gap} ms, caller {caller_gap} ms");
-    assert!(agent_gap <= 40, "the agent lost the caller for {agent_gap} ms");
-    assert!(caller_gap <= 40, "the caller lost the agent for {caller_gap} ms");
+    assert!(
+        agent_gap <= 40,
+        "the agent lost the caller for {agent_gap} ms"
+    );
+    assert!(
+        caller_gap <= 40,
+        "the caller lost the agent for {caller_gap} ms"
+    );
 
     let events = sb.store.monitor_events(&report.session_id).await.unwrap();
     let kinds: Vec<String> = events.iter().map(|e| format!("{:?}", e.kind)).collect();

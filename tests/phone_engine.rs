@@ -1,8 +1,10 @@
 //! The phone engine without a window, against a real switchboard: a call answered through
 //! intents with audio checked both ways (a tone into the test microphone reaches the caller,
 //! the caller's tone reaches the test speaker), the disposition stored with the phone's
-//! agent; drafts that survive a restart and are sent once; reconnecting after the
-//! switchboard goes away.
+//! agent; the keypad's keys reach the caller as telephone events and mute time is stored;
+//! drafts that survive a restart and are sent once; reconnecting after the switchboard goes
+//! away. All with a desktop-notification bus that is not there (as on CI), so each call
+//! also shows that a missing notification daemon fails nothing.
 
 mod common;
 
@@ -17,11 +19,14 @@ use sapa::phone::audio::{TestEndpoint, TestTap};
 use sapa::phone::config::PhoneConfig;
 use sapa::phone::draft::{DraftCall, DraftStore, StoredDraft, SubmittedForm, request_id};
 use sapa::phone::engine::{self, AudioSetup, Credentials, EngineHandle, EngineOptions, Update};
+use sapa::phone::notify::NotifyBus;
 use sapa::protocol::{AgentStateName, Resolution};
 use sapa::store::{self, Direction};
 use sapa_ui::{ConnectionHealth, Disposition, DispositionDraft, Intent};
 
 const WAIT: Duration = Duration::from_secs(20);
+/// A D-Bus address with nothing behind it.
+const NO_BUS: &str = "unix:path=/nonexistent/sapa-test-bus";
 
 fn tone(freq_hz: f32, secs: f32) -> Vec<f32> {
     (0..(48_000.0 * secs) as usize)
@@ -49,6 +54,9 @@ fn start_engine(
             go_available: true,
             audio: AudioSetup::Custom(Box::new(move || Box::new(endpoint))),
             export_dir: None,
+            // A bus that is not there, as on CI: every call in these tests shows that a
+            // missing notification daemon fails nothing.
+            notify_bus: NotifyBus::Address(NO_BUS.into()),
         },
         || {},
     )
@@ -103,6 +111,10 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
         talk_secs: Some(4.0),
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }));
 
     let offered = wait_for(&handle, "an offer", |u| matches!(u, Update::Offered { .. })).await;
@@ -182,6 +194,56 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
 }
 
 /// A call that happened in an earlier run, as the switchboard stored it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_keypad_reaches_the_caller_and_mute_time_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&running, &["ana"]).await;
+    let (handle, _tap) = start_engine(&running.ws_url(), &dir.path().join("d"), vec![]);
+    wait_for(&handle, "available", |u| {
+        is_state(u, AgentStateName::Available)
+    })
+    .await;
+    // Long enough for both keys (each a tone of its own length plus the end packets) and
+    // the second of mute even on a loaded 2-core test machine.
+    let play = tone_wav(dir.path(), "caller.wav", 1000.0, 8.0);
+    let mut options = plain_caller(&running.ws_url(), "+15550123", &play, dir.path());
+    options.talk_secs = Some(8.0);
+    let caller_task = tokio::spawn(caller::run(options));
+    wait_for(&handle, "an offer", |u| matches!(u, Update::Offered { .. })).await;
+    handle.send(Intent::Answer);
+    let Update::Connected { call_id, .. } = wait_for(&handle, "connected", |u| {
+        matches!(u, Update::Connected { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    for key in ['7', '#'] {
+        handle.send(Intent::SendDtmf(key));
+        wait_for(
+            &handle,
+            "key sent",
+            |u| matches!(u, Update::DtmfSent(k) if *k == key),
+        )
+        .await;
+    }
+    handle.send(Intent::SetMuted(true));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    handle.send(Intent::SetMuted(false));
+    let report = caller_task.await.unwrap().expect("caller ran");
+    assert_eq!(report.digits_heard, "7#", "{report:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let call = running.store.call(&call_id).await.unwrap().unwrap();
+    assert!(
+        (800..=1_600).contains(&call.mute_ms),
+        "mute time stored: {} ms",
+        call.mute_ms
+    );
+    handle.shutdown();
+    running.shutdown().await;
+}
+
 async fn past_call(store: &store::Store, id: &str) {
     let now = sapa::peer::now_ms();
     store

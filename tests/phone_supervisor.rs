@@ -56,6 +56,7 @@ fn start_engine(
             go_available,
             audio: AudioSetup::Custom(Box::new(move || Box::new(endpoint))),
             export_dir: Some(dir.join("exports")),
+            notify_bus: sapa::phone::notify::NotifyBus::Off,
         },
         || {},
     )
@@ -153,6 +154,10 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
         talk_secs: Some(12.0),
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }));
     wait_for(&ana, &mut ana_view, "the offer", |u| {
         matches!(u, Update::Offered { .. })

@@ -1,10 +1,15 @@
 //! The real `sapa phone` window under X (Xvfb in CI) against a real switchboard: it logs in
 //! from the command line, goes available with F6 and answers with F9 pressed through the X
 //! server (xdotool), and the call flows: the caller is answered by the phone's agent, the
-//! call is stored with that agent, and voice packets are forwarded both ways.
+//! call is stored with that agent, voice packets are forwarded both ways, and the audio went
+//! through the phone's headset: the caller's tone (1570 Hz) comes out of the speaker device
+//! (recorded from the virtual headset's `sapa_ear.monitor`), and a tone played into the
+//! microphone device (2430 Hz into `sapa_mouth_in`) is in what the caller heard.
 //!
-//! Needs `DISPLAY` and `xdotool`. Outside CI it is skipped with a message when they are
-//! missing; in CI (`CI` set) it must run (`.ci/run` starts Xvfb on :97).
+//! Needs `DISPLAY` and `xdotool`, and for the audio part the virtual headset
+//! (`scripts/virtual-headset.sh`, `PULSE_SERVER` set). Outside CI a missing display skips the
+//! test and a missing headset skips the audio part (the phone then runs `--no-audio`), each
+//! with a message; in CI (`CI` set) all of it must run (`.ci/run` starts both).
 
 mod common;
 
@@ -24,6 +29,41 @@ impl Drop for Phone {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The caller's voice and the agent's: not harmonics of each other.
+const CALLER_HZ: f32 = 1570.0;
+const AGENT_HZ: f32 = 2430.0;
+/// How long the caller talks once answered.
+const TALK_SECS: f32 = 8.0;
+
+/// Whether the virtual headset's devices are there to play into and record from.
+fn headset_available() -> bool {
+    let server = std::env::var_os("PULSE_SERVER").is_some_and(|s| !s.is_empty());
+    let devices = server
+        && Command::new("pactl")
+            .args(["list", "short", "sinks"])
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains("sapa_ear")
+            });
+    if devices {
+        return true;
+    }
+    let why = if server {
+        "PULSE_SERVER has no sapa_ear sink"
+    } else {
+        "PULSE_SERVER is not set"
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must check the window's audio, but {why} (.ci/run starts the virtual headset)");
+    }
+    eprintln!(
+        "phone window test: {why}; skipping the audio part \
+         (eval \"$(bash scripts/virtual-headset.sh start)\" to run it)"
+    );
+    false
 }
 
 fn can_run() -> bool {
@@ -123,7 +163,7 @@ async fn press_until(store: &Store, window: &str, key: &str, state: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_window_answers_with_f9_and_the_call_flows() {
+async fn the_window_answers_with_f9_and_audio_flows_through_the_headset() {
     if !can_run() {
         return;
     }
@@ -131,15 +171,29 @@ async fn the_window_answers_with_f9_and_the_call_flows() {
     let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
     add_agents(&running, &["ana"]).await;
 
-    let phone = Command::new(env!("CARGO_BIN_EXE_sapa"))
-        .args(["phone", "--no-audio", "--switchboard", &running.ws_url()])
+    let headset = headset_available();
+    let mut phone = Command::new(env!("CARGO_BIN_EXE_sapa"));
+    phone
+        .args(["phone", "--switchboard", &running.ws_url()])
         .args(["--user", "ana"])
         .env("SAPA_PASSWORD", PASSWORD)
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("XDG_DATA_HOME", dir.path().join("data"))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sapa phone starts");
+        .stdout(Stdio::null());
+    if headset {
+        // The virtual headset by name, as an agent picks it in Settings; the ring goes to
+        // its own device, so the speaker recording holds only the call.
+        let config = dir.path().join("phone.toml");
+        std::fs::write(
+            &config,
+            "microphone = \"sapa_mouth\"\nspeaker = \"sapa_ear\"\nringer = \"sapa_ring\"\n",
+        )
+        .unwrap();
+        phone.arg("--config").arg(&config);
+    } else {
+        phone.arg("--no-audio");
+    }
+    let phone = phone.spawn().expect("sapa phone starts");
     let _phone = Phone(phone);
     let window = window_id(Duration::from_secs(30));
 
@@ -147,17 +201,37 @@ async fn the_window_answers_with_f9_and_the_call_flows() {
     wait_for_state(&running.store, "ana", "not_ready", Duration::from_secs(30)).await;
     press_until(&running.store, &window, "F6", "available").await;
 
-    let play = tone_wav(dir.path(), "caller.wav", 1000.0, 3.0);
+    // What the headset plays is recorded from before the call; the microphone hears the
+    // agent's tone all along (longer than the call can take).
+    let (ear, mut mouth) = if headset {
+        let mouth_tone = tone_wav(dir.path(), "mouth.wav", AGENT_HZ, 40.0);
+        (
+            Some(Recorder::start(
+                "sapa_ear.monitor",
+                dir.path().join("ear.raw"),
+            )),
+            Some(play_into("sapa_mouth_in", &mouth_tone)),
+        )
+    } else {
+        (None, None)
+    };
+
+    let play = tone_wav(dir.path(), "caller.wav", CALLER_HZ, TALK_SECS);
+    let caller_heard = dir.path().join("caller-heard.wav");
     let caller_task = tokio::spawn(caller::run(caller::CallerOptions {
         switchboard: running.ws_url(),
         from: "+15550100".into(),
         name: Some("Budi Santoso".into()),
         queue: None,
         play,
-        record: dir.path().join("caller-heard.wav"),
-        talk_secs: Some(3.0),
+        record: caller_heard.clone(),
+        talk_secs: Some(TALK_SECS as f64),
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }));
     wait_for_state(&running.store, "ana", "offered", Duration::from_secs(20)).await;
     let before = running.media_stats().await.expect("media stats");
@@ -176,14 +250,37 @@ async fn the_window_answers_with_f9_and_the_call_flows() {
     .await;
     let call = running.store.call(&report.call_id).await.unwrap().unwrap();
     assert_eq!(call.agent.as_deref(), Some("ana"));
-    assert!(call.talk_ms.unwrap_or(0) >= 2_500, "talked: {call:?}");
-    // Three seconds of voice each way is ~300 packets; the bridge forwarded most of them.
+    assert!(call.talk_ms.unwrap_or(0) >= 6_000, "talked: {call:?}");
+    // Eight seconds of voice each way is ~800 packets; the bridge forwarded most of them.
     let after = running.media_stats().await.expect("media stats");
     let forwarded = after.packets_forwarded - before.packets_forwarded;
     assert!(
-        forwarded > 200,
+        forwarded > 500,
         "forwarded {forwarded} packets during the call"
     );
+
+    if let (Some(ear), Some(mouth)) = (ear, mouth.as_mut()) {
+        let ear_heard = ear.stop();
+        let _ = mouth.kill();
+        let _ = mouth.wait();
+        // Counted in 100 ms windows over the whole recording, so the devices' start-up and
+        // any hiccup of a loaded machine cost only the windows they hit.
+        let from_speaker = seconds_dominated(&ear_heard, CALLER_HZ, AGENT_HZ);
+        let to_caller = seconds_dominated(&read(&caller_heard), AGENT_HZ, CALLER_HZ);
+        eprintln!(
+            "the phone's speaker played the caller for {from_speaker:.1} s of {:.1} s recorded; \
+             the caller heard the phone's microphone for {to_caller:.1} s of {TALK_SECS} s",
+            ear_heard.len() as f64 / 48_000.0
+        );
+        assert!(
+            from_speaker >= 4.0,
+            "the caller came out of the phone's speaker for only {from_speaker:.1} s"
+        );
+        assert!(
+            to_caller >= 4.0,
+            "the caller heard the phone's microphone for only {to_caller:.1} s"
+        );
+    }
 
     drop(_phone);
     running.shutdown().await;

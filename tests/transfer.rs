@@ -40,6 +40,8 @@ fn agent_options(url: &str, user: &str, dir: &Path, hz: f32) -> AgentOptions {
         no_answer: false,
         hold: None,
         impair: None,
+        mute: None,
+        send_digits: None,
     }
 }
 
@@ -64,6 +66,10 @@ fn caller_options(url: &str, dir: &Path, from: &str, secs: f32) -> CallerOptions
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     }
 }
 

@@ -52,6 +52,10 @@ async fn wallboard_and_report_match_a_scripted_day() {
         talk_secs: None,
         max_wait_secs: 1.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     })
     .await
     .unwrap();
@@ -72,6 +76,8 @@ async fn wallboard_and_report_match_a_scripted_day() {
             talk_secs: None,
             no_answer: false,
             hold: None,
+            mute: None,
+            send_digits: None,
             impair: None,
         },
         |_| {},
@@ -87,6 +93,10 @@ async fn wallboard_and_report_match_a_scripted_day() {
         talk_secs: None,
         max_wait_secs: 20.0,
         impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
     })
     .await
     .unwrap();
@@ -177,6 +187,8 @@ async fn voice_quality_shows_loss_on_the_lossy_callers_leg_only() {
                     talk_secs: None,
                     no_answer: false,
                     hold: None,
+                    mute: None,
+                    send_digits: None,
                     impair: None,
                 },
                 |_| {},
@@ -199,6 +211,10 @@ async fn voice_quality_shows_loss_on_the_lossy_callers_leg_only() {
                 talk_secs: Some(9.0),
                 max_wait_secs: 20.0,
                 impair: impair.map(|spec| sapa::peer::impair::Impairment::parse(spec).unwrap()),
+                to: None,
+                dial_digits: None,
+                survey: None,
+                inband_dtmf: false,
             }))
         })
         .collect();

@@ -3,4 +3,5 @@ pub mod jitter;
 pub mod mixer;
 pub mod process;
 pub mod receive;
+pub mod rfc4733;
 pub mod tone;

@@ -1076,7 +1076,11 @@ mod sound_files {
 
     #[test]
     fn prompts_sound_like_speech() {
-        for s in [sound!("queue-prompt.wav"), sound!("survey-prompt.wav")] {
+        for s in [
+            sound!("queue-prompt.wav"),
+            sound!("survey-prompt.wav"),
+            sound!("menu-prompt.wav"),
+        ] {
             let secs = s.len() as f64 / RATE;
             assert!((2.0..=8.0).contains(&secs), "{secs} s");
             // Speech: syllables and gaps, i.e. a level that moves a lot from 50 ms to 50 ms.

@@ -62,6 +62,11 @@ pub struct AgentOptions {
     pub no_answer: bool,
     /// Put each call on hold `start` seconds in, for `secs` seconds.
     pub hold: Option<HoldPlan>,
+    /// Mute the microphone `start` seconds into each call, for `secs` seconds (reported to
+    /// the switchboard, which stores the muted time).
+    pub mute: Option<HoldPlan>,
+    /// Keys to press (sent to the caller) one second into each call.
+    pub send_digits: Option<String>,
     pub impair: Option<Impairment>,
 }
 
@@ -104,7 +109,7 @@ pub enum CallControlAction {
     },
 }
 
-/// When to hold during each call (headless testing of hold).
+/// When to hold (or mute) during each call (headless testing of hold and mute).
 #[derive(Debug, Clone, Copy)]
 pub struct HoldPlan {
     pub start_secs: f64,
@@ -228,6 +233,8 @@ pub async fn run_with(
     let mut answer_sent: Option<Instant> = None;
     let mut held = false;
     let mut step = ControlStep::Waiting;
+    let mut muted = false;
+    let mut digits_sent = false;
     while (reports.len() as u32) < options.calls {
         tokio::select! {
             _ = tick.tick() => {
@@ -235,6 +242,7 @@ pub async fn run_with(
                 if let Some((ts, frame)) = voice.tick(Instant::now()) {
                     voice.send(&media, ts, frame).await?;
                 }
+                voice.send_dtmf(&media).await?;
                 if let Some((report, started)) = &current {
                     recording.extend_from_slice(voice.heard());
                     if let Some(plan) = options.hold {
@@ -299,6 +307,28 @@ pub async fn run_with(
                             tracing::info!("call control: {}", message.type_name());
                             signal.send(message)?;
                         }
+                    }
+                    if let Some(plan) = options.mute {
+                        let t = started.elapsed().as_secs_f64();
+                        let want = t >= plan.start_secs && t < plan.start_secs + plan.secs;
+                        if want != muted && report.ended_by.is_empty() {
+                            muted = want;
+                            voice.muted = want;
+                            signal.send(ClientMessage::Mute {
+                                req: None,
+                                call_id: report.call_id.clone(),
+                                on: want,
+                            })?;
+                        }
+                    }
+                    if let Some(keys) = &options.send_digits
+                        && !digits_sent
+                        && started.elapsed() >= Duration::from_secs(1)
+                    {
+                        digits_sent = true;
+                        voice
+                            .queue_dtmf(keys)
+                            .map_err(|e| PeerError::Protocol(e.to_string()))?;
                     }
                     if let Some(limit) = options.talk_secs
                         && started.elapsed().as_secs_f64() >= limit && report.ended_by.is_empty() {
@@ -399,6 +429,9 @@ pub async fn run_with(
                         recording.clear();
                         voice.start_new_call();
                         held = false;
+                        muted = false;
+                        voice.muted = false;
+                        digits_sent = false;
                         current = Some((report, connected));
                     }
                     ServerMessage::CallEnded { call_id, reason } => {

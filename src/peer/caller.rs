@@ -1,6 +1,9 @@
-//! `sapa caller`: a headless customer. Dials into a queue, hears ringback while waiting, and
-//! once answered plays a WAV file and records what it hears, sample-aligned with the playback.
-//! Prints one JSON line when it ends: call id, queued ms, answered, talk ms.
+//! `sapa caller`: a headless customer. Dials into a queue (or a queue-entry menu, where it
+//! presses `--dial-digits` once media is up), hears ringback while waiting, and once answered
+//! plays a WAV file and records what it hears, sample-aligned with the playback. If the agent
+//! hangs up and the switchboard asks for a rating, it presses `--survey`. Keys leave as RFC 4733
+//! telephone events, or as in-band tones with `--inband-dtmf`. Prints one JSON line when it
+//! ends: call id, queued ms, answered, talk ms, the keys it heard from the agent.
 //!
 //! Two more ways to be a customer: ask to be called back after waiting a while
 //! (`--callback-after`, [`run_with`]), and be a reachable number (`--listen-as`, [`listen`]):
@@ -32,6 +35,14 @@ pub struct CallerOptions {
     /// Give up (abandon) after waiting this long in queue.
     pub max_wait_secs: f64,
     pub impair: Option<Impairment>,
+    /// The number dialed (the switchboard may answer it with a queue-entry menu).
+    pub to: Option<String>,
+    /// Keys to press when a queue-entry menu answers (once media is up).
+    pub dial_digits: Option<String>,
+    /// The key to press when asked to rate the call.
+    pub survey: Option<char>,
+    /// Send keys as in-band tones in the voice instead of telephone events.
+    pub inband_dtmf: bool,
 }
 
 /// The JSON line `sapa caller` prints.
@@ -47,6 +58,15 @@ pub struct CallerReport {
     pub agent: Option<String>,
     /// Every agent the caller was connected to, in order (a transfer adds one).
     pub agents: Vec<String>,
+    /// The queue-entry menu that answered, if any.
+    pub menu: Option<String>,
+    /// The queue the call waited in (as the switchboard last said).
+    pub queue: Option<String>,
+    /// Keys the far end sent (telephone events received during the call).
+    pub digits_heard: String,
+    /// Whether the switchboard asked for a rating, and the key pressed.
+    pub survey_asked: bool,
+    pub survey_key: Option<char>,
 }
 
 /// More of what a headless caller may do.
@@ -83,17 +103,28 @@ pub async fn run_with(
                 from: options.from.clone(),
                 name: options.name.clone(),
                 queue: options.queue.clone(),
+                to: options.to.clone(),
             },
             REQUEST_TIMEOUT,
         )
         .await?;
-    let ServerMessage::CallQueued { call_id, .. } = queued else {
-        return Err(PeerError::Protocol(format!(
-            "expected call_queued, got {queued:?}"
-        )));
+    let (call_id, menu, queue) = match queued {
+        ServerMessage::CallQueued { call_id, queue, .. } => (call_id, None, Some(queue)),
+        ServerMessage::InMenu { call_id, menu, .. } => (call_id, Some(menu), None),
+        other => {
+            return Err(PeerError::Protocol(format!(
+                "expected call_queued or in_menu, got {other:?}"
+            )));
+        }
     };
     let (media, mut packets) = connect_media(&signal, &url).await?;
     let mut voice = Voice::new(options.impair.clone())?;
+    let mut keys = Keypad::new(options.inband_dtmf);
+    if menu.is_some()
+        && let Some(digits) = &options.dial_digits
+    {
+        keys.press(&mut voice, digits)?;
+    }
     let mut report = CallerReport {
         call_id: call_id.clone(),
         queued_ms: 0,
@@ -102,6 +133,11 @@ pub async fn run_with(
         ended_by: "caller".into(),
         agent: None,
         agents: vec![],
+        menu,
+        queue,
+        digits_heard: String::new(),
+        survey_asked: false,
+        survey_key: None,
     };
     let ask_callback_at = extras
         .callback_after_secs
@@ -116,6 +152,7 @@ pub async fn run_with(
         tokio::select! {
             _ = tick.tick() => {
                 voice.receive(&mut packets);
+                keys.before_tick(&mut voice);
                 if let Some((ts, frame)) = voice.tick(Instant::now()) {
                     voice.send(&media, ts, frame).await?;
                 }
@@ -152,6 +189,7 @@ pub async fn run_with(
                     media.close().await;
                     return Ok(report);
                 }
+                Some(ServerMessage::CallQueued { queue, .. }) => report.queue = Some(queue),
                 Some(_) => {}
                 None => return Err(PeerError::Signal(signal::SignalError::Closed)),
             }
@@ -167,6 +205,8 @@ pub async fn run_with(
         playback,
         talk_for,
         &options.record,
+        &mut keys,
+        options.survey,
         &mut report,
     )
     .await?;
@@ -187,6 +227,8 @@ async fn talk(
     playback: Vec<f32>,
     talk: Duration,
     record: &std::path::Path,
+    keys: &mut Keypad,
+    survey: Option<char>,
     report: &mut CallerReport,
 ) -> Result<(), PeerError> {
     let call_id = report.call_id.clone();
@@ -197,14 +239,23 @@ async fn talk(
     let frames_to_talk = (talk.as_secs_f64() * 50.0).round() as usize;
     let mut recording: Vec<f32> = Vec::with_capacity(frames_to_talk * FRAME);
     let mut hung_up_by_us = true;
-    while recording.len() < frames_to_talk * FRAME {
+    // Once the switchboard asks for a rating, the caller stays until it says the call ended.
+    let mut in_survey = false;
+    while in_survey || recording.len() < frames_to_talk * FRAME {
         tokio::select! {
             _ = tick.tick() => {
                 voice.receive(packets);
+                keys.before_tick(voice);
                 if let Some((ts, frame)) = voice.tick(Instant::now()) {
                     voice.send(media, ts, frame).await?;
                 }
-                recording.extend_from_slice(voice.heard());
+                voice.send_dtmf(media).await?;
+                while let Some(d) = voice.poll_digit() {
+                    report.digits_heard.push(d.key);
+                }
+                if !in_survey {
+                    recording.extend_from_slice(voice.heard());
+                }
             }
             event = events.recv() => match event {
                 Some(ServerMessage::CallConnected { peer, .. }) => {
@@ -216,6 +267,16 @@ async fn talk(
                     hung_up_by_us = false;
                     break;
                 }
+                Some(ServerMessage::SurveyStarted { .. }) => {
+                    in_survey = true;
+                    report.survey_asked = true;
+                    report.talk_ms = started.elapsed().as_millis() as u64;
+                    voice.mouth = Mouth::Silence;
+                    if let Some(key) = survey {
+                        keys.press(voice, &key.to_string())?;
+                        report.survey_key = Some(key);
+                    }
+                }
                 Some(_) => {}
                 None => {
                     hung_up_by_us = false;
@@ -225,7 +286,9 @@ async fn talk(
             }
         }
     }
-    report.talk_ms = started.elapsed().as_millis() as u64;
+    if !report.survey_asked {
+        report.talk_ms = started.elapsed().as_millis() as u64;
+    }
     tracing::info!(
         stats = ?voice.receiver_stats(crate::peer::rtc::RxSlot::Main),
         "what the caller heard, after the call"
@@ -275,6 +338,7 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
     }
     let (media, mut packets) = connect_media(&signal, &url).await?;
     let mut voice = Voice::new(options.impair.clone())?;
+    let mut keys = Keypad::new(options.inband_dtmf);
     let mut report = CallerReport {
         call_id: String::new(),
         queued_ms: 0,
@@ -283,6 +347,11 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
         ended_by: "caller".into(),
         agent: None,
         agents: vec![],
+        menu: None,
+        queue: None,
+        digits_heard: String::new(),
+        survey_asked: false,
+        survey_key: None,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -332,9 +401,64 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
         playback,
         talk_for,
         &options.record,
+        &mut keys,
+        options.survey,
         &mut report,
     )
     .await?;
     media.close().await;
     Ok(report)
+}
+
+/// How the caller presses keys: telephone events through the voice loop, or DTMF tones mixed
+/// into what it says (for switchboards, or tests, that must hear tones).
+struct Keypad {
+    inband: bool,
+    /// Tone samples still to say, and where in them the next frame starts.
+    tones: Vec<f32>,
+    pos: usize,
+}
+
+impl Keypad {
+    fn new(inband: bool) -> Keypad {
+        Keypad {
+            inband,
+            tones: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn press(&mut self, voice: &mut Voice, keys: &str) -> Result<(), PeerError> {
+        if !self.inband {
+            return voice
+                .queue_dtmf(keys)
+                .map_err(|e| PeerError::Protocol(e.to_string()));
+        }
+        use crate::audio::tone::{ToneGenerator, ToneSpec};
+        for key in keys.chars() {
+            let spec = ToneSpec::dtmf(key)
+                .ok_or_else(|| PeerError::Protocol(format!("{key:?} is not a DTMF key")))?;
+            // 100 ms of tone and 60 ms of pause, as a keypad sends them.
+            let mut tone = vec![0f32; 4_800];
+            ToneGenerator::new(spec, wav::RATE_HZ).fill(&mut tone);
+            self.tones.extend_from_slice(&tone);
+            self.tones.extend(std::iter::repeat_n(0.0, 2_880));
+        }
+        Ok(())
+    }
+
+    /// Puts the next frame of tones (if any are left) in the voice's mouth.
+    fn before_tick(&mut self, voice: &mut Voice) {
+        if self.pos >= self.tones.len() {
+            if !self.tones.is_empty() {
+                self.tones.clear();
+                self.pos = 0;
+                voice.mouth = Mouth::Silence;
+            }
+            return;
+        }
+        let end = (self.pos + FRAME).min(self.tones.len());
+        voice.mouth = Mouth::wav(self.tones[self.pos..end].to_vec());
+        self.pos = end;
+    }
 }

@@ -5,6 +5,11 @@
 //! Received RTP goes out on a channel tagged with its slot; Opus frames to send go in through
 //! [`PeerMedia::send_opus`], which builds RTP with our own sequence numbers and timestamps so
 //! the send clock is exact.
+//!
+//! DTMF travels as RFC 4733 telephone events (`telephone-event/48000`, payload type
+//! [`TELEPHONE_EVENT_PT`]) negotiated next to Opus on `main`: [`PeerMedia::send_telephone_event`]
+//! sends them on the voice's SSRC, sequence numbers and clock; received ones arrive on the same
+//! channel as audio, told apart by their payload type.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
@@ -12,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_TELEPHONE_EVENT,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -30,6 +37,8 @@ use webrtc::peer_connection::{
 
 /// Payload type we offer for Opus.
 pub const OPUS_PT: u8 = 111;
+/// Payload type we offer for RFC 4733 telephone events (DTMF) at 48 kHz.
+pub const TELEPHONE_EVENT_PT: u8 = 101;
 
 /// Which of the two incoming streams a packet came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +53,8 @@ pub struct RxPacket {
     pub slot: RxSlot,
     pub seq: u16,
     pub timestamp: u32,
+    /// [`OPUS_PT`] for voice, [`TELEPHONE_EVENT_PT`] for DTMF (the answer may map others).
+    pub payload_type: u8,
     pub payload: Bytes,
     pub arrived: Instant,
 }
@@ -117,6 +128,7 @@ impl PeerConnectionEventHandler for Handler {
                     slot,
                     seq: packet.header.sequence_number,
                     timestamp: packet.header.timestamp,
+                    payload_type: packet.header.payload_type,
                     payload: packet.payload.clone(),
                     arrived: Instant::now(),
                 };
@@ -158,6 +170,31 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+/// RFC 4733 events on the Opus clock, keys 0-9, *, #, A-D (events 0-15).
+fn telephone_event_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_TELEPHONE_EVENT.to_owned(),
+        clock_rate: crate::audio::rfc4733::CLOCK_HZ,
+        channels: 0,
+        sdp_fmtp_line: "0-15".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// The codecs of both m-lines, in order of preference.
+fn audio_codecs() -> [RTCRtpCodecParameters; 2] {
+    [
+        RTCRtpCodecParameters {
+            rtp_codec: opus_codec(),
+            payload_type: OPUS_PT,
+        },
+        RTCRtpCodecParameters {
+            rtp_codec: telephone_event_codec(),
+            payload_type: TELEPHONE_EVENT_PT,
+        },
+    ]
+}
+
 impl PeerMedia {
     /// Creates the peer connection with its two m-lines. `bind_ip` is the local address to
     /// gather on (loopback when the switchboard is on this machine).
@@ -165,13 +202,9 @@ impl PeerMedia {
         bind_ip: std::net::IpAddr,
     ) -> Result<(PeerMedia, mpsc::Receiver<RxPacket>), RtcError> {
         let mut media_engine = MediaEngine::default();
-        media_engine.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: opus_codec(),
-                payload_type: OPUS_PT,
-            },
-            RtpCodecKind::Audio,
-        )?;
+        for codec in audio_codecs() {
+            media_engine.register_codec(codec, RtpCodecKind::Audio)?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
         let (gathered_tx, gathered) = watch::channel(false);
         let (link_tx, link) = watch::channel(LinkState::New);
@@ -208,6 +241,11 @@ impl PeerMedia {
             }],
         )));
         pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+        // A track's transceiver offers only the track's codec; telephone events must be
+        // negotiated on the same m-line (same SSRC and clock), so both are preferred here.
+        if let Some(main) = pc.get_transceivers().await.first() {
+            main.set_codec_preferences(audio_codecs().to_vec()).await?;
+        }
         pc.add_transceiver_from_kind(
             RtpCodecKind::Audio,
             Some(RTCRtpTransceiverInit {
@@ -313,6 +351,31 @@ impl PeerMedia {
             payload,
         };
         inner.track.write_rtp(packet).await?;
+        Ok(())
+    }
+
+    /// Sends one RFC 4733 packet on the voice stream. `packet.timestamp` is on the same clock
+    /// as the `timestamp` given to [`Self::send_opus`] (the event's start frame).
+    pub async fn send_telephone_event(
+        &self,
+        packet: crate::audio::rfc4733::TelephonePacket,
+    ) -> Result<(), RtcError> {
+        let inner = &self.inner;
+        let rtp = rtc::rtp::packet::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker: packet.marker,
+                payload_type: TELEPHONE_EVENT_PT,
+                sequence_number: self.reserve_seq(),
+                timestamp: packet
+                    .timestamp
+                    .wrapping_add(inner.ts_base.load(Ordering::Relaxed)),
+                ssrc: inner.ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::copy_from_slice(&packet.payload),
+        };
+        inner.track.write_rtp(rtp).await?;
         Ok(())
     }
 

@@ -88,9 +88,8 @@ impl Signal {
                         let _ = waiter.send(message);
                     }
                     None => {
-                        // Events nobody listens for (a one-request command such as
-                        // `sapa history` drops its receiver) are dropped; the answers the
-                        // connection still waits for must go on arriving.
+                        // A client that only makes requests (`sapa history`) drops its event
+                        // receiver; the events are dropped then, not the connection.
                         let _ = events_tx.send(message);
                     }
                 }
@@ -144,6 +143,7 @@ fn reply_req(message: &ServerMessage) -> Option<&str> {
         | ServerMessage::Ok { req }
         | ServerMessage::MediaAnswer { req, .. }
         | ServerMessage::CallQueued { req, .. }
+        | ServerMessage::InMenu { req, .. }
         | ServerMessage::DispositionSaved { req, .. }
         | ServerMessage::History { req, .. }
         | ServerMessage::Pong { req, .. }
@@ -172,6 +172,7 @@ pub fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::Monitor { req, .. }
         | ClientMessage::StopMonitor { req }
         | ClientMessage::Hold { req, .. }
+        | ClientMessage::Mute { req, .. }
         | ClientMessage::Report { req, .. }
         | ClientMessage::Transfer { req, .. }
         | ClientMessage::Consult { req, .. }

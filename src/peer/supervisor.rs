@@ -148,6 +148,7 @@ pub async fn run(options: SupervisorOptions) -> Result<SupervisorReport, PeerErr
                     if let Some((ts, frame)) = voice.tick(Instant::now()) {
                         voice.send(&media, ts, frame).await?;
                     }
+                    voice.send_dtmf(&media).await?;
                     recording.extend_from_slice(voice.heard());
                 }
                 event = events.recv() => match event {

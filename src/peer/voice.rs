@@ -4,6 +4,10 @@
 //! what it heard, silence, or a real microphone), and, with a headset attached, plays what it
 //! heard on the headset's speaker.
 //!
+//! Keys pressed (`queue_dtmf`) leave as RFC 4733 telephone events on the voice's own clock,
+//! one step per frame (`send_dtmf` after each tick); telephone events that arrive on `main` are
+//! decoded into digits (`poll_digit`) instead of reaching the jitter buffer.
+//!
 //! Because one tick both sends frame n and plays out frame n, a recording is sample-aligned
 //! with the playback: sample k of the recording was heard when sample k of the input was sent.
 //! Run loop: `loop { tick.await; voice.tick(now, &mut packets) -> (heard, said) }`.
@@ -16,8 +20,11 @@ use tokio::sync::mpsc;
 use crate::audio::device::Headset;
 use crate::audio::process::MicProcessor;
 use crate::audio::receive::AudioReceiver;
+use crate::audio::rfc4733::{
+    DtmfSender, ReceivedDigit, Rfc4733Error, Rfc4733Receiver, TelephonePacket,
+};
 use crate::peer::impair::Impairment;
-use crate::peer::rtc::{PeerMedia, RtcError, RxPacket, RxSlot};
+use crate::peer::rtc::{OPUS_PT, PeerMedia, RtcError, RxPacket, RxSlot, TELEPHONE_EVENT_PT};
 
 /// Samples in one 20 ms frame at 48 kHz.
 pub const FRAME: usize = 960;
@@ -87,6 +94,12 @@ pub struct Voice {
     mic_processor: Option<MicProcessor>,
     /// The last microphone frame (silence without a headset).
     mic: [f32; FRAME],
+    /// Keys to send as telephone events, stepped once per frame.
+    dtmf_out: DtmfSender,
+    /// Telephone-event packets of the last tick, not yet sent (allocated once).
+    dtmf_packets: Vec<TelephonePacket>,
+    /// Telephone events received on `main`, decoded into keys.
+    dtmf_in: Rfc4733Receiver,
 }
 
 impl Voice {
@@ -110,6 +123,9 @@ impl Voice {
             headset: None,
             mic_processor: None,
             mic: [0.0; FRAME],
+            dtmf_out: DtmfSender::default(),
+            dtmf_packets: Vec::with_capacity(4),
+            dtmf_in: Rfc4733Receiver::default(),
         })
     }
 
@@ -152,6 +168,17 @@ impl Voice {
     /// Takes every packet that has arrived into the jitter buffers.
     pub fn receive(&mut self, packets: &mut mpsc::Receiver<RxPacket>) {
         while let Ok(p) = packets.try_recv() {
+            if p.payload_type != OPUS_PT {
+                if p.payload_type == TELEPHONE_EVENT_PT
+                    && p.slot == RxSlot::Main
+                    && let Err(e) = self
+                        .dtmf_in
+                        .handle_packet(p.arrived, p.timestamp, &p.payload)
+                {
+                    tracing::debug!("telephone event ignored: {e}");
+                }
+                continue;
+            }
             if p.slot == RxSlot::Main && self.first_packet_at.is_none() {
                 self.first_packet_at = Some(p.arrived);
             }
@@ -192,6 +219,9 @@ impl Voice {
         self.mouth.next(&heard, &self.mic, &mut self.said);
         let ts = self.send_ts;
         self.send_ts = self.send_ts.wrapping_add(FRAME as u32);
+        // Keys go out even while the microphone is muted.
+        self.dtmf_out.on_frame(ts, &mut self.dtmf_packets);
+        self.dtmf_in.handle_timeout(now);
         if self.muted {
             return None;
         }
@@ -203,6 +233,29 @@ impl Voice {
             }
         };
         Some((ts, Bytes::copy_from_slice(&self.encoded[..n])))
+    }
+
+    /// Queues keys (`0`-`9`, `*`, `#`, `A`-`D`) to send as telephone events, one after another.
+    pub fn queue_dtmf(&mut self, keys: &str) -> Result<(), Rfc4733Error> {
+        self.dtmf_out.push_keys(keys)
+    }
+
+    /// No keys waiting or being sent.
+    pub fn dtmf_idle(&self) -> bool {
+        self.dtmf_out.is_idle()
+    }
+
+    /// Sends the telephone-event packets of the last tick (call after each tick).
+    pub async fn send_dtmf(&mut self, media: &PeerMedia) -> Result<(), RtcError> {
+        for packet in self.dtmf_packets.drain(..) {
+            media.send_telephone_event(packet).await?;
+        }
+        Ok(())
+    }
+
+    /// The next key the far end pressed (received as telephone events on `main`).
+    pub fn poll_digit(&mut self) -> Option<ReceivedDigit> {
+        self.dtmf_in.poll_digit()
     }
 
     /// Receive statistics of one slot (jitter buffer and decoder counters, since the start).

@@ -5,8 +5,15 @@
 //! Repaints happen when something changes: input, an engine update (the engine calls
 //! `request_repaint`), once a second while the header's state timer is on screen, and 4 Hz
 //! while a call timer is (requested by `phone_ui` itself). An idle window draws nothing.
+//!
+//! `SAPA_BENCH_LOG=FILE` makes the window write one line per frame to FILE ([`FrameLog`]), so
+//! `examples/bench_phone.rs` can count repaints and time the screen-pop.
 
-use std::time::Duration;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sapa_ui::CallView;
 
 use super::engine::{self, EngineHandle, EngineOptions};
 use super::state::PhoneState;
@@ -17,6 +24,8 @@ pub const WINDOW_SIZE: [f32; 2] = [1280.0, 820.0];
 pub struct PhoneApp {
     engine: EngineHandle,
     state: PhoneState,
+    /// Only with `SAPA_BENCH_LOG` set.
+    frame_log: Option<FrameLog>,
 }
 
 impl PhoneApp {
@@ -24,12 +33,57 @@ impl PhoneApp {
         PhoneApp {
             engine,
             state: PhoneState::new(),
+            frame_log: FrameLog::from_env(),
         }
     }
 }
 
+/// One line per frame, for benchmarks: `frame START_US PREV_CPU_US [pop CALL_ID]`.
+/// START_US is when this frame's `ui` began (microseconds since the Unix epoch); PREV_CPU_US
+/// is what eframe measured for the previous frame from its start to the end of painting (not
+/// counting the buffer swap), or -1; `pop CALL_ID` marks the first frame that draws the
+/// screen-pop of an offered call. So the screen-pop was painted at START_US of its frame plus
+/// PREV_CPU_US of the next line.
+struct FrameLog {
+    file: BufWriter<File>,
+    /// The offered call whose screen-pop has been drawn.
+    popped: Option<String>,
+}
+
+impl FrameLog {
+    fn from_env() -> Option<FrameLog> {
+        let path = std::env::var_os("SAPA_BENCH_LOG")?;
+        match File::create(&path) {
+            Ok(file) => Some(FrameLog {
+                file: BufWriter::new(file),
+                popped: None,
+            }),
+            Err(e) => {
+                eprintln!("sapa phone: SAPA_BENCH_LOG {}: {e}", path.to_string_lossy());
+                None
+            }
+        }
+    }
+
+    fn frame(&mut self, start_us: i64, prev_cpu_s: Option<f32>, call: &CallView) {
+        let prev_cpu_us = prev_cpu_s.map_or(-1, |s| (s * 1e6) as i64);
+        let _ = write!(self.file, "frame {start_us} {prev_cpu_us}");
+        if let CallView::Ringing(ringing) = call
+            && self.popped.as_deref() != Some(ringing.call_id.as_str())
+        {
+            let _ = write!(self.file, " pop {}", ringing.call_id);
+            self.popped = Some(ringing.call_id.clone());
+        }
+        let _ = writeln!(self.file);
+        let _ = self.file.flush();
+    }
+}
+
 impl eframe::App for PhoneApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let start_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
         let now_ms = crate::peer::now_ms().max(0) as u64;
         while let Some(update) = self.engine.try_recv() {
             self.state.apply(update, now_ms);
@@ -38,6 +92,9 @@ impl eframe::App for PhoneApp {
         self.state.view.now_ms = now_ms;
 
         let intents = sapa_ui::phone_ui(ui, &mut self.state.view);
+        if let Some(log) = &mut self.frame_log {
+            log.frame(start_us, frame.info().cpu_usage, &self.state.view.call);
+        }
         for intent in intents {
             self.state.note_intent(&intent);
             self.engine.send(intent);

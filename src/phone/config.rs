@@ -11,7 +11,7 @@ use sapa_ui::Shortcuts;
 use serde::{Deserialize, Serialize};
 
 /// Everything the phone remembers between runs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PhoneConfig {
     /// The switchboard last logged in to, prefilled on the login screen.
@@ -26,7 +26,25 @@ pub struct PhoneConfig {
     pub ringer: Option<String>,
     pub noise_suppression: bool,
     pub auto_gain: bool,
+    /// A desktop popup on an incoming call (on unless turned off in Settings).
+    pub desktop_notifications: bool,
     pub shortcuts: Shortcuts,
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        PhoneConfig {
+            switchboard: String::new(),
+            user: String::new(),
+            microphone: None,
+            speaker: None,
+            ringer: None,
+            noise_suppression: false,
+            auto_gain: false,
+            desktop_notifications: true,
+            shortcuts: Shortcuts::default(),
+        }
+    }
 }
 
 /// Why the config could not be read or written.
@@ -122,6 +140,7 @@ mod tests {
             ringer: Some("Desk speakers".into()),
             noise_suppression: true,
             auto_gain: false,
+            desktop_notifications: false,
             shortcuts: Shortcuts::default(),
         };
         config.shortcuts.answer = KeyboardShortcut::new(Modifiers::CTRL, Key::A);
@@ -139,6 +158,8 @@ mod tests {
         let config = PhoneConfig::load(&path).unwrap();
         assert_eq!(config.user, "kofi");
         assert_eq!(config.shortcuts, Shortcuts::default());
+        // Popups are on unless a file turns them off.
+        assert!(config.desktop_notifications);
         std::fs::write(&path, "user = [").unwrap();
         assert!(PhoneConfig::load(&path).is_err());
     }

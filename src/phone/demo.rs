@@ -248,6 +248,7 @@ fn run_in(
             AudioSetup::Devices
         },
         export_dir: None,
+        notify_bus: super::notify::NotifyBus::Session,
     });
     if let Some(callers) = callers {
         callers.abort();
@@ -378,6 +379,10 @@ async fn callers(url: String, dir: PathBuf, every: Duration) -> Result<(), DemoE
                 talk_secs: Some(20.0 + rng.below(25) as f64),
                 max_wait_secs: 90.0,
                 impair: None,
+                to: None,
+                dial_digits: None,
+                survey: None,
+                inband_dtmf: false,
             };
             let active = active.clone();
             active.fetch_add(1, Ordering::Relaxed);

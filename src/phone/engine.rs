@@ -42,6 +42,7 @@ use super::audio::{AudioEndpoint, NoDevice, level_dbfs};
 use super::clock;
 use super::config::PhoneConfig;
 use super::draft::{DraftCall, DraftStore, StoredDraft, SubmittedForm, request_id};
+use super::notify::{CallNotification, DesktopNotifier, NotifyBus};
 use super::supervisor;
 use crate::peer::rtc::{LinkState, PeerMedia, RxPacket, RxSlot};
 use crate::peer::voice::{FRAME, Mouth, Voice};
@@ -109,6 +110,8 @@ pub struct EngineOptions {
     pub audio: AudioSetup,
     /// Where a supervisor's report is saved as CSV; `None`: the Downloads folder, else home.
     pub export_dir: Option<PathBuf>,
+    /// Which D-Bus gets the desktop popup of an incoming call (the config can turn it off).
+    pub notify_bus: NotifyBus,
 }
 
 /// What the engine tells the window. Applied in order by [`super::state::PhoneState`].
@@ -158,6 +161,8 @@ pub enum Update {
         at_ms: u64,
     },
     Muted(bool),
+    /// A keypad key went to the far end as a telephone event.
+    DtmfSent(char),
     Held {
         on: bool,
         at_ms: u64,
@@ -330,6 +335,13 @@ impl Outbox {
         (self.wake)();
     }
 
+    /// Queues an update without waking the window: for figures that may wait for the next
+    /// frame (the header's state timer draws one every second while logged in), so an idle
+    /// window is not repainted for them.
+    fn send_quiet(&self, update: Update) {
+        let _ = self.updates.send(update);
+    }
+
     fn notice(&self, level: NoticeLevel, text: impl Into<String>) {
         self.send(Update::Notice {
             level,
@@ -482,6 +494,10 @@ struct Engine {
     /// The ringtone, decoded once.
     ringtone: Vec<f32>,
     ringing: bool,
+    /// The desktop popup of an incoming call, delivered off this thread.
+    notifier: DesktopNotifier,
+    /// The offered call whose popup is up; it is closed when the ring stops.
+    notified_call: Option<String>,
     /// The logged-in user (drafts and request ids are theirs).
     user: String,
     drafts: Option<DraftStore>,
@@ -551,6 +567,8 @@ impl Engine {
             endpoint,
             ringtone: Sound::Ringtone.samples(),
             ringing: false,
+            notifier: DesktopNotifier::spawn(options.notify_bus),
+            notified_call: None,
             user: String::new(),
             drafts: None,
             state: AgentStateName::LoggedOut,
@@ -887,6 +905,9 @@ impl Engine {
                 Err(_) => {}
             }
         }
+        if let Err(e) = session.voice.send_dtmf(&session.media).await {
+            tracing::warn!("sending a keypad digit failed: {e}");
+        }
         let mut out = *session.voice.heard();
         if self.test_tone_left > 0 {
             for s in out.iter_mut() {
@@ -967,6 +988,9 @@ impl Engine {
             self.ringing = false;
             self.endpoint.stop_ring();
         }
+        if let Some(call_id) = self.notified_call.take() {
+            self.notifier.close(&call_id);
+        }
     }
 
     /// One message from the switchboard.
@@ -1007,6 +1031,18 @@ impl Engine {
                 ..
             } => {
                 let ui = ui_caller(&caller.number, caller.name.clone(), &history);
+                if self.config.desktop_notifications {
+                    let popup = CallNotification::incoming(
+                        &caller.number,
+                        caller.name.as_deref(),
+                        &queue,
+                        &history,
+                        history.len(),
+                        ring_timeout_ms,
+                    );
+                    self.notifier.show(&call_id, popup);
+                    self.notified_call = Some(call_id.clone());
+                }
                 self.offered = Some(CallInfo {
                     call_id: call_id.clone(),
                     number: caller.number,
@@ -1134,8 +1170,10 @@ impl Engine {
                 }
                 session.last_pong = Instant::now();
                 let round_trip_ms = (now_ms().max(0) as u64).saturating_sub(t) as u32;
+                // Only the number changes (a reconnect shows "Connected" at once, in
+                // `after_connect`); it appears with the next second of the state timer.
                 self.out
-                    .send(Update::Connection(ConnectionHealth::Connected {
+                    .send_quiet(Update::Connection(ConnectionHealth::Connected {
                         round_trip_ms,
                     }));
             }
@@ -1276,6 +1314,8 @@ impl Engine {
             | ServerMessage::MediaAnswer { .. }
             | ServerMessage::MediaConnected
             | ServerMessage::CallQueued { .. }
+            | ServerMessage::InMenu { .. }
+            | ServerMessage::SurveyStarted { .. }
             | ServerMessage::Callbacks { .. }
             | ServerMessage::Registered { .. }
             | ServerMessage::IncomingCall { .. }
@@ -1391,8 +1431,29 @@ impl Engine {
                 }
             }
             Intent::SetMuted(muted) => {
+                if muted != self.muted
+                    && let Some(call) = &self.active
+                {
+                    // The switchboard adds mute time to the call record.
+                    session.request(
+                        ClientMessage::Mute {
+                            req: None,
+                            call_id: call.call_id.clone(),
+                            on: muted,
+                        },
+                        Pending::Plain("Mute"),
+                    );
+                }
                 self.muted = muted;
                 self.out.send(Update::Muted(muted));
+            }
+            Intent::SendDtmf(key) => {
+                if self.active.is_some() {
+                    match session.voice.queue_dtmf(&key.to_string()) {
+                        Ok(()) => self.out.send(Update::DtmfSent(key)),
+                        Err(e) => self.out.notice(NoticeLevel::Warning, e.to_string()),
+                    }
+                }
             }
             Intent::SetHold(on) => {
                 if let Some(call) = &self.active {
@@ -1592,7 +1653,12 @@ impl Engine {
                 self.save_config();
                 self.out.send(Update::Settings(self.settings_view()));
             }
-            Intent::SendDtmf(_) => self.not_yet("Sending digits"),
+            Intent::SetDesktopNotifications(on) => {
+                self.config.desktop_notifications = on;
+                self.save_config();
+                self.out.send(Update::Settings(self.settings_view()));
+            }
+            Intent::SendDtmf(_) => {}
             Intent::Escalate => self.not_yet("Escalation"),
             Intent::ExportReportCsv => self.export_report(),
             Intent::LogIn { .. }
@@ -1714,6 +1780,7 @@ impl Engine {
             ringer: self.config.ringer.clone(),
             noise_suppression: self.config.noise_suppression,
             auto_gain: self.config.auto_gain,
+            desktop_notifications: self.config.desktop_notifications,
             test_tone_playing: self.test_tone_left > 0,
             mic_test_level_dbfs: None,
         }

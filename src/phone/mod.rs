@@ -16,6 +16,7 @@ pub mod demo;
 pub mod devices;
 pub mod draft;
 pub mod engine;
+pub mod notify;
 pub mod state;
 pub mod supervisor;
 
@@ -83,6 +84,7 @@ pub fn run_phone(options: PhoneOptions) -> Result<(), PhoneError> {
             AudioSetup::Devices
         },
         export_dir: None,
+        notify_bus: notify::NotifyBus::Session,
     })
     .map_err(|e| PhoneError::Window(e.to_string()))
 }

@@ -236,6 +236,11 @@ impl PhoneState {
                     call.muted = muted;
                 }
             }
+            Update::DtmfSent(key) => {
+                if let CallView::InCall(call) = &mut view.call {
+                    call.dtmf_sent.push(key);
+                }
+            }
             Update::Held { on, at_ms } => {
                 if let CallView::InCall(call) = &mut view.call {
                     call.held_since_ms = on.then_some(call.held_since_ms.unwrap_or(at_ms));

@@ -8,6 +8,7 @@
 //! ```text
 //! loop { select! { input from a connection or the media task => handle,
 //!                  ACD deadline (acd.poll_timeout)              => acd Timeout,
+//!                  menu / survey deadline                       => ivr Timeout,
 //!                  1 s tick                                     => queue status push }
 //!        drain acd.poll_output(): each output is stored (committed) first, then announced }
 //! ```
@@ -18,8 +19,13 @@
 //! per party and stretch of the call, the notes that travel with a transferred call, and the
 //! customer endpoints (`register`) it rings for outbound calls and callbacks. Due callbacks are
 //! read from the store on the 1 s tick.
+//!
+//! Callers' keys (menu, survey) and agents' keys (forwarded to the caller as telephone events)
+//! arrive from the media task as `MediaEvent::Digit`; the menus and surveys themselves are the
+//! sans-IO machines of `crate::ivr`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +35,7 @@ use crate::acd::{
     ConsultEnd, ConsultKind, OfferEnd, QueueId, Via,
 };
 use crate::config::SwitchboardConfig;
+use crate::ivr::{Menu, MenuSpec, Survey, SurveyResult};
 use crate::protocol::{
     AgentStateName, CallbackInfo, CallerInfo, ClientConfig, ConsultPhase, ErrorCode, MonitorMode,
     OfferContext, QueueSummary, RequestedState, Resolution, Role, ServerMessage,
@@ -66,6 +73,8 @@ pub enum CoreInput {
         from: String,
         name: Option<String>,
         queue: Option<String>,
+        /// The number dialed (selects a queue-entry menu).
+        to: Option<String>,
     },
     MediaOffer {
         conn: ConnId,
@@ -170,6 +179,13 @@ pub enum CoreInput {
         conn: ConnId,
         req: Option<String>,
     },
+    /// The agent's phone muted or unmuted its microphone.
+    Mute {
+        conn: ConnId,
+        req: Option<String>,
+        call_id: String,
+        on: bool,
+    },
     Closed {
         conn: ConnId,
     },
@@ -251,6 +267,10 @@ struct LiveCall {
     legs: HashMap<String, String>,
     /// Why the customer's leg begins when a rung endpoint answers (`callback`, `outbound`).
     customer_leg_why: &'static str,
+    /// Since when the agent's microphone is muted, if it is.
+    muted_since: Option<Instant>,
+    /// The queue-entry menu: `Waiting` until the caller's media is up, then `Running`.
+    menu: MenuStage,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +278,22 @@ struct Handover {
     kind: &'static str,
     from: Option<String>,
     notes: Option<String>,
+}
+
+/// Where a call stands with its queue-entry menu.
+#[derive(Debug)]
+enum MenuStage {
+    None,
+    Waiting(Arc<MenuSpec>),
+    Running(Menu),
+}
+
+/// A caller rating a call after the agent hung up (the call itself has ended).
+struct LiveSurvey {
+    call: CallId,
+    survey: Survey,
+    /// The end reason the caller is told once the survey is over.
+    reason: &'static str,
 }
 
 /// A supervisor taking part in an agent's call.
@@ -293,6 +329,19 @@ pub struct Core {
     /// When the earliest pending callback is due (epoch ms), as last read from the store;
     /// `Some(i64::MIN)`: read it on the next tick.
     next_callback_ms: Option<i64>,
+    /// Configured menus by name, with their prompt lengths.
+    menus: HashMap<String, Arc<MenuSpec>>,
+    /// The sound each menu's prompt plays.
+    menu_prompts: HashMap<String, Sound>,
+    /// How long the survey prompt plays.
+    survey_prompt_len: Duration,
+    /// Post-call surveys by the caller's connection.
+    surveys: HashMap<ConnId, LiveSurvey>,
+}
+
+/// How long a sound plays.
+fn sound_len(sound: Sound) -> Duration {
+    Duration::from_secs_f64(sound.samples().len() as f64 / f64::from(crate::wav::RATE_HZ))
 }
 
 /// Maps the monotonic clock the ACD runs on to wall-clock milliseconds for the store.
@@ -342,6 +391,25 @@ impl Core {
             max_after_call_work: config.max_after_call_work(),
             callback_offer_after: Duration::from_secs(config.callback_offer_after_secs),
         });
+        let mut menus = HashMap::new();
+        let mut menu_prompts = HashMap::new();
+        for m in &config.menus {
+            // Validated with the config: the prompt names a sound.
+            let prompt = Sound::from_name(&m.prompt).unwrap_or(Sound::MenuPrompt);
+            let spec = MenuSpec {
+                name: m.name.clone(),
+                options: m
+                    .options
+                    .iter()
+                    .filter_map(|(k, q)| Some((k.chars().next()?, q.clone())))
+                    .collect(),
+                default_queue: m.default_queue.clone(),
+                prompt_len: sound_len(prompt),
+                timeout: Duration::from_secs(m.timeout_secs),
+            };
+            menus.insert(m.name.clone(), Arc::new(spec));
+            menu_prompts.insert(m.name.clone(), prompt);
+        }
         Core {
             config,
             store,
@@ -355,6 +423,10 @@ impl Core {
             monitors: HashMap::new(),
             endpoints: HashMap::new(),
             next_callback_ms: Some(i64::MIN),
+            menus,
+            menu_prompts,
+            survey_prompt_len: sound_len(Sound::SurveyPrompt),
+            surveys: HashMap::new(),
         }
     }
 
@@ -378,6 +450,7 @@ impl Core {
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.acd.poll_timeout();
+            let ivr_deadline = self.ivr_timeout();
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(input) => self.handle_input(input).await,
@@ -389,6 +462,9 @@ impl Core {
                     if let Err(e) = self.acd.handle_input(now, AcdInput::Timeout) {
                         tracing::warn!("ACD timeout failed: {e}");
                     }
+                }
+                _ = sleep_until_opt(ivr_deadline) => {
+                    self.handle_ivr_timeouts(Instant::now()).await;
                 }
                 _ = status_tick.tick() => {
                     if self.calls.values().any(|c| c.agent.is_none()) {
@@ -441,7 +517,8 @@ impl Core {
                 from,
                 name,
                 queue,
-            } => self.dial(now, conn, req, from, name, queue).await,
+                to,
+            } => self.dial(now, conn, req, from, name, queue, to).await,
             CoreInput::MediaOffer { conn, req, sdp } => {
                 let result = self.media.add_peer(PeerId(conn), sdp).await;
                 match result {
@@ -513,6 +590,11 @@ impl Core {
                 self.acd_request(now, conn, req, AcdInput::AgentDeclined { agent, call });
             }
             CoreInput::Hangup { conn, req, call_id } => {
+                if self.surveys.contains_key(&conn) {
+                    self.send(conn, ServerMessage::Ok { req });
+                    self.end_survey(conn, SurveyResult::NoAnswer, true).await;
+                    return;
+                }
                 if let Some(call) = self.unqueued_call_of(conn) {
                     self.end_unqueued(now, &call).await;
                     self.send(conn, ServerMessage::Ok { req });
@@ -724,6 +806,12 @@ impl Core {
                     Err(e) => self.error(conn, req, e.code(), e.to_string()),
                 }
             }
+            CoreInput::Mute {
+                conn,
+                req,
+                call_id,
+                on,
+            } => self.mute(now, conn, req, CallId(call_id), on).await,
             CoreInput::StopMonitor { conn, req } => {
                 if self.monitors.contains_key(&conn) {
                     self.end_monitor(now, conn, "stopped").await;
@@ -738,6 +826,9 @@ impl Core {
                 }
             }
             CoreInput::Closed { conn } => {
+                if self.surveys.contains_key(&conn) {
+                    self.end_survey(conn, SurveyResult::NoAnswer, false).await;
+                }
                 if self.monitors.contains_key(&conn) {
                     self.end_monitor(now, conn, "supervisor_left").await;
                 }
@@ -755,6 +846,9 @@ impl Core {
                 if let Some(Party::Caller { call }) =
                     self.connections.get(&peer.0).map(|c| c.party.clone())
                 {
+                    if self.start_menu(now, &call) {
+                        return;
+                    }
                     if self.calls.get(&call).is_some_and(|c| !c.answered) {
                         self.media
                             .route(peer, Slot::Main, Source::Sound(Sound::Ringback));
@@ -762,6 +856,12 @@ impl Core {
                     self.enter_queue(now, &call);
                 }
             }
+            CoreInput::Media(MediaEvent::Digit {
+                peer,
+                key,
+                duration_ms,
+                in_band,
+            }) => self.digit(now, peer.0, key, duration_ms, in_band).await,
             CoreInput::Media(MediaEvent::Disconnected { peer }) => {
                 if let Some(c) = self.connections.get_mut(&peer.0) {
                     c.media_connected = false;
@@ -809,6 +909,7 @@ impl Core {
             .config
             .queues
             .iter()
+            .filter(|q| q.served_by(&user))
             .map(|q| QueueId(q.name.clone()))
             .collect();
         self.send(
@@ -833,6 +934,8 @@ impl Core {
         self.queues_dirty = true;
     }
 
+    // The fields of `dial` one by one, as `CoreInput::Dial` carries them.
+    #[allow(clippy::too_many_arguments)]
     async fn dial(
         &mut self,
         now: Instant,
@@ -841,6 +944,7 @@ impl Core {
         from: String,
         name: Option<String>,
         queue: Option<String>,
+        to: Option<String>,
     ) {
         if !matches!(
             self.connections.get(&conn).map(|c| &c.party),
@@ -864,7 +968,16 @@ impl Core {
             );
             return;
         }
-        let queue = queue.unwrap_or_else(|| self.config.default_queue().to_owned());
+        let menu = self
+            .config
+            .menu_for(to.as_deref(), queue.as_deref())
+            .and_then(|m| self.menus.get(&m.name))
+            .cloned();
+        let queue = match &menu {
+            // Until a key chooses, the call counts in the menu's default queue.
+            Some(menu) => menu.default_queue.clone(),
+            None => queue.unwrap_or_else(|| self.config.default_queue().to_owned()),
+        };
         if self.config.queue(&queue).is_none() {
             self.error(
                 conn,
@@ -888,6 +1001,9 @@ impl Core {
                     arrived_at: now_ms,
                 })
                 .await?;
+            if let Some(menu) = &menu {
+                self.store.call_in_menu(&call.0, &menu.name).await?;
+            }
             self.store.customer(&from).await
         }
         .await;
@@ -934,10 +1050,27 @@ impl Core {
                 handover: None,
                 legs: HashMap::new(),
                 customer_leg_why: "callback",
+                muted_since: None,
+                menu: match &menu {
+                    Some(spec) => MenuStage::Waiting(spec.clone()),
+                    None => MenuStage::None,
+                },
             },
         );
         self.start_leg(&call, &from_number, "caller", "dialed", None, now_ms)
             .await;
+        if let Some(menu) = menu {
+            self.send(
+                conn,
+                ServerMessage::InMenu {
+                    req,
+                    call_id: call.0.clone(),
+                    menu: menu.name.clone(),
+                    timeout_ms: menu.timeout.as_millis() as u64,
+                },
+            );
+            return;
+        }
         let id = QueueId(queue.clone());
         let position = self.acd.queue_len(&id) as u32 + 1;
         self.send(
@@ -951,12 +1084,229 @@ impl Core {
         );
     }
 
+    /// The caller's media is up and its call has a menu: the prompt plays and keys are
+    /// awaited. False if the call has no menu waiting.
+    fn start_menu(&mut self, now: Instant, call: &CallId) -> bool {
+        let Some(live) = self.calls.get_mut(call) else {
+            return false;
+        };
+        let MenuStage::Waiting(spec) = &live.menu else {
+            return matches!(live.menu, MenuStage::Running(_));
+        };
+        let spec = spec.clone();
+        let Some(peer) = live.caller_conn.map(PeerId) else {
+            return false;
+        };
+        let prompt = self
+            .menu_prompts
+            .get(&spec.name)
+            .copied()
+            .unwrap_or(Sound::MenuPrompt);
+        live.menu = MenuStage::Running(Menu::start(now, spec));
+        self.media.route(peer, Slot::Main, Source::Prompt(prompt));
+        self.media.detect_tones(peer, true);
+        true
+    }
+
+    /// The earliest deadline of a running menu or survey.
+    fn ivr_timeout(&self) -> Option<Instant> {
+        let menus = self.calls.values().filter_map(|c| match &c.menu {
+            MenuStage::Running(m) => m.poll_timeout(),
+            _ => None,
+        });
+        let surveys = self
+            .surveys
+            .values()
+            .filter_map(|s| s.survey.poll_timeout());
+        menus.chain(surveys).min()
+    }
+
+    async fn handle_ivr_timeouts(&mut self, now: Instant) {
+        let mut decided = Vec::new();
+        for (id, live) in &mut self.calls {
+            if let MenuStage::Running(menu) = &mut live.menu {
+                menu.handle_timeout(now);
+                if let Some(choice) = menu.poll_choice() {
+                    decided.push((id.clone(), choice));
+                }
+            }
+        }
+        for (call, choice) in decided {
+            self.leave_menu(now, &call, choice).await;
+        }
+        let mut ended = Vec::new();
+        for (conn, s) in &mut self.surveys {
+            s.survey.handle_timeout(now);
+            if let Some(result) = s.survey.poll_result() {
+                ended.push((*conn, result));
+            }
+        }
+        for (conn, result) in ended {
+            self.end_survey(conn, result, true).await;
+        }
+    }
+
+    /// The menu chose a queue: stored, then the caller waits there (ringback) like any call.
+    async fn leave_menu(&mut self, now: Instant, call: &CallId, choice: crate::ivr::MenuChoice) {
+        let Some(live) = self.calls.get_mut(call) else {
+            return;
+        };
+        live.menu = MenuStage::None;
+        live.queue = QueueId(choice.queue.clone());
+        let Some(peer) = live.caller_conn.map(PeerId) else {
+            return;
+        };
+        tracing::info!(
+            "call {call} chose {} in the menu ({:?})",
+            choice.queue,
+            choice.outcome
+        );
+        if let Err(e) = self
+            .store
+            .call_routed(&call.0, &choice.queue, &choice.outcome.label())
+            .await
+        {
+            tracing::error!("could not store the menu choice: {e}");
+        }
+        self.media.detect_tones(peer, false);
+        self.media
+            .route(peer, Slot::Main, Source::Sound(Sound::Ringback));
+        self.enter_queue(now, call);
+    }
+
+    /// A key from a peer: a menu or survey choice from a caller, or an agent's key for the
+    /// caller's ear.
+    async fn digit(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        key: char,
+        duration_ms: Option<u32>,
+        in_band: bool,
+    ) {
+        tracing::debug!("conn {conn} pressed {key} (in band: {in_band})");
+        if let Some(s) = self.surveys.get_mut(&conn) {
+            s.survey.handle_key(now, key);
+            if let Some(result) = s.survey.poll_result() {
+                self.end_survey(conn, result, true).await;
+            }
+            return;
+        }
+        match self.connections.get(&conn).map(|c| c.party.clone()) {
+            Some(Party::Caller { call }) => {
+                let choice = match self.calls.get_mut(&call).map(|c| &mut c.menu) {
+                    Some(MenuStage::Running(menu)) => {
+                        menu.handle_key(now, key);
+                        menu.poll_choice()
+                    }
+                    _ => None,
+                };
+                if let Some(choice) = choice {
+                    self.leave_menu(now, &call, choice).await;
+                }
+            }
+            Some(Party::User { name, .. }) => {
+                // An agent's keypad reaches the caller it talks to (not one on hold).
+                let Some(AgentState::OnCall { call, .. }) =
+                    self.acd.agent_state(&AgentId(name)).cloned()
+                else {
+                    return;
+                };
+                if let Some(conn) = self
+                    .calls
+                    .get(&call)
+                    .filter(|c| c.held_since.is_none())
+                    .and_then(|c| c.caller_conn)
+                {
+                    let duration = duration_ms.unwrap_or(crate::audio::rfc4733::DEFAULT_TONE_MS);
+                    self.media.send_digit(PeerId(conn), key, duration.max(40));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The agent hung up on a call whose queue asks for a rating: the caller stays on the
+    /// line with the survey prompt. False if no survey applies.
+    fn start_survey(
+        &mut self,
+        now: Instant,
+        call: &CallId,
+        live: &LiveCall,
+        reason: CallEndReason,
+    ) -> bool {
+        let Some(conn) = live.caller_conn else {
+            return false;
+        };
+        let wanted = reason == CallEndReason::AgentHungUp
+            && self.config.queue(&live.queue.0).is_some_and(|q| q.survey)
+            && self
+                .connections
+                .get(&conn)
+                .is_some_and(|c| c.media_connected);
+        if !wanted {
+            return false;
+        }
+        let peer = PeerId(conn);
+        let timeout = self.config.survey_timeout();
+        self.media
+            .route(peer, Slot::Main, Source::Prompt(Sound::SurveyPrompt));
+        self.media.detect_tones(peer, true);
+        self.surveys.insert(
+            conn,
+            LiveSurvey {
+                call: call.clone(),
+                survey: Survey::start(now, self.survey_prompt_len, timeout),
+                reason: end_reason_label(reason),
+            },
+        );
+        self.send(
+            conn,
+            ServerMessage::SurveyStarted {
+                call_id: call.0.clone(),
+                timeout_ms: timeout.as_millis() as u64,
+            },
+        );
+        true
+    }
+
+    /// Stores how the survey ended and releases the caller (told `call_ended` if `tell`).
+    async fn end_survey(&mut self, conn: ConnId, result: SurveyResult, tell: bool) {
+        let Some(s) = self.surveys.remove(&conn) else {
+            return;
+        };
+        let score = match result {
+            SurveyResult::Score(n) => Some(i64::from(n)),
+            _ => None,
+        };
+        tracing::info!("call {} survey: {result:?}", s.call);
+        if let Err(e) = self
+            .store
+            .survey_ended(&s.call.0, result.label(), score)
+            .await
+        {
+            tracing::error!("could not store the survey result: {e}");
+        }
+        let peer = PeerId(conn);
+        self.media.detect_tones(peer, false);
+        self.media.route(peer, Slot::Main, Source::Silence);
+        if tell {
+            self.send(
+                conn,
+                ServerMessage::CallEnded {
+                    call_id: s.call.0,
+                    reason: s.reason.to_owned(),
+                },
+            );
+        }
+    }
+
     /// Queues a dialed call in the ACD once its media is up.
     fn enter_queue(&mut self, now: Instant, call: &CallId) {
         let Some(live) = self.calls.get_mut(call) else {
             return;
         };
-        if live.in_acd {
+        if live.in_acd || !matches!(live.menu, MenuStage::None) {
             return;
         }
         live.in_acd = true;
@@ -990,7 +1340,12 @@ impl Core {
     /// A caller gone before its call reached the ACD: stored as abandoned here.
     async fn end_unqueued(&mut self, now: Instant, call: &CallId) {
         if self.calls.get(call).is_some_and(|c| !c.in_acd) {
-            self.calls.remove(call);
+            if let Some(live) = self.calls.remove(call)
+                && matches!(live.menu, MenuStage::Running(_))
+                && let Some(conn) = live.caller_conn
+            {
+                self.media.detect_tones(PeerId(conn), false);
+            }
             if let Err(e) = self
                 .store
                 .call_ended(&call.0, self.clock.ms(now), "abandoned")
@@ -1208,6 +1563,9 @@ impl Core {
         match (on, live.held_since) {
             (true, None) => {
                 live.held_since = Some(now);
+                if let Err(e) = self.store.hold_started(&call.0).await {
+                    tracing::error!("could not count the hold: {e}");
+                }
                 self.media
                     .route(caller, Slot::Main, Source::Sound(Sound::HoldMusic));
                 self.media.route(agent_peer, Slot::Main, Source::Silence);
@@ -1234,6 +1592,47 @@ impl Core {
                 on,
             },
         );
+    }
+
+    /// The agent's phone muted (`on`) or unmuted its microphone on its current call; the
+    /// muted time is added to the call record when mute ends (or the call does).
+    async fn mute(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        req: Option<String>,
+        call: CallId,
+        on: bool,
+    ) {
+        let Some(agent) = self.agent_of(conn, &req) else {
+            return;
+        };
+        let on_this_call = matches!(
+            self.acd.agent_state(&agent),
+            Some(AgentState::OnCall { call: c, .. }) if *c == call
+        );
+        let Some(live) = self.calls.get_mut(&call).filter(|_| on_this_call) else {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                format!("{call} is not your current call"),
+            );
+            return;
+        };
+        match (on, live.muted_since) {
+            (true, None) => live.muted_since = Some(now),
+            (false, Some(since)) => {
+                live.muted_since = None;
+                let muted_ms = now.saturating_duration_since(since).as_millis() as i64;
+                if let Err(e) = self.store.add_mute_ms(&call.0, muted_ms).await {
+                    tracing::error!("could not store mute time: {e}");
+                }
+            }
+            // Already in the asked state: nothing changes.
+            _ => {}
+        }
+        self.send(conn, ServerMessage::Ok { req });
     }
 
     /// Starts monitoring an agent's current call, or switches the mode of the running session.
@@ -1715,7 +2114,14 @@ impl Core {
             } => {
                 self.end_monitors_of(now, &call).await;
                 if kind == ConsultKind::Transfer {
+                    let newly_held = self
+                        .calls
+                        .get(&call)
+                        .is_some_and(|l| l.held_since.is_none());
                     self.hold_for_consult(now, &call, &from);
+                    if newly_held {
+                        self.store.hold_started(&call.0).await?;
+                    }
                 }
                 let context = self
                     .calls
@@ -1920,8 +2326,13 @@ impl Core {
                 reason,
             } => {
                 self.end_monitors_of(now, &call).await;
+                let end_reason = reason;
                 let reason = end_reason_label(reason);
                 self.end_hold(now, &call).await?;
+                if let Some(since) = self.calls.get(&call).and_then(|c| c.muted_since) {
+                    let muted_ms = now.saturating_duration_since(since).as_millis() as i64;
+                    self.store.add_mute_ms(&call.0, muted_ms).await?;
+                }
                 self.store.call_ended(&call.0, now_ms, reason).await?;
                 if let Some(live) = self.calls.remove(&call) {
                     for leg in live.legs.values() {
@@ -1940,8 +2351,10 @@ impl Core {
                             .await?;
                     }
                     if let Some(conn) = live.caller_conn {
-                        self.media.route(PeerId(conn), Slot::Main, Source::Silence);
-                        self.media.route(PeerId(conn), Slot::Aux, Source::Silence);
+                        // Tones were only listened for in the menu.
+                        if matches!(live.menu, MenuStage::Running(_)) {
+                            self.media.detect_tones(PeerId(conn), false);
+                        }
                         if let Some(Connection {
                             party: Party::Endpoint { call: rung, .. },
                             ..
@@ -1949,6 +2362,12 @@ impl Core {
                         {
                             *rung = None;
                         }
+                    }
+                    if let Some(conn) = live.caller_conn
+                        && !self.start_survey(now, &call, &live, end_reason)
+                    {
+                        self.media.route(PeerId(conn), Slot::Main, Source::Silence);
+                        self.media.route(PeerId(conn), Slot::Aux, Source::Silence);
                         self.send(
                             conn,
                             ServerMessage::CallEnded {
@@ -2409,6 +2828,8 @@ impl Core {
                 handover,
                 legs: HashMap::new(),
                 customer_leg_why: "outbound",
+                muted_since: None,
+                menu: MenuStage::None,
             },
         );
         Ok(call)
@@ -2892,6 +3313,12 @@ pub(crate) fn history_entry(h: store::HistoryEntry) -> crate::protocol::HistoryE
                 notes: l.notes,
             })
             .collect(),
+        hold_ms: h.hold_ms,
+        hold_count: h.hold_count,
+        mute_ms: h.mute_ms,
+        first_response_ms: h.first_response_ms,
+        menu: h.menu,
+        menu_choice: h.menu_choice,
         disposition: h.disposition.map(|d| crate::protocol::DispositionInfo {
             code: d.code,
             resolution: match d.resolution {

@@ -259,6 +259,7 @@ async fn handle_message(
             from,
             name,
             queue,
+            to,
             ..
         } => {
             if protocol != PROTOCOL_VERSION {
@@ -284,6 +285,7 @@ async fn handle_message(
                 from,
                 name,
                 queue,
+                to,
             })
         }
         ClientMessage::MediaOffer { sdp, .. } => {
@@ -466,6 +468,12 @@ async fn handle_message(
                     None
                 }
                 ClientMessage::Hold { call_id, on, .. } => Some(CoreInput::Hold {
+                    conn,
+                    req,
+                    call_id,
+                    on,
+                }),
+                ClientMessage::Mute { call_id, on, .. } => Some(CoreInput::Mute {
                     conn,
                     req,
                     call_id,

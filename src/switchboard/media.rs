@@ -17,20 +17,32 @@
 //! ```
 //! Outgoing RTP time on each (peer, slot) stays continuous when its source changes: the
 //! [`OutStream`] rebases every source's timestamps onto the stream's own clock.
+//!
+//! DTMF: `telephone-event` (RFC 4733, 48 and 8 kHz) is negotiated next to Opus. Events a peer
+//! sends on `main` are decoded by its [`Rfc4733Receiver`] (each key once) and reported as
+//! [`MediaEvent::Digit`]; they are never forwarded as audio. [`MediaCommand::SendDigit`] sends a
+//! key to a peer as telephone events on its `main` stream (the core forwards an agent's keys to
+//! the caller this way). For callers that send tones instead, [`MediaCommand::DetectTones`]
+//! decodes a peer's Opus and runs the in-band detector of `audio::tone` while the switchboard
+//! listens for keys (menu, survey); a peer that has sent telephone events is not decoded.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::VecDeque;
+
 use str0m::change::SdpOffer;
-use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt, TelephoneEvent};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audio::rfc4733::{ReceivedDigit, Rfc4733Receiver};
+use crate::audio::tone::DtmfDetector;
 use crate::metrics::StreamQuality;
 use crate::sounds::{EncodedSound, Sound, SoundBank};
 
@@ -55,6 +67,8 @@ pub enum Source {
     Peer(PeerId),
     /// A sound from `sounds/`, looped.
     Sound(Sound),
+    /// A sound from `sounds/` played once, then silence (menu and survey prompts).
+    Prompt(Sound),
 }
 
 /// Orders for the media task.
@@ -73,6 +87,17 @@ pub enum MediaCommand {
         peer: PeerId,
         slot: Slot,
         source: Source,
+    },
+    /// Send one key to the peer as RFC 4733 telephone events on its `main` stream.
+    SendDigit {
+        peer: PeerId,
+        key: char,
+        duration_ms: u32,
+    },
+    /// Decode the peer's voice and listen for in-band DTMF tones (`on`), or stop.
+    DetectTones {
+        peer: PeerId,
+        on: bool,
     },
     /// Report counters (for metrics and tests).
     Stats {
@@ -93,6 +118,14 @@ pub enum MediaEvent {
     Connected { peer: PeerId },
     /// The connection is gone (ICE timed out, DTLS failed, or removed).
     Disconnected { peer: PeerId },
+    /// The peer pressed a key: received as telephone events, or detected in its voice
+    /// (`in_band`, only while [`MediaCommand::DetectTones`] is on).
+    Digit {
+        peer: PeerId,
+        key: char,
+        duration_ms: Option<u32>,
+        in_band: bool,
+    },
 }
 
 /// Counters of the media task.
@@ -103,6 +136,8 @@ pub struct MediaStats {
     pub packets_in: u64,
     pub packets_forwarded: u64,
     pub sound_frames_sent: u64,
+    pub digits_received: u64,
+    pub digits_sent: u64,
     pub unroutable_packets: u64,
     pub send_errors: u64,
 }
@@ -149,6 +184,18 @@ impl MediaHandle {
         let _ = self
             .commands
             .send(MediaCommand::Route { peer, slot, source });
+    }
+
+    pub fn send_digit(&self, peer: PeerId, key: char, duration_ms: u32) {
+        let _ = self.commands.send(MediaCommand::SendDigit {
+            peer,
+            key,
+            duration_ms,
+        });
+    }
+
+    pub fn detect_tones(&self, peer: PeerId, on: bool) {
+        let _ = self.commands.send(MediaCommand::DetectTones { peer, on });
     }
 
     /// Live loss and jitter of the streams `peers` send, in the same order.
@@ -205,6 +252,26 @@ impl OutStream {
         self.last = Some((ts, now));
         ts
     }
+
+    /// This stream's RTP time at `now`, continuing its clock (for a telephone event that
+    /// starts now), without changing the mapping.
+    fn now_ts(&self, now: Instant) -> u64 {
+        match self.last {
+            Some((ts, at)) => ts + now.saturating_duration_since(at).as_micros() as u64 * 48 / 1000,
+            None => 0,
+        }
+    }
+}
+
+/// Pause between two keys sent to one peer (RFC 4733 senders keep at least 50 ms).
+const DIGIT_GAP: Duration = Duration::from_millis(60);
+
+/// In-band DTMF detection on one peer's decoded voice.
+struct ToneListener {
+    decoder: opus::Decoder,
+    detector: DtmfDetector,
+    /// One decoded frame (allocated once).
+    pcm: Vec<f32>,
 }
 
 /// Position in a looping sound, per (peer, slot).
@@ -213,6 +280,8 @@ struct SoundCursor {
     sound: Sound,
     frames: Arc<EncodedSound>,
     index: u64,
+    /// Play once (a prompt) instead of looping.
+    once: bool,
 }
 
 struct MediaPeer {
@@ -224,6 +293,15 @@ struct MediaPeer {
     connected: bool,
     /// When str0m next wants `Input::Timeout`, from the last drain.
     rtc_timeout: Option<Instant>,
+    /// Telephone events this peer sends on `main`, decoded into keys.
+    dtmf_in: Rfc4733Receiver,
+    /// The peer has sent telephone events: its keys are never also detected in its voice.
+    sends_rfc4733: bool,
+    /// In-band detection, while the switchboard listens for keys from this peer.
+    tones: Option<Box<ToneListener>>,
+    /// Keys to send to this peer, and when the next may start.
+    dtmf_out: VecDeque<(char, u32)>,
+    next_digit_at: Option<Instant>,
     /// Loss and jitter of what this peer sends on `main`, for the wallboard.
     inbound: StreamMeter,
 }
@@ -237,6 +315,11 @@ impl MediaPeer {
             cursors: [None, None],
             connected: false,
             rtc_timeout: None,
+            dtmf_in: Rfc4733Receiver::default(),
+            sends_rfc4733: false,
+            tones: None,
+            dtmf_out: VecDeque::new(),
+            next_digit_at: None,
             inbound: StreamMeter::new(48_000),
         }
     }
@@ -351,6 +434,37 @@ impl Bridge {
             }
             MediaCommand::RemovePeer { peer } => self.remove_peer(peer),
             MediaCommand::Route { peer, slot, source } => self.set_route(peer, slot, source),
+            MediaCommand::SendDigit {
+                peer,
+                key,
+                duration_ms,
+            } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    // Bounded: a flood of keys from a misbehaving agent is cut, not queued.
+                    if p.dtmf_out.len() < 32 {
+                        p.dtmf_out.push_back((key, duration_ms));
+                    }
+                }
+                self.send_digits(peer, Instant::now());
+            }
+            MediaCommand::DetectTones { peer, on } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.tones = match (on, p.tones.take()) {
+                        (false, _) => None,
+                        (true, Some(t)) => Some(t),
+                        (true, None) => opus::Decoder::new(48_000, opus::Channels::Mono)
+                            .map(|decoder| {
+                                Box::new(ToneListener {
+                                    decoder,
+                                    detector: DtmfDetector::new(48_000),
+                                    pcm: vec![0.0; 5760],
+                                })
+                            })
+                            .map_err(|e| tracing::warn!("no in-band DTMF detection: {e}"))
+                            .ok(),
+                    };
+                }
+            }
             MediaCommand::Stats { reply } => {
                 let mut stats = self.stats.clone();
                 stats.peers = self.peers.len();
@@ -375,13 +489,30 @@ impl Bridge {
             return Err(MediaError::NoAudio);
         }
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
             // The phone's jitter buffer reorders; the bridge forwards at once.
-            .set_reordering_size_audio(0)
-            .build(now);
+            .set_reordering_size_audio(0);
+        // DTMF on the Opus clock (our peers, browsers) and at 8 kHz (browsers, SIP gateways).
+        for (pt, rate) in [
+            (101, Frequency::FORTY_EIGHT_KHZ),
+            (126, Frequency::EIGHT_KHZ),
+        ] {
+            config.codec_config().add_config(
+                Pt::new_with_value(pt),
+                None,
+                Codec::Tele,
+                rate,
+                None,
+                FormatParams {
+                    telephone_event_max: Some(15),
+                    ..Default::default()
+                },
+            );
+        }
+        let mut rtc = config.build(now);
         let candidate = Candidate::host(self.candidate_addr, "udp")
             .map_err(|e| MediaError::Rejected(e.to_string()))?;
         rtc.add_local_candidate(candidate);
@@ -430,10 +561,11 @@ impl Bridge {
 
     fn cursor_for(&self, source: Source) -> Option<SoundCursor> {
         match source {
-            Source::Sound(sound) => Some(SoundCursor {
+            Source::Sound(sound) | Source::Prompt(sound) => Some(SoundCursor {
                 sound,
                 frames: self.sounds.encoded(sound),
                 index: 0,
+                once: matches!(source, Source::Prompt(_)),
             }),
             _ => None,
         }
@@ -527,6 +659,7 @@ impl Bridge {
     /// Polls one peer until it asks for a timeout: sends its packets, forwards its audio.
     fn drain(&mut self, id: PeerId) {
         let mut forwards = Vec::new();
+        let mut digits: Vec<(ReceivedDigit, bool)> = Vec::new();
         let mut gone = false;
         {
             let Some(peer) = self.peers.get_mut(&id) else {
@@ -565,6 +698,42 @@ impl Bridge {
                         Event::MediaData(data)
                             if Some(data.mid) == peer.mids[Slot::Main as usize] =>
                         {
+                            let spec = data.params.spec();
+                            if spec.codec == Codec::Tele {
+                                peer.sends_rfc4733 = true;
+                                peer.tones = None;
+                                let mut rx_clock = spec.clock_rate.get();
+                                if rx_clock == 0 {
+                                    rx_clock = 48_000;
+                                }
+                                if peer.dtmf_in_clock() != rx_clock {
+                                    peer.dtmf_in = Rfc4733Receiver::new(rx_clock);
+                                }
+                                if let Err(e) = peer.dtmf_in.handle_packet(
+                                    data.network_time,
+                                    data.time.numer() as u32,
+                                    &data.data,
+                                ) {
+                                    tracing::debug!("peer {id:?}: telephone event ignored: {e}");
+                                }
+                                while let Some(d) = peer.dtmf_in.poll_digit() {
+                                    digits.push((d, false));
+                                }
+                                continue;
+                            }
+                            if let Some(t) = &mut peer.tones {
+                                if let Ok(n) = t.decoder.decode_float(&data.data, &mut t.pcm, false)
+                                {
+                                    t.detector.push(&t.pcm[..n]);
+                                }
+                                while let Some(key) = t.detector.poll_digit() {
+                                    let d = ReceivedDigit {
+                                        key,
+                                        duration_ms: 0,
+                                    };
+                                    digits.push((d, true));
+                                }
+                            }
                             peer.inbound.on_packet(
                                 data.network_time,
                                 **data.seq_range.start(),
@@ -586,6 +755,9 @@ impl Bridge {
             self.remove_peer(id);
             let _ = self.events.send(MediaEvent::Disconnected { peer: id });
             return;
+        }
+        for (d, in_band) in digits {
+            self.report_digit(id, d, in_band);
         }
         if forwards.is_empty() {
             return;
@@ -645,7 +817,9 @@ impl Bridge {
             }
             for slot in [Slot::Main, Slot::Aux] {
                 if let Some(cursor) = &mut peer.cursors[slot as usize] {
-                    if cursor.frames.frames.is_empty() {
+                    if cursor.frames.frames.is_empty()
+                        || (cursor.once && cursor.index >= cursor.frames.frames.len() as u64)
+                    {
                         continue;
                     }
                     let i = (cursor.index % cursor.frames.frames.len() as u64) as usize;
@@ -667,6 +841,89 @@ impl Bridge {
         for id in touched {
             self.drain(id);
         }
+        // Keys whose end packets were all lost, and keys waiting to be sent.
+        let mut ended = Vec::new();
+        let mut sending = Vec::new();
+        for (id, peer) in &mut self.peers {
+            peer.dtmf_in.handle_timeout(now);
+            while let Some(d) = peer.dtmf_in.poll_digit() {
+                ended.push((*id, d));
+            }
+            if !peer.dtmf_out.is_empty() {
+                sending.push(*id);
+            }
+        }
+        for (id, d) in ended {
+            self.report_digit(id, d, false);
+        }
+        for id in sending {
+            self.send_digits(id, now);
+        }
+    }
+
+    fn report_digit(&mut self, peer: PeerId, digit: ReceivedDigit, in_band: bool) {
+        self.stats.digits_received += 1;
+        let _ = self.events.send(MediaEvent::Digit {
+            peer,
+            key: digit.key,
+            duration_ms: (!in_band).then_some(digit.duration_ms),
+            in_band,
+        });
+    }
+
+    /// Starts the next queued key to `id` if the last one is over; str0m paces its packets.
+    fn send_digits(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !peer.connected || peer.next_digit_at.is_some_and(|t| now < t) {
+            return;
+        }
+        let Some((key, duration_ms)) = peer.dtmf_out.pop_front() else {
+            return;
+        };
+        let Some(code) = crate::audio::rfc4733::event_code(key) else {
+            return;
+        };
+        let Some(mid) = peer.mids[Slot::Main as usize] else {
+            return;
+        };
+        let duration = Duration::from_millis(u64::from(duration_ms.clamp(40, 2_000)));
+        let ts = peer.out[Slot::Main as usize].now_ts(now);
+        let Some(writer) = peer.rtc.writer(mid) else {
+            return;
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        let event = TelephoneEvent {
+            event: code,
+            end: true,
+            volume: 10,
+            duration,
+        };
+        let time = MediaTime::new(ts, Frequency::FORTY_EIGHT_KHZ);
+        match writer
+            .telephone_event(event)
+            .write(pt, now, time, Vec::<u8>::new())
+        {
+            Ok(()) => {
+                self.stats.digits_sent += 1;
+                peer.next_digit_at = Some(now + duration + DIGIT_GAP);
+            }
+            Err(e) => tracing::debug!("peer {id:?}: key {key} not sent: {e}"),
+        }
+        self.drain(id);
+    }
+}
+
+impl MediaPeer {
+    fn dtmf_in_clock(&self) -> u32 {
+        self.dtmf_in.clock_hz()
     }
 }
 

@@ -1,9 +1,11 @@
 //! Shared helpers for the end-to-end tests: start a real switchboard (SQLite file, loopback
-//! ports), add users, make tone WAVs, and measure which tone dominates a recording.
+//! ports), add users, make tone WAVs, and measure which tone dominates a recording; play into
+//! and record from the virtual headset's PulseAudio devices (scripts/virtual-headset.sh).
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use sapa::config::SwitchboardConfig;
 use sapa::store::Role;
@@ -78,4 +80,110 @@ pub fn dominance(samples: &[f32], want: f32, other: f32) -> f64 {
 
 pub fn read(path: &Path) -> Vec<f32> {
     sapa::wav::read_mono_48k(path).expect("recording exists")
+}
+
+/// Records a PulseAudio source as raw 48 kHz mono s16le until `stop`.
+pub struct Recorder {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Recorder {
+    pub fn start(source: &str, path: PathBuf) -> Recorder {
+        let child = Command::new("parecord")
+            .args([
+                "--raw",
+                "--format=s16le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=20",
+                &format!("--device={source}"),
+            ])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("parecord runs (apt-get install pulseaudio-utils)");
+        Recorder { child, path }
+    }
+
+    pub fn stop(mut self) -> Vec<f32> {
+        // SIGINT lets parecord flush what it has.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let bytes = std::fs::read(&self.path).unwrap_or_default();
+        bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+            .collect()
+    }
+}
+
+impl Drop for Recorder {
+    /// A test that fails before `stop` leaves no parecord behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Plays a WAV into a PulseAudio sink.
+pub fn play_into(sink: &str, wav: &Path) -> Child {
+    Command::new("paplay")
+        .arg(format!("--device={sink}"))
+        .arg(wav)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("paplay runs (apt-get install pulseaudio-utils)")
+}
+
+/// Seconds of 100 ms windows in which `want` clearly dominates `other`.
+pub fn seconds_dominated(samples: &[f32], want: f32, other: f32) -> f64 {
+    dominance(samples, want, other) * (samples.len() / 4800) as f64 / 10.0
+}
+
+/// A headless agent that answers `calls` calls, saying nothing, with no extras.
+pub fn plain_agent(url: &str, user: &str, calls: u32) -> sapa::peer::agent::AgentOptions {
+    sapa::peer::agent::AgentOptions {
+        switchboard: url.to_owned(),
+        user: user.to_owned(),
+        password: PASSWORD.to_owned(),
+        voice: sapa::peer::agent::AgentVoice::Silence,
+        record: None,
+        calls,
+        disposition: None,
+        notes: String::new(),
+        resolution: sapa::protocol::Resolution::Resolved,
+        talk_secs: None,
+        no_answer: false,
+        hold: None,
+        mute: None,
+        send_digits: None,
+        impair: None,
+    }
+}
+
+/// A headless caller from `from` that plays `play` and records into `dir/<from>.wav`.
+pub fn plain_caller(
+    url: &str,
+    from: &str,
+    play: &Path,
+    dir: &Path,
+) -> sapa::peer::caller::CallerOptions {
+    sapa::peer::caller::CallerOptions {
+        switchboard: url.to_owned(),
+        from: from.to_owned(),
+        name: None,
+        queue: None,
+        play: play.to_owned(),
+        record: dir.join(format!("{from}.wav")),
+        talk_secs: None,
+        max_wait_secs: 30.0,
+        impair: None,
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
+    }
 }

@@ -70,6 +70,8 @@ pub enum Intent {
     TestMicrophone,
     SetNoiseSuppression(bool),
     SetAutoGain(bool),
+    /// Turn the desktop popup on an incoming call on or off.
+    SetDesktopNotifications(bool),
     /// Supervisor: start monitoring an agent's call (or switch mode), by `AgentRow::agent_id`.
     Monitor {
         agent: String,

@@ -674,6 +674,8 @@ pub struct SettingsView {
     pub ringer: Option<String>,
     pub noise_suppression: bool,
     pub auto_gain: bool,
+    /// A desktop popup when a call comes in.
+    pub desktop_notifications: bool,
     /// The test tone is playing on the speaker.
     pub test_tone_playing: bool,
     /// `Some(level)` while the microphone test runs.

@@ -1,6 +1,7 @@
 //! The Settings tab: which microphone, speaker and ringer to use (a remembered device that is
 //! unplugged stays visible as "not connected" instead of silently vanishing), a test tone and a
-//! microphone test, noise suppression and automatic gain, and the keyboard shortcuts.
+//! microphone test, noise suppression and automatic gain, the desktop popup on an incoming call,
+//! and the keyboard shortcuts.
 
 use egui::{ComboBox, Grid, RichText, Ui};
 
@@ -80,6 +81,19 @@ pub fn settings_ui(
         .changed()
     {
         intents.push(Intent::SetAutoGain(auto_gain));
+    }
+    ui.add_space(8.0);
+
+    ui.label(RichText::new("Incoming calls").size(18.0).strong());
+    let mut desktop_notifications = settings.desktop_notifications;
+    if ui
+        .checkbox(&mut desktop_notifications, "Desktop notifications")
+        .on_hover_text(
+            "A popup with the caller's name while the call rings, also over other windows",
+        )
+        .changed()
+    {
+        intents.push(Intent::SetDesktopNotifications(desktop_notifications));
     }
     ui.add_space(8.0);
 

@@ -10,7 +10,7 @@ use egui_kittest::kittest::Queryable as _;
 use sapa_ui::*;
 
 #[test]
-fn settings_choose_devices_and_processing() {
+fn settings_choose_devices_processing_and_popups() {
     let mut view = logged_in_view(Role::Agent);
     view.tab = Tab::Settings;
     view.settings = SettingsView {
@@ -21,6 +21,7 @@ fn settings_choose_devices_and_processing() {
         ringer: Some("Desk speakers".into()),
         noise_suppression: true,
         auto_gain: false,
+        desktop_notifications: true,
         test_tone_playing: false,
         mic_test_level_dbfs: None,
     };
@@ -39,6 +40,7 @@ fn settings_choose_devices_and_processing() {
     click(&mut harness, "Built-in microphone");
     click(&mut harness, "Noise suppression");
     click(&mut harness, "Automatic gain");
+    click(&mut harness, "Desktop notifications");
     click(&mut harness, "Play test tone");
     click(&mut harness, "Test microphone");
     assert_eq!(
@@ -50,6 +52,7 @@ fn settings_choose_devices_and_processing() {
             },
             Intent::SetNoiseSuppression(false),
             Intent::SetAutoGain(true),
+            Intent::SetDesktopNotifications(false),
             Intent::PlayTestTone,
             Intent::TestMicrophone,
         ]

@@ -270,6 +270,7 @@ fn scenes() -> Vec<(&'static str, PhoneView)> {
         ringer: Some("Desk speakers".into()),
         noise_suppression: true,
         auto_gain: false,
+        desktop_notifications: true,
         test_tone_playing: false,
         mic_test_level_dbfs: Some(-24.0),
     };

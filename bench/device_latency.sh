@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Mouth-to-ear latency and CPU of the phone's audio engine through real (virtual) devices.
+# A headless agent runs on the virtual headset (`sapa agent --devices`: cpal capture and
+# playback, noise suppression, Opus, jitter buffer); PulseAudio's loopback module feeds what
+# the headset plays back into its microphone, so the agent "repeats" what it hears through
+# both device buffers. A headless caller plays a click train and records, sample-aligned;
+# each click's echo delay is the round trip. One way = round trip / 2 (an upper bound: the
+# loopback module's own latency is included).
+# The agent process's CPU time is sampled from /proc over the middle of the call.
+# Usage: bench/device_latency.sh [path/to/sapa]   (needs python3 with numpy scipy)
+set -euo pipefail
+SAPA=${1:-target/release/sapa}
+SAPA=$(realpath "$SAPA")
+eval "$(bash "$(dirname "$0")/../scripts/virtual-headset.sh" start)"
+dir=$(mktemp -d)
+cleanup() {
+  kill "${sb:-}" "${ag:-}" 2>/dev/null || true
+  [ -n "${loop:-}" ] && pactl unload-module "$loop" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+python3 - "$dir/clicks.wav" <<'PY'
+import sys, numpy as np
+from scipy.io import wavfile
+n = 48000 * 20
+s = np.zeros(n, dtype=np.float32)
+t = np.arange(240) / 48000.0
+for at in range(12000, n - 480, 24000):
+    s[at:at + 240] = 0.8 * np.sin(2 * np.pi * 2000 * t)
+wavfile.write(sys.argv[1], 48000, (s * 32767).astype(np.int16))
+PY
+db="sqlite:$dir/b.db"
+"$SAPA" user add --db "$db" --name dev --role agent --password pw >/dev/null
+"$SAPA" switchboard --listen 127.0.0.1:17190 --media-listen 127.0.0.1:17191 --db "$db" 2>/dev/null &
+sb=$!
+loop=$(pactl load-module module-loopback source=sapa_ear.monitor sink=sapa_mouth_in latency_msec=1)
+sleep 1.5
+"$SAPA" agent --switchboard 127.0.0.1:17190 --user dev --password pw --devices --calls 1 >/dev/null 2>"$dir/agent.log" &
+ag=$!
+sleep 2
+"$SAPA" caller --switchboard 127.0.0.1:17190 --from +15550009 --play "$dir/clicks.wav" \
+  --record "$dir/heard.wav" >/dev/null 2>&1 &
+ca=$!
+ticks() { awk '{print $14 + $15}' "/proc/$ag/stat"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$ag/status"; }
+sleep 6
+t1=$(ticks); s1=$(date +%s.%N)
+sleep 10
+t2=$(ticks); s2=$(date +%s.%N); mem=$(rss)
+wait "$ca"
+hz=$(getconf CLK_TCK)
+python3 - "$dir/heard.wav" "$t1" "$t2" "$s1" "$s2" "$hz" "$mem" <<'PY'
+import sys, numpy as np
+from scipy.io import wavfile
+rate, x = wavfile.read(sys.argv[1]); x = x.astype(np.float64) / 32768
+t1, t2, s1, s2, hz, mem = map(float, sys.argv[2:8])
+delays = []
+for at in range(12000, len(x) - 24000, 24000):
+    w = np.abs(x[at:at + 22000])
+    i = np.argmax(w > 0.1)
+    if w[i] > 0.1:
+        delays.append(i / 48.0 / 2)
+d = np.array(delays)
+cpu = (t2 - t1) / hz / (s2 - s1) * 100
+print(f"clicks {len(d)}  one-way ms: median {np.median(d):.1f} min {d.min():.1f} max {d.max():.1f}" if len(d) else "no echo found")
+print(f"agent process in call: CPU {cpu:.2f} % of one core, RSS {mem/1024:.0f} MB")
+PY
