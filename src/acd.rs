@@ -23,6 +23,29 @@
 //! is first-in first-out by arrival; a caller whose offer is withdrawn goes back to the head,
 //! in front of everyone who arrived after it, and keeps its arrival time for wait statistics.
 //!
+//! Transfers and escalation (same core, same clock):
+//! - Blind transfer to a queue: the agent goes to after-call work for its leg; the caller goes
+//!   back into the named queue at the head, behind earlier transfers and callbacks but in front
+//!   of every caller who dialed in (tier 0 before tier 1, then by sequence number). It keeps its
+//!   arrival time for wait statistics.
+//! - Blind transfer to an agent: only to an available agent; the call is reserved for it and
+//!   offered at once. A reserved call the agent misses, declines or drops by logging out loses
+//!   its reservation and waits at the head of its queue for anyone.
+//! - Consult (warm transfer) and conference (escalation): the agent rings a colleague or a
+//!   supervisor who is available or not ready (never one who is busy). Until it is answered,
+//!   cancelled, declined or rings out, the colleague is `Offered` the same call id. Completing
+//!   hands the call over (the agent goes to after-call work); cancelling, declining or not
+//!   answering puts the colleague back in the state it came from. In a conference the third
+//!   party talked to the caller, so it gets after-call work when it leaves; a consulted
+//!   colleague who only talked to the agent does not.
+//! - Hanging up while a consulted colleague is connected completes the transfer (a conference:
+//!   the supervisor keeps the call); hanging up while it still rings ends the call.
+//! - Callbacks: a due callback is queued at the head of its queue, reserved for the agent who
+//!   scheduled it if that agent is logged in, otherwise for anyone. A waiting caller may ask to
+//!   be called back once it waited `callback_offer_after`; it keeps its place.
+//! - Outbound: an available or not-ready agent dials out and is on the call at once; an agent
+//!   who dialed from not ready goes back to not ready (same reason) after its wrap-up.
+//!
 //! Bad input (an unknown id, an action the agent's state does not allow) returns an
 //! [`AcdError`], emits nothing and changes nothing. Requests for the state an agent is already
 //! in (available while available, log out while logged out, ...) are accepted no-ops.
@@ -101,6 +124,60 @@ pub struct AcdConfig {
     pub ring_no_answer: Duration,
     /// How long an agent may stay in after-call work before it ends on its own.
     pub max_after_call_work: Duration,
+    /// How long a caller must have waited before it may ask to be called back instead.
+    pub callback_offer_after: Duration,
+}
+
+/// Why a call reaches the agent it connects to next (stored with each leg of the call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// Taken from the queue the caller dialed.
+    Queue,
+    BlindTransfer,
+    WarmTransfer,
+    /// A supervisor kept a conference the agent left.
+    Escalation,
+    /// A callback: scheduled by a disposition, or asked for by a waiting caller.
+    Callback,
+    /// The agent dialed the customer.
+    Outbound,
+}
+
+impl Via {
+    /// The name stored in `call_legs.why` and shown in history.
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Queue => "answered",
+            Via::BlindTransfer => "blind_transfer",
+            Via::WarmTransfer => "warm_transfer",
+            Via::Escalation => "escalation",
+            Via::Callback => "callback",
+            Via::Outbound => "outbound",
+        }
+    }
+}
+
+/// What a consulted colleague is asked to join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConsultKind {
+    /// Warm transfer: the caller waits on hold while the agent talks to the colleague.
+    Transfer,
+    /// Escalation: a three-way call of caller, agent and supervisor.
+    Conference,
+}
+
+/// Why a consult ended without the call being handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConsultEnd {
+    /// The agent went back to the caller.
+    Cancelled,
+    Declined,
+    RingNoAnswer,
+    /// The colleague hung up its side.
+    TargetLeft,
+    TargetLoggedOut,
+    /// The call itself ended (the caller hung up, or the agent before the colleague answered).
+    CallEnded,
 }
 
 /// What the driver tells the core. Events in the past tense: they have happened.
@@ -135,6 +212,50 @@ pub enum AcdInput {
     AgentHungUp { agent: AgentId, call: CallId },
     /// The agent finished wrap-up for `call`, ending after-call work.
     DispositionSubmitted { agent: AgentId, call: CallId },
+    /// Blind transfer: `agent` hands its connected call to `queue` (at the head) and goes to
+    /// after-call work.
+    AgentTransferredToQueue {
+        agent: AgentId,
+        call: CallId,
+        queue: QueueId,
+    },
+    /// Blind transfer to `target`, which must be available: the call is offered to it.
+    AgentTransferredToAgent {
+        agent: AgentId,
+        call: CallId,
+        target: AgentId,
+    },
+    /// The agent rings `target` about its call: a consult (warm transfer) or a conference
+    /// (escalation). `target` must be available or not ready.
+    ConsultRequested {
+        agent: AgentId,
+        call: CallId,
+        target: AgentId,
+        kind: ConsultKind,
+    },
+    /// The agent hands the call to the colleague it consulted (who must have answered).
+    ConsultCompleted { agent: AgentId, call: CallId },
+    /// The agent goes back to the caller; the colleague is released.
+    ConsultCancelled { agent: AgentId, call: CallId },
+    /// The agent dialed a customer (`via`: `Outbound` or `Callback`); it is on the call at
+    /// once, the customer's phone rings.
+    OutboundDialed {
+        agent: AgentId,
+        call: CallId,
+        queue: QueueId,
+        via: Via,
+    },
+    /// A scheduled callback is due: queue it at the head, reserved for `agent` if logged in.
+    CallbackDue {
+        call: CallId,
+        queue: QueueId,
+        agent: Option<AgentId>,
+    },
+    /// A waiting caller asks to be called back instead of waiting; it keeps its place.
+    CallerRequestedCallback { call: CallId },
+    /// The customer of an outbound call or callback could not be reached (no endpoint, no
+    /// answer): the call ends and its agent wraps up.
+    CustomerNotReached { call: CallId },
     /// Time passed: fire every timer whose deadline is at or before `now`. The driver sends it
     /// when [`Acd::poll_timeout`] is reached; sending it early is harmless.
     Timeout,
@@ -249,6 +370,8 @@ pub enum CallEndReason {
     Abandoned,
     /// The agent logged out or dropped off during a connected call.
     AgentDisconnected,
+    /// The customer of an outbound call or callback could not be reached.
+    NotReached,
 }
 
 /// What the core asks the driver to do or tells it happened. Drain with [`Acd::poll_output`].
@@ -272,8 +395,51 @@ pub enum AcdOutput {
         agent: AgentId,
         why: OfferEnd,
     },
-    /// `agent` answered: bridge the caller's media to the agent.
-    CallConnected { call: CallId, agent: AgentId },
+    /// `agent` answered (or dialed): bridge the caller's media to the agent. `via`: why the
+    /// call reached this agent.
+    CallConnected {
+        call: CallId,
+        agent: AgentId,
+        via: Via,
+    },
+    /// Blind transfer: `from` left the call (its after-call work follows); `CallQueued` and
+    /// perhaps `OfferCall` follow for the caller.
+    CallTransferred { call: CallId, from: AgentId },
+    /// Ring `to` for a consult or a conference about `from`'s call.
+    ConsultOffered {
+        call: CallId,
+        from: AgentId,
+        to: AgentId,
+        kind: ConsultKind,
+    },
+    /// `to` answered: a transfer consult bridges agent and colleague (the caller stays on
+    /// hold); a conference joins all three.
+    ConsultConnected {
+        call: CallId,
+        from: AgentId,
+        to: AgentId,
+        kind: ConsultKind,
+    },
+    /// The consult is over and the call stays with `from`. `answered`: whether `to` had
+    /// answered (stop its leg) or was still ringing (stop ringing).
+    ConsultEnded {
+        call: CallId,
+        from: AgentId,
+        to: AgentId,
+        kind: ConsultKind,
+        answered: bool,
+        why: ConsultEnd,
+    },
+    /// The consulted party now has the call alone: bridge the caller to `to`; `from` left
+    /// (its after-call work follows). `via`: `WarmTransfer` or `Escalation`.
+    CallHandedOver {
+        call: CallId,
+        from: AgentId,
+        to: AgentId,
+        via: Via,
+    },
+    /// The waiting caller will be called back when its turn comes; it may hang up now.
+    CallbackKept { call: CallId },
     /// The call is over; tear down what is left of it. `agent` is the agent it was connected
     /// to, `None` if it never was.
     CallEnded {
@@ -312,6 +478,10 @@ pub enum AcdError {
         action: &'static str,
         state: AgentStateKind,
     },
+    #[error("cannot pass the call to {target}: {why}")]
+    InvalidTarget { target: AgentId, why: &'static str },
+    #[error("call {call}: {why}")]
+    CallRefused { call: CallId, why: &'static str },
     #[error("agent {agent} is {state} with call {actual}, not {call}")]
     WrongCall {
         agent: AgentId,
@@ -328,6 +498,10 @@ pub struct CallStatus {
     /// When the caller arrived; kept when an offer is withdrawn.
     pub arrived: Instant,
     pub phase: CallPhase,
+    /// The agent the call waits for, if it is reserved (a transfer to an agent, a callback).
+    pub reserved_for: Option<AgentId>,
+    /// A colleague rung or talking about this call: (who, kind, answered).
+    pub consult: Option<(AgentId, ConsultKind, bool)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -363,9 +537,12 @@ pub struct Acd {
     ring_no_answer: Duration,
     /// How long after-call work may last.
     max_after_call_work: Duration,
-    /// Waiting callers per queue, keyed by arrival sequence number: key order is FIFO order,
-    /// and a caller whose offer is withdrawn slots back in at its original place.
-    queues: BTreeMap<QueueId, BTreeMap<u64, CallId>>,
+    /// How long a caller waits before it may ask to be called back.
+    callback_offer_after: Duration,
+    /// Waiting callers per queue, keyed by (tier, sequence number): key order is service
+    /// order (tier 0, transfers and callbacks, before tier 1, callers who dialed in; FIFO in
+    /// each), and a caller whose offer is withdrawn slots back in at its original place.
+    queues: BTreeMap<QueueId, BTreeMap<QueueKey, CallId>>,
     /// Every live call (queued, offered or connected); an ended call is dropped.
     calls: BTreeMap<CallId, CallRecord>,
     /// Every agent that ever logged in; logged-out agents stay, as `LoggedOut`.
@@ -383,16 +560,36 @@ pub struct Acd {
     now: Option<Instant>,
 }
 
+/// A waiting caller's place: (tier, sequence number); tier 0 is served before tier 1.
+type QueueKey = (u8, u64);
+/// Transfers and callbacks: in front of callers who dialed in.
+const TIER_FRONT: u8 = 0;
+/// Callers who dialed in.
+const TIER_ARRIVAL: u8 = 1;
+
 #[derive(Clone, Debug, PartialEq)]
 struct CallRecord {
     /// The queue the caller waits in, and goes back to when an offer is withdrawn.
     queue: QueueId,
-    /// Arrival order; the key in `Acd::queues`.
-    seq: u64,
+    /// Place in the queue; the key in `Acd::queues`.
+    key: QueueKey,
     /// Arrival time, for wait statistics.
     arrived: Instant,
     /// Queued, or with which agent.
     phase: Phase,
+    /// Only this agent may be offered the call (a transfer to it, its callback).
+    reserved_for: Option<AgentId>,
+    /// Why the call will reach (or reached) its agent.
+    via: Via,
+    /// A colleague rung or talking about this call (only while `Connected`).
+    consult: Option<Consult>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Consult {
+    to: AgentId,
+    kind: ConsultKind,
+    answered: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -413,6 +610,8 @@ struct Agent {
     /// While offered: when the agent became idle, so that an offer the caller abandons gives
     /// the agent back its place in the idle order.
     idle_since_before_offer: Option<Instant>,
+    /// While rung or talking for a consult: the state to go back to when it ends.
+    before_consult: Option<AgentState>,
 }
 
 /// The deadline table: each timer once, findable by timer (to cancel) and by deadline.
@@ -456,6 +655,7 @@ impl Acd {
         Self {
             ring_no_answer: config.ring_no_answer.min(MAX_TIMER),
             max_after_call_work: config.max_after_call_work.min(MAX_TIMER),
+            callback_offer_after: config.callback_offer_after.min(MAX_TIMER),
             queues: config
                 .queues
                 .into_iter()
@@ -489,6 +689,50 @@ impl Acd {
             AcdInput::AgentHungUp { agent, call } => self.agent_hung_up(now, &agent, &call)?,
             AcdInput::DispositionSubmitted { agent, call } => {
                 self.disposition(now, &agent, &call)?
+            }
+            AcdInput::AgentTransferredToQueue { agent, call, queue } => {
+                self.transfer_to_queue(now, &agent, &call, queue)?
+            }
+            AcdInput::AgentTransferredToAgent {
+                agent,
+                call,
+                target,
+            } => self.transfer_to_agent(now, &agent, &call, target)?,
+            AcdInput::ConsultRequested {
+                agent,
+                call,
+                target,
+                kind,
+            } => self.start_consult(now, &agent, &call, target, kind)?,
+            AcdInput::ConsultCompleted { agent, call } => {
+                self.complete_consult(now, &agent, &call)?
+            }
+            AcdInput::ConsultCancelled { agent, call } => {
+                self.cancel_consult(now, &agent, &call)?
+            }
+            AcdInput::OutboundDialed {
+                agent,
+                call,
+                queue,
+                via,
+            } => self.dial_out(now, &agent, call, queue, via)?,
+            AcdInput::CallbackDue { call, queue, agent } => {
+                self.callback_due(now, call, queue, agent)?
+            }
+            AcdInput::CallerRequestedCallback { call } => self.keep_for_callback(now, &call)?,
+            AcdInput::CustomerNotReached { call } => {
+                let agent = match self.calls.get(&call).map(|r| &r.phase) {
+                    Some(Phase::Connected(agent)) => agent.clone(),
+                    Some(_) => {
+                        return Err(AcdError::CallRefused {
+                            call,
+                            why: "the call is not connected to an agent",
+                        });
+                    }
+                    None => return Err(AcdError::UnknownCall(call)),
+                };
+                self.end_consult(now, &call, ConsultEnd::CallEnded);
+                self.end_connected(now, &agent, &call, CallEndReason::NotReached);
             }
             AcdInput::Timeout => self.fire_timers(now),
         }
@@ -563,7 +807,7 @@ impl Acd {
         let rec = self.calls.get(call)?;
         let phase = match &rec.phase {
             Phase::Queued => CallPhase::Queued {
-                position: self.position(&rec.queue, rec.seq),
+                position: self.position(&rec.queue, rec.key),
             },
             Phase::Offered(agent) => CallPhase::Offered {
                 agent: agent.clone(),
@@ -576,6 +820,11 @@ impl Acd {
             queue: rec.queue.clone(),
             arrived: rec.arrived,
             phase,
+            reserved_for: rec.reserved_for.clone(),
+            consult: rec
+                .consult
+                .as_ref()
+                .map(|c| (c.to.clone(), c.kind, c.answered)),
         })
     }
 
@@ -633,6 +882,7 @@ impl Acd {
             queues: BTreeSet::new(),
             pending_not_ready: None,
             idle_since_before_offer: None,
+            before_consult: None,
         });
         entry.queues = queues.into_iter().collect();
         entry.pending_not_ready = None;
@@ -654,6 +904,9 @@ impl Acd {
             AgentState::NotReady { .. } | AgentState::Available { .. } => {
                 self.set_state(agent, AgentState::LoggedOut);
             }
+            AgentState::Offered { call, .. } if self.consult_target(&call) == Some(agent) => {
+                self.end_consult(now, &call, ConsultEnd::TargetLoggedOut);
+            }
             AgentState::Offered { call, .. } => {
                 self.withdraw_offer(
                     agent,
@@ -662,13 +915,21 @@ impl Acd {
                     AgentState::LoggedOut,
                 );
             }
+            AgentState::OnCall { call, .. } if self.consult_target(&call) == Some(agent) => {
+                self.end_consult(now, &call, ConsultEnd::TargetLoggedOut);
+            }
             AgentState::OnCall { call, .. } => {
-                self.calls.remove(&call);
-                self.outputs.push_back(AcdOutput::CallEnded {
-                    call,
-                    agent: Some(agent.clone()),
-                    reason: CallEndReason::AgentDisconnected,
-                });
+                if self.consult_answered(&call) {
+                    self.hand_over(&call);
+                } else {
+                    self.end_consult(now, &call, ConsultEnd::CallEnded);
+                    self.calls.remove(&call);
+                    self.outputs.push_back(AcdOutput::CallEnded {
+                        call,
+                        agent: Some(agent.clone()),
+                        reason: CallEndReason::AgentDisconnected,
+                    });
+                }
                 self.set_state(agent, AgentState::LoggedOut);
             }
             AgentState::AfterCallWork { call, .. } => {
@@ -682,6 +943,13 @@ impl Acd {
         let a = self.agent_mut(agent);
         a.pending_not_ready = None;
         a.idle_since_before_offer = None;
+        a.before_consult = None;
+        // Calls waiting for this agent (a transfer, a callback) now wait for anyone.
+        for rec in self.calls.values_mut() {
+            if rec.phase == Phase::Queued && rec.reserved_for.as_ref() == Some(agent) {
+                rec.reserved_for = None;
+            }
+        }
         self.dispatch(now);
         Ok(())
     }
@@ -735,33 +1003,58 @@ impl Acd {
         if !self.queues.contains_key(&queue) {
             return Err(AcdError::UnknownQueue(queue));
         }
-        let wrapping_up = self
-            .agents
-            .values()
-            .any(|a| matches!(&a.state, AgentState::AfterCallWork { call: c, .. } if *c == call));
-        if wrapping_up || self.calls.contains_key(&call) {
-            return Err(AcdError::DuplicateCall(call));
-        }
-        let seq = self.next_seq;
+        self.check_new_call(&call)?;
+        self.enqueue_new(now, call, queue, TIER_ARRIVAL, None, Via::Queue);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Stores a new call as waiting in `queue` and announces its place.
+    fn enqueue_new(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        queue: QueueId,
+        tier: u8,
+        reserved_for: Option<AgentId>,
+        via: Via,
+    ) {
+        let key = (tier, self.next_seq);
         self.next_seq += 1;
         self.calls.insert(
             call.clone(),
             CallRecord {
                 queue: queue.clone(),
-                seq,
+                key,
                 arrived: now,
                 phase: Phase::Queued,
+                reserved_for,
+                via,
+                consult: None,
             },
         );
-        let waiting = self.queues.get_mut(&queue).expect("queue checked above");
-        waiting.insert(seq, call.clone());
-        let position = waiting.len();
+        let waiting = self
+            .queues
+            .get_mut(&queue)
+            .expect("queue checked by the caller");
+        waiting.insert(key, call.clone());
+        let position = self.position(&queue, key);
         self.outputs.push_back(AcdOutput::CallQueued {
             call,
             queue,
             position,
         });
-        self.dispatch(now);
+    }
+
+    /// A call id that may be used for a new call: not live, not being wrapped up.
+    fn check_new_call(&self, call: &CallId) -> Result<(), AcdError> {
+        let wrapping_up = self
+            .agents
+            .values()
+            .any(|a| matches!(&a.state, AgentState::AfterCallWork { call: c, .. } if c == call));
+        if wrapping_up || self.calls.contains_key(call) {
+            return Err(AcdError::DuplicateCall(call.clone()));
+        }
         Ok(())
     }
 
@@ -771,14 +1064,36 @@ impl Acd {
             call: call.clone(),
             agent: agent.clone(),
         });
-        self.calls
+        let rec = self
+            .calls
             .get_mut(call)
-            .expect("an offered call has a record")
-            .phase = Phase::Connected(agent.clone());
+            .expect("an offered call has a record");
+        if let (Phase::Connected(from), Some(consult)) = (&rec.phase, &mut rec.consult) {
+            // A colleague answering a consult: the call stays with `from`.
+            consult.answered = true;
+            self.outputs.push_back(AcdOutput::ConsultConnected {
+                call: call.clone(),
+                from: from.clone(),
+                to: agent.clone(),
+                kind: consult.kind,
+            });
+            self.set_state(
+                agent,
+                AgentState::OnCall {
+                    call: call.clone(),
+                    since: now,
+                },
+            );
+            return Ok(());
+        }
+        rec.phase = Phase::Connected(agent.clone());
+        rec.reserved_for = None;
+        let via = rec.via;
         self.agent_mut(agent).idle_since_before_offer = None;
         self.outputs.push_back(AcdOutput::CallConnected {
             call: call.clone(),
             agent: agent.clone(),
+            via,
         });
         self.set_state(
             agent,
@@ -792,6 +1107,10 @@ impl Acd {
 
     fn decline(&mut self, now: Instant, agent: &AgentId, call: &CallId) -> Result<(), AcdError> {
         self.check_call(agent, call, AgentStateKind::Offered, "decline")?;
+        if self.consult_target(call) == Some(agent) {
+            self.end_consult(now, call, ConsultEnd::Declined);
+            return Ok(());
+        }
         let next = AgentState::NotReady {
             reason: REASON_DECLINED.to_owned(),
             since: now,
@@ -812,7 +1131,7 @@ impl Acd {
                 self.queues
                     .get_mut(&rec.queue)
                     .expect("a call's queue exists")
-                    .remove(&rec.seq);
+                    .remove(&rec.key);
                 self.outputs.push_back(AcdOutput::CallEnded {
                     call: call.clone(),
                     agent: None,
@@ -845,6 +1164,7 @@ impl Acd {
                 self.dispatch(now);
             }
             Phase::Connected(agent) => {
+                self.end_consult(now, call, ConsultEnd::CallEnded);
                 self.end_connected(now, &agent, call, CallEndReason::CallerHungUp);
             }
         }
@@ -858,7 +1178,17 @@ impl Acd {
         call: &CallId,
     ) -> Result<(), AcdError> {
         self.check_call(agent, call, AgentStateKind::OnCall, "hang up")?;
-        self.end_connected(now, agent, call, CallEndReason::AgentHungUp);
+        if self.consult_target(call) == Some(agent) {
+            // The consulted colleague (or the conference's third party) leaves.
+            self.end_consult(now, call, ConsultEnd::TargetLeft);
+        } else if self.consult_answered(call) {
+            // Hanging up on a connected colleague completes the transfer.
+            self.hand_over(call);
+            self.start_after_call_work(now, agent, call);
+        } else {
+            self.end_consult(now, call, ConsultEnd::CallEnded);
+            self.end_connected(now, agent, call, CallEndReason::AgentHungUp);
+        }
         Ok(())
     }
 
@@ -890,6 +1220,11 @@ impl Acd {
                 continue;
             }
             match timer {
+                Timer::RingNoAnswer { call, agent }
+                    if self.consult_target(&call) == Some(&agent) =>
+                {
+                    self.end_consult(now, &call, ConsultEnd::RingNoAnswer);
+                }
                 Timer::RingNoAnswer { call, agent } => {
                     let next = AgentState::NotReady {
                         reason: REASON_MISSED.to_owned(),
@@ -901,6 +1236,339 @@ impl Acd {
                 Timer::AfterCallWork { agent, .. } => self.end_after_call_work(now, &agent),
             }
         }
+    }
+
+    fn transfer_to_queue(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        call: &CallId,
+        queue: QueueId,
+    ) -> Result<(), AcdError> {
+        self.check_primary(agent, call, "transfer")?;
+        self.check_no_consult(call)?;
+        if !self.queues.contains_key(&queue) {
+            return Err(AcdError::UnknownQueue(queue));
+        }
+        let key = self.requeue_at_front(call, Some(queue), None);
+        self.outputs.push_back(AcdOutput::CallTransferred {
+            call: call.clone(),
+            from: agent.clone(),
+        });
+        self.start_after_call_work(now, agent, call);
+        let queue = self.calls[call].queue.clone();
+        let position = self.position(&queue, key);
+        self.outputs.push_back(AcdOutput::CallQueued {
+            call: call.clone(),
+            queue,
+            position,
+        });
+        self.dispatch(now);
+        Ok(())
+    }
+
+    fn transfer_to_agent(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        call: &CallId,
+        target: AgentId,
+    ) -> Result<(), AcdError> {
+        self.check_primary(agent, call, "transfer")?;
+        self.check_no_consult(call)?;
+        self.check_target(agent, &target, true)?;
+        let key = self.requeue_at_front(call, None, Some(target.clone()));
+        self.outputs.push_back(AcdOutput::CallTransferred {
+            call: call.clone(),
+            from: agent.clone(),
+        });
+        self.start_after_call_work(now, agent, call);
+        // Straight to the target, not through dispatch: it is available (checked above).
+        let queue = self.calls[call].queue.clone();
+        self.offer(now, target, &queue, key);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    fn start_consult(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        call: &CallId,
+        target: AgentId,
+        kind: ConsultKind,
+    ) -> Result<(), AcdError> {
+        self.check_primary(agent, call, "consult")?;
+        self.check_no_consult(call)?;
+        self.check_target(agent, &target, false)?;
+        let before = self.agents[&target].state.clone();
+        self.calls
+            .get_mut(call)
+            .expect("checked by check_primary")
+            .consult = Some(Consult {
+            to: target.clone(),
+            kind,
+            answered: false,
+        });
+        self.agent_mut(&target).before_consult = Some(before);
+        self.outputs.push_back(AcdOutput::ConsultOffered {
+            call: call.clone(),
+            from: agent.clone(),
+            to: target.clone(),
+            kind,
+        });
+        self.timers.arm(
+            Timer::RingNoAnswer {
+                call: call.clone(),
+                agent: target.clone(),
+            },
+            now + self.ring_no_answer,
+        );
+        self.set_state(
+            &target,
+            AgentState::Offered {
+                call: call.clone(),
+                since: now,
+            },
+        );
+        Ok(())
+    }
+
+    fn complete_consult(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        call: &CallId,
+    ) -> Result<(), AcdError> {
+        self.check_primary(agent, call, "complete a transfer")?;
+        if !self.consult_answered(call) {
+            return Err(AcdError::CallRefused {
+                call: call.clone(),
+                why: "no consulted colleague has answered",
+            });
+        }
+        self.hand_over(call);
+        self.start_after_call_work(now, agent, call);
+        Ok(())
+    }
+
+    fn cancel_consult(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        call: &CallId,
+    ) -> Result<(), AcdError> {
+        self.check_primary(agent, call, "cancel a consult")?;
+        if self.consult_target(call).is_none() {
+            return Err(AcdError::CallRefused {
+                call: call.clone(),
+                why: "no consult in progress",
+            });
+        }
+        self.end_consult(now, call, ConsultEnd::Cancelled);
+        Ok(())
+    }
+
+    fn dial_out(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        call: CallId,
+        queue: QueueId,
+        via: Via,
+    ) -> Result<(), AcdError> {
+        let state = self.known_agent(agent)?.state.clone();
+        if !matches!(
+            state,
+            AgentState::Available { .. } | AgentState::NotReady { .. }
+        ) {
+            return Err(self.invalid(agent, "dial out"));
+        }
+        if !self.queues.contains_key(&queue) {
+            return Err(AcdError::UnknownQueue(queue));
+        }
+        self.check_new_call(&call)?;
+        let key = (TIER_FRONT, self.next_seq);
+        self.next_seq += 1;
+        self.calls.insert(
+            call.clone(),
+            CallRecord {
+                queue,
+                key,
+                arrived: now,
+                phase: Phase::Connected(agent.clone()),
+                reserved_for: None,
+                via,
+                consult: None,
+            },
+        );
+        if let AgentState::NotReady { reason, .. } = state {
+            // Back to the same not-ready reason after this call's wrap-up.
+            self.agent_mut(agent).pending_not_ready = Some(reason);
+        }
+        self.outputs.push_back(AcdOutput::CallConnected {
+            call: call.clone(),
+            agent: agent.clone(),
+            via,
+        });
+        self.set_state(agent, AgentState::OnCall { call, since: now });
+        Ok(())
+    }
+
+    fn callback_due(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        queue: QueueId,
+        agent: Option<AgentId>,
+    ) -> Result<(), AcdError> {
+        if !self.queues.contains_key(&queue) {
+            return Err(AcdError::UnknownQueue(queue));
+        }
+        self.check_new_call(&call)?;
+        let reserved = agent.filter(|a| {
+            self.agents
+                .get(a)
+                .is_some_and(|a| a.state != AgentState::LoggedOut)
+        });
+        self.enqueue_new(now, call, queue, TIER_FRONT, reserved, Via::Callback);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    fn keep_for_callback(&mut self, now: Instant, call: &CallId) -> Result<(), AcdError> {
+        let threshold = self.callback_offer_after;
+        let rec = self
+            .calls
+            .get_mut(call)
+            .ok_or_else(|| AcdError::UnknownCall(call.clone()))?;
+        if rec.phase != Phase::Queued {
+            return Err(AcdError::CallRefused {
+                call: call.clone(),
+                why: "the call is no longer waiting",
+            });
+        }
+        if now.saturating_duration_since(rec.arrived) < threshold {
+            return Err(AcdError::CallRefused {
+                call: call.clone(),
+                why: "a callback can be asked for only after waiting longer",
+            });
+        }
+        rec.via = Via::Callback;
+        self.outputs
+            .push_back(AcdOutput::CallbackKept { call: call.clone() });
+        Ok(())
+    }
+
+    // ---- shared transitions (infallible; inputs were validated) ----
+
+    /// Moves a connected call back to a queue (`queue`, or its own) at the front, as a blind
+    /// transfer, optionally reserved for one agent. Returns its new key.
+    fn requeue_at_front(
+        &mut self,
+        call: &CallId,
+        queue: Option<QueueId>,
+        reserved_for: Option<AgentId>,
+    ) -> QueueKey {
+        let key = (TIER_FRONT, self.next_seq);
+        self.next_seq += 1;
+        let rec = self
+            .calls
+            .get_mut(call)
+            .expect("a connected call has a record");
+        if let Some(queue) = queue {
+            rec.queue = queue;
+        }
+        rec.key = key;
+        rec.phase = Phase::Queued;
+        rec.via = Via::BlindTransfer;
+        rec.reserved_for = reserved_for;
+        let queue = rec.queue.clone();
+        self.queues
+            .get_mut(&queue)
+            .expect("a call's queue exists")
+            .insert(key, call.clone());
+        key
+    }
+
+    /// Ends the consult of `call`, if there is one, and moves the colleague on: logged out if
+    /// that is why it ended; after-call work if it was in a conference (it talked to the
+    /// caller); otherwise back to the state it came from (its idle place kept if it never
+    /// answered), or to a not-ready reason it asked for meanwhile.
+    fn end_consult(&mut self, now: Instant, call: &CallId, why: ConsultEnd) {
+        let Some(rec) = self.calls.get_mut(call) else {
+            return;
+        };
+        let Some(consult) = rec.consult.take() else {
+            return;
+        };
+        let Phase::Connected(from) = rec.phase.clone() else {
+            unreachable!("only connected calls have consults");
+        };
+        let to = consult.to;
+        if !consult.answered {
+            self.timers.cancel(&Timer::RingNoAnswer {
+                call: call.clone(),
+                agent: to.clone(),
+            });
+        }
+        self.outputs.push_back(AcdOutput::ConsultEnded {
+            call: call.clone(),
+            from,
+            to: to.clone(),
+            kind: consult.kind,
+            answered: consult.answered,
+            why,
+        });
+        let a = self.agent_mut(&to);
+        let before = a.before_consult.take();
+        if why == ConsultEnd::TargetLoggedOut {
+            self.set_state(&to, AgentState::LoggedOut);
+            return;
+        }
+        if consult.kind == ConsultKind::Conference && consult.answered {
+            self.start_after_call_work(now, &to, call);
+            return;
+        }
+        let next = match (a.pending_not_ready.take(), before) {
+            (Some(reason), _) => AgentState::NotReady { reason, since: now },
+            (None, Some(AgentState::Available { since })) if !consult.answered => {
+                AgentState::Available { since }
+            }
+            (None, Some(AgentState::NotReady { reason, since })) if !consult.answered => {
+                AgentState::NotReady { reason, since }
+            }
+            (None, Some(AgentState::NotReady { reason, .. })) => {
+                AgentState::NotReady { reason, since: now }
+            }
+            _ => AgentState::Available { since: now },
+        };
+        self.set_state(&to, next);
+        self.dispatch(now);
+    }
+
+    /// The consulted colleague, who answered, takes the call over. The caller moves the agent
+    /// who had it on (after-call work or logged out).
+    fn hand_over(&mut self, call: &CallId) {
+        let rec = self.calls.get_mut(call).expect("checked by the caller");
+        let consult = rec.consult.take().expect("checked by the caller");
+        let Phase::Connected(from) =
+            std::mem::replace(&mut rec.phase, Phase::Connected(consult.to.clone()))
+        else {
+            unreachable!("only connected calls have consults");
+        };
+        let via = match consult.kind {
+            ConsultKind::Transfer => Via::WarmTransfer,
+            ConsultKind::Conference => Via::Escalation,
+        };
+        rec.via = via;
+        self.agent_mut(&consult.to).before_consult = None;
+        self.outputs.push_back(AcdOutput::CallHandedOver {
+            call: call.clone(),
+            from,
+            to: consult.to,
+            via,
+        });
     }
 
     // ---- shared transitions (infallible; inputs were validated) ----
@@ -927,12 +1595,14 @@ impl Acd {
             .get_mut(call)
             .expect("an offered call has a record");
         rec.phase = Phase::Queued;
-        let (queue, seq) = (rec.queue.clone(), rec.seq);
+        // A call reserved for this agent now waits for anyone.
+        rec.reserved_for = None;
+        let (queue, key) = (rec.queue.clone(), rec.key);
         self.queues
             .get_mut(&queue)
             .expect("a call's queue exists")
-            .insert(seq, call.clone());
-        let position = self.position(&queue, seq);
+            .insert(key, call.clone());
+        let position = self.position(&queue, key);
         self.outputs.push_back(AcdOutput::CallQueued {
             call: call.clone(),
             queue,
@@ -948,6 +1618,11 @@ impl Acd {
             agent: Some(agent.clone()),
             reason: why,
         });
+        self.start_after_call_work(now, agent, call);
+    }
+
+    /// Starts `agent`'s after-call work for its leg of `call` (the call may go on).
+    fn start_after_call_work(&mut self, now: Instant, agent: &AgentId, call: &CallId) {
         let deadline = now + self.max_after_call_work;
         self.timers.arm(
             Timer::AfterCallWork {
@@ -981,30 +1656,46 @@ impl Acd {
     /// with someone waiting: longest-idle agent first, each taking the longest-waiting caller
     /// among its queues.
     fn dispatch(&mut self, now: Instant) {
-        while let Some((agent, queue, seq)) = self.next_match() {
-            self.offer(now, agent, &queue, seq);
+        while let Some((agent, queue, key)) = self.next_match() {
+            self.offer(now, agent, &queue, key);
         }
     }
 
-    fn next_match(&self) -> Option<(AgentId, QueueId, u64)> {
+    /// The longest-idle available agent with a call it may take: the first call of a queue
+    /// it serves that is not reserved for someone else, or a call reserved for it in any
+    /// queue. Reserved calls are rare, so queues are scanned past them rather than indexed.
+    fn next_match(&self) -> Option<(AgentId, QueueId, QueueKey)> {
         self.idle.iter().find_map(|(_, agent)| {
             let a = self.agents.get(agent).expect("idle agents are known");
-            a.queues
+            self.queues
                 .iter()
-                .filter_map(|q| {
-                    let (seq, _) = self.queues.get(q)?.first_key_value()?;
-                    Some((*seq, q))
+                .filter_map(|(q, waiting)| {
+                    let serves = a.queues.contains(q);
+                    waiting
+                        .iter()
+                        .find(|(_, call)| {
+                            match &self
+                                .calls
+                                .get(*call)
+                                .expect("queued calls have records")
+                                .reserved_for
+                            {
+                                Some(r) => r == agent,
+                                None => serves,
+                            }
+                        })
+                        .map(|(key, _)| (*key, q))
                 })
                 .min()
-                .map(|(seq, q)| (agent.clone(), q.clone(), seq))
+                .map(|(key, q)| (agent.clone(), q.clone(), key))
         })
     }
 
-    fn offer(&mut self, now: Instant, agent: AgentId, queue: &QueueId, seq: u64) {
+    fn offer(&mut self, now: Instant, agent: AgentId, queue: &QueueId, key: QueueKey) {
         let call = self
             .queues
             .get_mut(queue)
-            .and_then(|q| q.remove(&seq))
+            .and_then(|q| q.remove(&key))
             .expect("next_match returns a waiting call");
         self.calls
             .get_mut(&call)
@@ -1048,9 +1739,9 @@ impl Acd {
 
     // ---- small helpers ----
 
-    /// 1-based position of the caller with sequence number `seq` in `queue`.
-    fn position(&self, queue: &QueueId, seq: u64) -> usize {
-        self.queues.get(queue).map_or(0, |q| q.range(..seq).count()) + 1
+    /// 1-based position of the caller with key `key` in `queue`.
+    fn position(&self, queue: &QueueId, key: QueueKey) -> usize {
+        self.queues.get(queue).map_or(0, |q| q.range(..key).count()) + 1
     }
 
     fn known_agent(&self, agent: &AgentId) -> Result<&Agent, AcdError> {
@@ -1070,6 +1761,75 @@ impl Acd {
             agent: agent.clone(),
             action,
             state: self.agents[agent].state.kind(),
+        }
+    }
+
+    /// The colleague rung or talking about `call`, if any.
+    fn consult_target(&self, call: &CallId) -> Option<&AgentId> {
+        self.calls.get(call)?.consult.as_ref().map(|c| &c.to)
+    }
+
+    fn consult_answered(&self, call: &CallId) -> bool {
+        self.calls
+            .get(call)
+            .and_then(|r| r.consult.as_ref())
+            .is_some_and(|c| c.answered)
+    }
+
+    /// Checks that `agent` has `call` (on the call, and not as the consulted colleague).
+    fn check_primary(
+        &self,
+        agent: &AgentId,
+        call: &CallId,
+        action: &'static str,
+    ) -> Result<(), AcdError> {
+        self.check_call(agent, call, AgentStateKind::OnCall, action)?;
+        match &self.calls.get(call).map(|r| &r.phase) {
+            Some(Phase::Connected(a)) if a == agent => Ok(()),
+            _ => Err(AcdError::CallRefused {
+                call: call.clone(),
+                why: "only the agent who has the call can do that",
+            }),
+        }
+    }
+
+    /// A blind transfer or a second consult waits until the current consult is over.
+    fn check_no_consult(&self, call: &CallId) -> Result<(), AcdError> {
+        match self.consult_target(call) {
+            Some(_) => Err(AcdError::CallRefused {
+                call: call.clone(),
+                why: "a consult is in progress",
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that `target` may be rung by `agent`: known, logged in, someone else, and
+    /// available (a blind transfer) or available or not ready (a consult).
+    fn check_target(
+        &self,
+        agent: &AgentId,
+        target: &AgentId,
+        must_be_available: bool,
+    ) -> Result<(), AcdError> {
+        let refuse = |why| {
+            Err(AcdError::InvalidTarget {
+                target: target.clone(),
+                why,
+            })
+        };
+        if target == agent {
+            return refuse("that is the agent itself");
+        }
+        let Some(t) = self.agents.get(target) else {
+            return refuse("not logged in");
+        };
+        match t.state.kind() {
+            AgentStateKind::LoggedOut => refuse("not logged in"),
+            AgentStateKind::Available => Ok(()),
+            AgentStateKind::NotReady if !must_be_available => Ok(()),
+            AgentStateKind::NotReady => refuse("not available"),
+            _ => refuse("busy"),
         }
     }
 
@@ -1106,6 +1866,7 @@ mod tests {
 
     const RING: Duration = Duration::from_secs(20);
     const ACW: Duration = Duration::from_secs(60);
+    const CALLBACK_AFTER: Duration = Duration::from_secs(30);
 
     fn q(id: &str) -> QueueId {
         QueueId::from(id)
@@ -1134,6 +1895,7 @@ mod tests {
                 queues: queues.iter().map(|s| q(s)).collect(),
                 ring_no_answer: RING,
                 max_after_call_work: ACW,
+                callback_offer_after: CALLBACK_AFTER,
             });
             Self { acd, t0, now: t0 }
         }
@@ -1581,7 +2343,8 @@ mod tests {
             vec![
                 AcdOutput::CallConnected {
                     call: c("c1"),
-                    agent: a("ann")
+                    agent: a("ann"),
+                    via: Via::Queue,
                 },
                 AcdOutput::AgentStateChanged {
                     agent: a("ann"),
@@ -1905,6 +2668,7 @@ mod tests {
             queues: vec![q("sales")],
             ring_no_answer: Duration::ZERO,
             max_after_call_work: Duration::ZERO,
+            callback_offer_after: CALLBACK_AFTER,
         });
         for agent in ["ann", "bob"] {
             let login = AcdInput::AgentLoggedIn {
@@ -2073,6 +2837,495 @@ mod tests {
         );
     }
 
+    // ---- rule 6: transfers, consults, conferences ----
+
+    /// ann talks to c1 (answered from "sales"); bob and the supervisor sue are logged in.
+    fn on_call_with_colleagues(bob_ready: bool) -> Sim {
+        let mut sim = Sim::new(&["sales", "support"]);
+        sim.login_ready("ann", &["sales"]);
+        sim.login("bob", &["support"]);
+        if bob_ready {
+            sim.ready("bob");
+        }
+        sim.login("sue", &[]);
+        sim.arrive("c1", "sales");
+        sim.answer("ann", "c1");
+        sim.advance(10);
+        sim
+    }
+
+    fn acw(sim: &Sim, call: &str) -> AgentState {
+        AgentState::AfterCallWork {
+            call: c(call),
+            since: sim.now,
+            deadline: sim.now + ACW,
+        }
+    }
+
+    #[test]
+    fn blind_transfer_to_a_queue_goes_ahead_of_dialed_callers() {
+        let mut sim = on_call_with_colleagues(false);
+        sim.arrive("c2", "support"); // a caller already waiting in support
+        sim.advance(1);
+        let outs = sim.input(AcdInput::AgentTransferredToQueue {
+            agent: a("ann"),
+            call: c("c1"),
+            queue: q("support"),
+        });
+        assert_eq!(
+            outs,
+            vec![
+                AcdOutput::CallTransferred {
+                    call: c("c1"),
+                    from: a("ann")
+                },
+                AcdOutput::AgentStateChanged {
+                    agent: a("ann"),
+                    state: acw(&sim, "c1")
+                },
+                AcdOutput::CallQueued {
+                    call: c("c1"),
+                    queue: q("support"),
+                    position: 1
+                },
+            ]
+        );
+        assert_eq!(sim.queued("support"), vec![c("c1"), c("c2")]);
+        // It keeps its arrival time, and bob (support) gets it first.
+        assert_eq!(sim.acd.call_status(&c("c1")).unwrap().arrived, sim.t0);
+        let outs = sim.ready("bob");
+        assert_eq!(offers(&outs), vec![(c("c1"), a("bob"))]);
+        let outs = sim.answer("bob", "c1");
+        assert!(outs.contains(&AcdOutput::CallConnected {
+            call: c("c1"),
+            agent: a("bob"),
+            via: Via::BlindTransfer
+        }));
+        // ann wraps up her leg of the same call while bob talks.
+        sim.input(AcdInput::DispositionSubmitted {
+            agent: a("ann"),
+            call: c("c1"),
+        });
+        assert_eq!(sim.state("ann").kind(), AgentStateKind::Available);
+    }
+
+    #[test]
+    fn blind_transfer_to_an_agent_is_offered_to_it_and_a_miss_frees_the_call() {
+        let mut sim = on_call_with_colleagues(true);
+        sim.login_ready("cat", &["sales"]); // idle longer than ann will be
+        let outs = sim.input(AcdInput::AgentTransferredToAgent {
+            agent: a("ann"),
+            call: c("c1"),
+            target: a("bob"),
+        });
+        assert_eq!(offers(&outs), vec![(c("c1"), a("bob"))]);
+        assert_eq!(
+            sim.acd.call_status(&c("c1")).unwrap().reserved_for,
+            Some(a("bob")),
+            "reserved for bob while it rings him"
+        );
+        assert_eq!(sim.state("ann"), acw(&sim, "c1"));
+        // bob lets it ring out: the call goes to the head of sales, for anyone (cat).
+        let outs = sim.fire_next_timer();
+        assert_eq!(offers(&outs), vec![(c("c1"), a("cat"))]);
+        assert_eq!(sim.state("bob").kind(), AgentStateKind::NotReady);
+    }
+
+    #[test]
+    fn warm_transfer_complete_hands_the_call_to_the_colleague() {
+        let mut sim = on_call_with_colleagues(true);
+        let outs = sim.input(AcdInput::ConsultRequested {
+            agent: a("ann"),
+            call: c("c1"),
+            target: a("bob"),
+            kind: ConsultKind::Transfer,
+        });
+        assert_eq!(
+            outs[0],
+            AcdOutput::ConsultOffered {
+                call: c("c1"),
+                from: a("ann"),
+                to: a("bob"),
+                kind: ConsultKind::Transfer
+            }
+        );
+        assert_eq!(sim.state("bob").kind(), AgentStateKind::Offered);
+        // Completing before bob answers is refused.
+        assert!(matches!(
+            sim.try_input(AcdInput::ConsultCompleted {
+                agent: a("ann"),
+                call: c("c1")
+            }),
+            Err(AcdError::CallRefused { .. })
+        ));
+        sim.advance(2);
+        let outs = sim.answer("bob", "c1");
+        assert_eq!(
+            outs[0],
+            AcdOutput::ConsultConnected {
+                call: c("c1"),
+                from: a("ann"),
+                to: a("bob"),
+                kind: ConsultKind::Transfer
+            }
+        );
+        assert_eq!(sim.acd.poll_timeout(), None, "no ring timer once answered");
+        sim.advance(5);
+        let outs = sim.input(AcdInput::ConsultCompleted {
+            agent: a("ann"),
+            call: c("c1"),
+        });
+        assert_eq!(
+            outs,
+            vec![
+                AcdOutput::CallHandedOver {
+                    call: c("c1"),
+                    from: a("ann"),
+                    to: a("bob"),
+                    via: Via::WarmTransfer
+                },
+                AcdOutput::AgentStateChanged {
+                    agent: a("ann"),
+                    state: acw(&sim, "c1")
+                },
+            ]
+        );
+        let status = sim.acd.call_status(&c("c1")).unwrap();
+        assert_eq!(status.phase, CallPhase::Connected { agent: a("bob") });
+        // bob now has the call: his hang-up ends it and he wraps up.
+        let outs = sim.input(AcdInput::AgentHungUp {
+            agent: a("bob"),
+            call: c("c1"),
+        });
+        assert!(outs.contains(&AcdOutput::CallEnded {
+            call: c("c1"),
+            agent: Some(a("bob")),
+            reason: CallEndReason::AgentHungUp
+        }));
+        assert_eq!(sim.state("bob").kind(), AgentStateKind::AfterCallWork);
+    }
+
+    #[test]
+    fn warm_transfer_cancel_puts_the_colleague_back() {
+        let mut sim = on_call_with_colleagues(true);
+        let bob_idle_since = sim.now;
+        sim.input(AcdInput::ConsultRequested {
+            agent: a("ann"),
+            call: c("c1"),
+            target: a("bob"),
+            kind: ConsultKind::Transfer,
+        });
+        sim.answer("bob", "c1");
+        sim.advance(3);
+        let outs = sim.input(AcdInput::ConsultCancelled {
+            agent: a("ann"),
+            call: c("c1"),
+        });
+        assert_eq!(
+            outs[0],
+            AcdOutput::ConsultEnded {
+                call: c("c1"),
+                from: a("ann"),
+                to: a("bob"),
+                kind: ConsultKind::Transfer,
+                answered: true,
+                why: ConsultEnd::Cancelled
+            }
+        );
+        // bob only talked to ann: no wrap-up, available again (idle from now).
+        assert_eq!(sim.state("bob"), AgentState::Available { since: sim.now });
+        assert!(sim.now > bob_idle_since);
+        let status = sim.acd.call_status(&c("c1")).unwrap();
+        assert_eq!(status.phase, CallPhase::Connected { agent: a("ann") });
+        assert_eq!(status.consult, None);
+        assert_eq!(sim.state("ann").kind(), AgentStateKind::OnCall);
+    }
+
+    #[test]
+    fn an_unanswered_consult_rings_out_and_the_supervisor_stays_not_ready() {
+        let mut sim = on_call_with_colleagues(false);
+        let before = sim.state("sue");
+        sim.input(AcdInput::ConsultRequested {
+            agent: a("ann"),
+            call: c("c1"),
+            target: a("sue"),
+            kind: ConsultKind::Conference,
+        });
+        let outs = sim.fire_next_timer();
+        assert!(matches!(
+            outs[0],
+            AcdOutput::ConsultEnded {
+                answered: false,
+                why: ConsultEnd::RingNoAnswer,
+                ..
+            }
+        ));
+        assert_eq!(sim.state("sue"), before, "back as it was, not 'missed'");
+        assert_eq!(sim.state("ann").kind(), AgentStateKind::OnCall);
+        assert!(
+            sim.queued("sales").is_empty(),
+            "the caller never went back to the queue"
+        );
+    }
+
+    #[test]
+    fn escalation_supervisor_keeps_the_call_when_the_agent_leaves() {
+        let mut sim = on_call_with_colleagues(false);
+        sim.input(AcdInput::ConsultRequested {
+            agent: a("ann"),
+            call: c("c1"),
+            target: a("sue"),
+            kind: ConsultKind::Conference,
+        });
+        let outs = sim.answer("sue", "c1");
+        assert_eq!(
+            outs[0],
+            AcdOutput::ConsultConnected {
+                call: c("c1"),
+                from: a("ann"),
+                to: a("sue"),
+                kind: ConsultKind::Conference
+            }
+        );
+        sim.advance(4);
+        // The agent hangs up: the supervisor keeps the call.
+        let outs = sim.input(AcdInput::AgentHungUp {
+            agent: a("ann"),
+            call: c("c1"),
+        });
+        assert_eq!(
+            outs[0],
+            AcdOutput::CallHandedOver {
+                call: c("c1"),
+                from: a("ann"),
+                to: a("sue"),
+                via: Via::Escalation
+            }
+        );
+        assert_eq!(sim.state("ann"), acw(&sim, "c1"));
+        assert_eq!(sim.state("sue").kind(), AgentStateKind::OnCall);
+        // The caller hangs up later: the supervisor wraps up.
+        sim.advance(4);
+        let outs = sim.input(AcdInput::CallerHungUp { call: c("c1") });
+        assert!(outs.contains(&AcdOutput::CallEnded {
+            call: c("c1"),
+            agent: Some(a("sue")),
+            reason: CallEndReason::CallerHungUp
+        }));
+        assert_eq!(sim.state("sue"), acw(&sim, "c1"));
+    }
+
+    #[test]
+    fn caller_hanging_up_in_a_conference_sends_both_to_wrap_up() {
+        let mut sim = on_call_with_colleagues(false);
+        sim.input(AcdInput::ConsultRequested {
+            agent: a("ann"),
+            call: c("c1"),
+            target: a("sue"),
+            kind: ConsultKind::Conference,
+        });
+        sim.answer("sue", "c1");
+        let outs = sim.input(AcdInput::CallerHungUp { call: c("c1") });
+        assert!(matches!(
+            outs[0],
+            AcdOutput::ConsultEnded {
+                why: ConsultEnd::CallEnded,
+                answered: true,
+                ..
+            }
+        ));
+        assert_eq!(sim.state("sue"), acw(&sim, "c1"));
+        assert_eq!(sim.state("ann"), acw(&sim, "c1"));
+        assert_eq!(sim.acd.live_calls().count(), 0);
+    }
+
+    #[test]
+    fn transfer_targets_must_be_free_and_refusals_change_nothing() {
+        let mut sim = on_call_with_colleagues(false);
+        sim.arrive("c2", "support");
+        let before = sim.acd.clone();
+        let refused = [
+            AcdInput::AgentTransferredToAgent {
+                agent: a("ann"),
+                call: c("c1"),
+                target: a("bob"), // not ready
+            },
+            AcdInput::AgentTransferredToAgent {
+                agent: a("ann"),
+                call: c("c1"),
+                target: a("ann"),
+            },
+            AcdInput::ConsultRequested {
+                agent: a("ann"),
+                call: c("c1"),
+                target: a("zed"), // never logged in
+                kind: ConsultKind::Transfer,
+            },
+            AcdInput::AgentTransferredToQueue {
+                agent: a("ann"),
+                call: c("c1"),
+                queue: q("nope"),
+            },
+            AcdInput::AgentTransferredToQueue {
+                agent: a("bob"),
+                call: c("c1"),
+                queue: q("sales"),
+            },
+            AcdInput::ConsultCancelled {
+                agent: a("ann"),
+                call: c("c1"),
+            },
+            AcdInput::CallerRequestedCallback { call: c("c1") },
+        ];
+        for input in refused {
+            assert!(sim.try_input(input.clone()).is_err(), "{input:?}");
+            assert_eq!(sim.acd, before, "{input:?} changed something");
+        }
+        // A colleague who is ringing for a consult cannot be consulted by someone else.
+        sim.input(AcdInput::ConsultRequested {
+            agent: a("ann"),
+            call: c("c1"),
+            target: a("sue"),
+            kind: ConsultKind::Transfer,
+        });
+        assert!(
+            sim.try_input(AcdInput::AgentTransferredToQueue {
+                agent: a("ann"),
+                call: c("c1"),
+                queue: q("support"),
+            })
+            .is_err(),
+            "no blind transfer during a consult"
+        );
+    }
+
+    #[test]
+    fn agent_logging_out_with_a_connected_colleague_hands_the_call_over() {
+        let mut sim = on_call_with_colleagues(true);
+        sim.input(AcdInput::ConsultRequested {
+            agent: a("ann"),
+            call: c("c1"),
+            target: a("bob"),
+            kind: ConsultKind::Transfer,
+        });
+        sim.answer("bob", "c1");
+        let outs = sim.input(AcdInput::AgentLoggedOut { agent: a("ann") });
+        assert!(matches!(outs[0], AcdOutput::CallHandedOver { .. }));
+        assert_eq!(sim.state("ann"), AgentState::LoggedOut);
+        assert_eq!(
+            sim.acd.call_status(&c("c1")).unwrap().phase,
+            CallPhase::Connected { agent: a("bob") }
+        );
+    }
+
+    // ---- rule 7: callbacks and outbound calls ----
+
+    #[test]
+    fn a_due_callback_waits_for_its_agent_or_goes_to_anyone() {
+        let mut sim = Sim::new(&["sales"]);
+        sim.login_ready("ann", &["sales"]);
+        sim.login_ready("bob", &["sales"]);
+        sim.login("cat", &["sales"]);
+        // Reserved for cat (not ready): ann and bob, though idle, are not offered it.
+        let outs = sim.input(AcdInput::CallbackDue {
+            call: c("cb1"),
+            queue: q("sales"),
+            agent: Some(a("cat")),
+        });
+        assert!(offers(&outs).is_empty());
+        assert_eq!(
+            sim.acd.call_status(&c("cb1")).unwrap().reserved_for,
+            Some(a("cat"))
+        );
+        let outs = sim.ready("cat");
+        assert_eq!(offers(&outs), vec![(c("cb1"), a("cat"))]);
+        let outs = sim.answer("cat", "cb1");
+        assert!(outs.contains(&AcdOutput::CallConnected {
+            call: c("cb1"),
+            agent: a("cat"),
+            via: Via::Callback
+        }));
+        // An agent who is not logged in: the callback goes to the queue.
+        let outs = sim.input(AcdInput::CallbackDue {
+            call: c("cb2"),
+            queue: q("sales"),
+            agent: Some(a("dan")),
+        });
+        assert_eq!(offers(&outs), vec![(c("cb2"), a("ann"))]);
+        // Reserved for an agent who then logs out: anyone may take it.
+        sim.login("eve", &["sales"]);
+        sim.input(AcdInput::CallbackDue {
+            call: c("cb3"),
+            queue: q("sales"),
+            agent: Some(a("eve")),
+        });
+        let outs = sim.input(AcdInput::AgentLoggedOut { agent: a("eve") });
+        assert_eq!(offers(&outs), vec![(c("cb3"), a("bob"))]);
+    }
+
+    #[test]
+    fn a_waiting_caller_may_ask_for_a_callback_after_the_threshold_and_keeps_its_place() {
+        let mut sim = Sim::new(&["sales"]);
+        sim.arrive("c1", "sales");
+        sim.advance(1);
+        sim.arrive("c2", "sales");
+        sim.advance(10);
+        assert!(matches!(
+            sim.try_input(AcdInput::CallerRequestedCallback { call: c("c1") }),
+            Err(AcdError::CallRefused { .. })
+        ));
+        sim.advance(20);
+        let outs = sim.input(AcdInput::CallerRequestedCallback { call: c("c1") });
+        assert_eq!(outs, vec![AcdOutput::CallbackKept { call: c("c1") }]);
+        assert_eq!(sim.queued("sales"), vec![c("c1"), c("c2")]);
+        sim.login_ready("ann", &["sales"]);
+        let outs = sim.answer("ann", "c1");
+        assert!(outs.contains(&AcdOutput::CallConnected {
+            call: c("c1"),
+            agent: a("ann"),
+            via: Via::Callback
+        }));
+    }
+
+    #[test]
+    fn dialing_out_from_not_ready_returns_to_not_ready() {
+        let mut sim = Sim::new(&["sales"]);
+        sim.login("ann", &["sales"]);
+        let outs = sim.input(AcdInput::OutboundDialed {
+            agent: a("ann"),
+            call: c("o1"),
+            queue: q("sales"),
+            via: Via::Outbound,
+        });
+        assert_eq!(
+            outs[0],
+            AcdOutput::CallConnected {
+                call: c("o1"),
+                agent: a("ann"),
+                via: Via::Outbound
+            }
+        );
+        assert!(
+            sim.try_input(AcdInput::OutboundDialed {
+                agent: a("ann"),
+                call: c("o2"),
+                queue: q("sales"),
+                via: Via::Outbound,
+            })
+            .is_err(),
+            "one call at a time"
+        );
+        sim.input(AcdInput::CallerHungUp { call: c("o1") });
+        sim.input(AcdInput::DispositionSubmitted {
+            agent: a("ann"),
+            call: c("o1"),
+        });
+        assert!(matches!(
+            sim.state("ann"),
+            AgentState::NotReady { ref reason, .. } if reason == "login"
+        ));
+    }
+
     #[test]
     fn wallboard_queue_stats() {
         let mut sim = Sim::new(&["sales", "support"]);
@@ -2238,7 +3491,13 @@ mod tests {
                     AcdOutput::CallQueued { call, .. }
                     | AcdOutput::OfferCall { call, .. }
                     | AcdOutput::OfferWithdrawn { call, .. }
-                    | AcdOutput::CallConnected { call, .. } => {
+                    | AcdOutput::CallConnected { call, .. }
+                    | AcdOutput::CallTransferred { call, .. }
+                    | AcdOutput::ConsultOffered { call, .. }
+                    | AcdOutput::ConsultConnected { call, .. }
+                    | AcdOutput::ConsultEnded { call, .. }
+                    | AcdOutput::CallHandedOver { call, .. }
+                    | AcdOutput::CallbackKept { call } => {
                         prop_assert!(known(call), "{call} never arrived");
                         prop_assert!(
                             !self.ended.contains(call),
@@ -2465,6 +3724,7 @@ mod tests {
                     queues: PROP_QUEUES.iter().map(|s| q(s)).collect(),
                     ring_no_answer: Duration::from_secs(10),
                     max_after_call_work: Duration::from_secs(15),
+                    callback_offer_after: CALLBACK_AFTER,
                 }),
                 model: Model::default(),
                 now: t0,

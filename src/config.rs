@@ -36,6 +36,10 @@ not_ready_reasons = ["break", "lunch", "meeting", "training", "coaching", "techn
 # Show agents a "monitored" badge while a supervisor listens, whispers or barges in.
 announce_monitoring = false
 
+# A caller who has waited this many seconds may ask to be called back instead of waiting
+# (it keeps its place; the callback is offered when its turn comes).
+callback_offer_after_secs = 60
+
 # Post-call survey: how long the caller has to press 1-5 after the prompt has played.
 survey_timeout_secs = 8
 
@@ -138,11 +142,18 @@ pub struct SwitchboardConfig {
     /// Tell the agent when a supervisor listens, whispers or barges in.
     #[serde(default)]
     pub announce_monitoring: bool,
+    /// How long a caller waits before it may ask to be called back instead.
+    #[serde(default = "default_callback_offer_after_secs")]
+    pub callback_offer_after_secs: u64,
     /// Seconds a caller has to press 1-5 after the survey prompt.
     #[serde(default = "default_survey_timeout_secs")]
     pub survey_timeout_secs: u64,
     #[serde(default)]
     pub menus: Vec<MenuConfig>,
+}
+
+fn default_callback_offer_after_secs() -> u64 {
+    60
 }
 
 /// Why a configuration cannot be used.

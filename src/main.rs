@@ -129,8 +129,13 @@ struct SupervisorArgs {
     #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
     password: String,
     /// The agent whose call to monitor (waits until the agent is on a call).
-    #[arg(long)]
-    monitor_agent: String,
+    #[arg(long, required_unless_present = "accept_escalation")]
+    monitor_agent: Option<String>,
+    /// Instead of monitoring: stay not ready, answer the first escalation (or consult) rung
+    /// to this supervisor, talk (--play) and record until the call ends; keeps the call when
+    /// the agent leaves. Prints the agent-style JSON line of that call.
+    #[arg(long, conflicts_with = "monitor_agent")]
+    accept_escalation: bool,
     /// listen: hear both sides, unheard; whisper: only the agent hears you; barge: both do.
     #[arg(long, value_parser = ["listen", "whisper", "barge"], default_value = "listen")]
     mode: String,
@@ -196,8 +201,18 @@ struct CallerArgs {
     #[arg(long)]
     switchboard: String,
     /// The caller's number (caller id).
-    #[arg(long)]
-    from: String,
+    #[arg(long, required_unless_present = "listen_as")]
+    from: Option<String>,
+    /// Be a reachable customer instead of dialing: register NUMBER, wait (up to
+    /// --max-wait-secs) until the switchboard rings it (an agent's outbound call or
+    /// callback), answer, then play and record as a caller does.
+    #[arg(long, value_name = "NUMBER", conflicts_with_all = ["from", "queue", "callback_after"])]
+    listen_as: Option<String>,
+    /// After waiting this many seconds in queue, ask to be called back instead (the call
+    /// keeps its place; the switchboard rings this number, e.g. a --listen-as endpoint, when
+    /// its turn comes) and hang up.
+    #[arg(long, value_name = "SECS")]
+    callback_after: Option<f64>,
     /// The caller's name, if the network gives one.
     #[arg(long)]
     name: Option<String>,
@@ -290,6 +305,39 @@ struct AgentArgs {
     /// Let offered calls ring out (ring-no-answer testing); each missed offer counts as a call.
     #[arg(long)]
     no_answer: bool,
+    /// Blind-transfer each answered call to queue Q after --after-secs (the notes travel).
+    #[arg(long, value_name = "Q", group = "call_control")]
+    transfer_to_queue: Option<String>,
+    /// Blind-transfer each answered call to the available agent NAME after --after-secs.
+    #[arg(long, value_name = "NAME", group = "call_control")]
+    transfer_to_agent: Option<String>,
+    /// Warm transfer: after --after-secs consult NAME (the caller hears hold music), then
+    /// --complete or --cancel --consult-secs after NAME answered.
+    #[arg(long, value_name = "NAME", group = "call_control")]
+    consult: Option<String>,
+    /// With --consult: hand the call to the colleague.
+    #[arg(long, requires = "consult", conflicts_with = "cancel")]
+    complete: bool,
+    /// With --consult: go back to the caller.
+    #[arg(long, requires = "consult")]
+    cancel: bool,
+    /// With --consult: seconds of talk with the colleague before --complete/--cancel.
+    #[arg(long, default_value_t = 3.0)]
+    consult_secs: f64,
+    /// Escalate: after --after-secs conference SUPERVISOR in (all three hear each other),
+    /// then leave the call to the supervisor --leave-after-secs after it joined.
+    #[arg(long, value_name = "SUPERVISOR", group = "call_control")]
+    escalate: Option<String>,
+    /// With --escalate: seconds of conference before the agent leaves.
+    #[arg(long, default_value_t = 3.0)]
+    leave_after_secs: f64,
+    /// Seconds into each answered call when the transfer, consult or escalation starts.
+    #[arg(long, default_value_t = 5.0)]
+    after_secs: f64,
+    /// With --resolution follow-up: the callback is due this many seconds after the call
+    /// (default: a day).
+    #[arg(long)]
+    follow_up_in_secs: Option<f64>,
     /// TEST USE ONLY: impair the send path, e.g. loss=10,jitter=30,seed=1.
     #[arg(long)]
     impair: Option<String>,
@@ -442,9 +490,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         },
         Command::Caller(args) => {
-            let report = caller::run(caller::CallerOptions {
+            let options = caller::CallerOptions {
                 switchboard: args.switchboard,
-                from: args.from,
+                from: args.from.clone().unwrap_or_default(),
                 name: args.name,
                 queue: args.queue,
                 play: args.play,
@@ -456,8 +504,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 dial_digits: args.dial_digits,
                 survey: args.survey,
                 inband_dtmf: args.inband_dtmf,
-            })
-            .await?;
+            };
+            let report = match args.listen_as {
+                Some(number) => caller::listen(options, number).await?,
+                None => {
+                    let extras = caller::CallerExtras {
+                        callback_after_secs: args.callback_after,
+                    };
+                    caller::run_with(options, extras).await?
+                }
+            };
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
@@ -478,7 +534,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "follow-up" => Resolution::FollowUp,
                 _ => Resolution::Resolved,
             };
-            agent::run(
+            let action = if let Some(queue) = args.transfer_to_queue {
+                Some(agent::CallControlAction::TransferToQueue(queue))
+            } else if let Some(name) = args.transfer_to_agent {
+                Some(agent::CallControlAction::TransferToAgent(name))
+            } else if let Some(name) = args.consult {
+                if !args.complete && !args.cancel {
+                    bail!("--consult needs --complete or --cancel");
+                }
+                Some(agent::CallControlAction::Consult {
+                    agent: name,
+                    complete: args.complete,
+                    consult_secs: args.consult_secs,
+                })
+            } else {
+                args.escalate
+                    .map(|supervisor| agent::CallControlAction::Escalate {
+                        supervisor,
+                        leave_after_secs: args.leave_after_secs,
+                    })
+            };
+            let control = agent::CallControl {
+                plan: action.map(|action| agent::CallControlPlan {
+                    after_secs: args.after_secs,
+                    action,
+                }),
+                stay_not_ready: false,
+                follow_up_in_secs: args.follow_up_in_secs,
+            };
+            agent::run_with(
                 agent::AgentOptions {
                     switchboard: args.switchboard,
                     user: args.user,
@@ -496,6 +580,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     send_digits: args.send_digits,
                     impair: impairment(args.impair)?,
                 },
+                control,
                 |report| {
                     if let Ok(line) = serde_json::to_string(report) {
                         println!("{line}");
@@ -527,6 +612,42 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Supervisor(args) if args.accept_escalation => {
+            let voice = match args.play {
+                Some(path) => agent::AgentVoice::Wav(path),
+                None => agent::AgentVoice::Silence,
+            };
+            agent::run_with(
+                agent::AgentOptions {
+                    switchboard: args.switchboard,
+                    user: args.user,
+                    password: args.password,
+                    voice,
+                    record: args.record,
+                    calls: 1,
+                    disposition: None,
+                    notes: String::new(),
+                    resolution: Resolution::Resolved,
+                    talk_secs: None,
+                    no_answer: false,
+                    hold: None,
+                    impair: None,
+                    mute: None,
+                    send_digits: None,
+                },
+                agent::CallControl {
+                    stay_not_ready: true,
+                    ..Default::default()
+                },
+                |report| {
+                    if let Ok(line) = serde_json::to_string(report) {
+                        println!("{line}");
+                    }
+                },
+            )
+            .await?;
+            Ok(())
+        }
         Command::Supervisor(args) => {
             let mode = match args.mode.as_str() {
                 "whisper" => MonitorMode::Whisper,
@@ -541,7 +662,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 switchboard: args.switchboard,
                 user: args.user,
                 password: args.password,
-                agent: args.monitor_agent,
+                agent: args.monitor_agent.unwrap_or_default(),
                 phases: vec![supervisor::MonitorPhase {
                     mode,
                     secs: args.secs,

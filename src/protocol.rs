@@ -83,6 +83,79 @@ pub struct HistoryEntry {
     #[serde(default)]
     pub menu_choice: Option<String>,
     pub disposition: Option<DispositionInfo>,
+    /// Who talked to the caller, from when to when, and why the call moved; oldest first.
+    #[serde(default)]
+    pub legs: Vec<LegInfo>,
+}
+
+/// One party's part in a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegInfo {
+    /// An agent's or supervisor's name, or the customer's number.
+    pub party: String,
+    /// `caller`, `agent`, `supervisor` (an escalation) or `consult` (a colleague the agent
+    /// talked to while the caller was on hold).
+    pub role: String,
+    /// Why the leg began: `dialed`, `answered`, `blind_transfer`, `warm_transfer`,
+    /// `escalation`, `consult`, `callback`, `outbound`.
+    pub why: String,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    /// Notes handed over with the call when this leg began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// Why an offered call comes to this agent, when it is not simply the next caller in a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferContext {
+    /// `blind_transfer`, `consult` (a colleague asks before a warm transfer), `escalation` (a
+    /// three-way call with the agent), or `callback` (ring the customer when answered).
+    pub kind: String,
+    /// The agent who transferred, consults or escalates; the agent who promised a callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The notes that travel with the call (the transferring agent's current notes, the
+    /// callback's wrap-up notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_id: Option<String>,
+}
+
+/// A callback as an agent's list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackInfo {
+    pub callback_id: String,
+    /// The call whose wrap-up promised it.
+    pub call_id: String,
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub queue: String,
+    pub due_at_ms: i64,
+    pub notes: String,
+    /// `pending` or `dialing`.
+    pub status: String,
+}
+
+/// What a consulted colleague joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsultKind {
+    /// Warm transfer: the caller hears hold music while the agent and the colleague talk.
+    Transfer,
+    /// Escalation: caller, agent and supervisor all hear each other.
+    Conference,
+}
+
+/// Where a consult stands, as the consulting agent is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsultPhase {
+    Ringing,
+    Connected,
+    Ended,
 }
 
 /// A stored disposition, as it travels in history entries.
@@ -230,6 +303,87 @@ pub enum ClientMessage {
         #[serde(default)]
         req: Option<String>,
     },
+    /// Agent: blind transfer of the current call to a queue (at its head) or to an available
+    /// agent; exactly one of `queue` and `agent`. `notes` travel with the call.
+    Transfer {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+        #[serde(default)]
+        queue: Option<String>,
+        #[serde(default)]
+        agent: Option<String>,
+        #[serde(default)]
+        notes: Option<String>,
+    },
+    /// Agent: ring a colleague or supervisor about the current call (warm transfer); the
+    /// caller hears hold music. Then `complete_transfer` or `cancel_consult`.
+    Consult {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+        agent: String,
+        #[serde(default)]
+        notes: Option<String>,
+    },
+    /// Agent: bring a supervisor into the call (a three-way conference); the supervisor keeps
+    /// the call when the agent leaves (`complete_transfer` or `hangup`).
+    Escalate {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+        supervisor: String,
+        #[serde(default)]
+        notes: Option<String>,
+    },
+    /// Agent: hand the call to the consulted colleague (who has answered) and leave.
+    CompleteTransfer {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+    },
+    /// Agent: end the consult and go back to the caller.
+    CancelConsult {
+        #[serde(default)]
+        req: Option<String>,
+        call_id: String,
+    },
+    /// Agent: my callbacks not carried out yet; answered by `callbacks`.
+    Callbacks {
+        #[serde(default)]
+        req: Option<String>,
+    },
+    /// Agent: carry out one of my callbacks now (before its time).
+    DialCallback {
+        #[serde(default)]
+        req: Option<String>,
+        callback_id: String,
+    },
+    /// Agent: call a customer number (a registered endpoint); `queue` is the one the call
+    /// counts for (default: the first).
+    DialOut {
+        #[serde(default)]
+        req: Option<String>,
+        number: String,
+        #[serde(default)]
+        queue: Option<String>,
+    },
+    /// Customer endpoint (no password, like `dial`): the switchboard may ring this connection
+    /// for calls to `number`. Answered by `registered`.
+    Register {
+        #[serde(default)]
+        req: Option<String>,
+        protocol: u32,
+        number: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Caller, while waiting: call me back when my turn comes instead (allowed after the
+    /// configured wait); answered by `callback_scheduled`.
+    RequestCallback {
+        #[serde(default)]
+        req: Option<String>,
+    },
     /// Keep-alive and round-trip measurement; answered by `pong` with the same `t`.
     Ping {
         #[serde(default)]
@@ -276,6 +430,16 @@ impl ClientMessage {
             | ClientMessage::Hold { req, .. }
             | ClientMessage::Mute { req, .. }
             | ClientMessage::Report { req, .. }
+            | ClientMessage::Transfer { req, .. }
+            | ClientMessage::Consult { req, .. }
+            | ClientMessage::Escalate { req, .. }
+            | ClientMessage::CompleteTransfer { req, .. }
+            | ClientMessage::CancelConsult { req, .. }
+            | ClientMessage::Callbacks { req }
+            | ClientMessage::DialCallback { req, .. }
+            | ClientMessage::DialOut { req, .. }
+            | ClientMessage::Register { req, .. }
+            | ClientMessage::RequestCallback { req }
             | ClientMessage::Ping { req, .. } => req.as_deref(),
         }
     }
@@ -297,6 +461,16 @@ impl ClientMessage {
             ClientMessage::Mute { .. } => "mute",
             ClientMessage::Report { .. } => "report",
             ClientMessage::StopMonitor { .. } => "stop_monitor",
+            ClientMessage::Transfer { .. } => "transfer",
+            ClientMessage::Consult { .. } => "consult",
+            ClientMessage::Escalate { .. } => "escalate",
+            ClientMessage::CompleteTransfer { .. } => "complete_transfer",
+            ClientMessage::CancelConsult { .. } => "cancel_consult",
+            ClientMessage::Callbacks { .. } => "callbacks",
+            ClientMessage::DialCallback { .. } => "dial_callback",
+            ClientMessage::DialOut { .. } => "dial_out",
+            ClientMessage::Register { .. } => "register",
+            ClientMessage::RequestCallback { .. } => "request_callback",
             ClientMessage::Ping { .. } => "ping",
         }
     }
@@ -346,6 +520,10 @@ pub enum ServerMessage {
         waited_ms: u64,
         ring_timeout_ms: u64,
         history: Vec<HistoryEntry>,
+        /// Why this call comes to this agent (a transfer, a consult, an escalation, a
+        /// callback); absent for the next caller of a queue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<OfferContext>,
     },
     /// Agent: the offer is gone (ring-no-answer, declined, caller hung up).
     OfferWithdrawn {
@@ -435,6 +613,38 @@ pub enum ServerMessage {
         active: bool,
         mode: Option<MonitorMode>,
     },
+    /// Agent: where the consult it started stands (`ended` with a `reason`: `cancelled`,
+    /// `declined`, `ring_no_answer`, `colleague_left`, `colleague_logged_out`, `call_ended`).
+    ConsultState {
+        call_id: String,
+        agent: String,
+        kind: ConsultKind,
+        state: ConsultPhase,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Agent: the answer to `callbacks`.
+    Callbacks {
+        req: Option<String>,
+        entries: Vec<CallbackInfo>,
+    },
+    /// Customer endpoint: registered for calls to `number`.
+    Registered {
+        req: Option<String>,
+        number: String,
+    },
+    /// Customer endpoint: the switchboard rings it (an agent's outbound call or callback);
+    /// answer with `answer`.
+    IncomingCall {
+        call_id: String,
+        /// The agent calling.
+        from: String,
+    },
+    /// Caller: the call will be called back when its turn comes; the caller may hang up.
+    CallbackScheduled {
+        req: Option<String>,
+        call_id: String,
+    },
     Pong {
         req: Option<String>,
         t: u64,
@@ -474,6 +684,8 @@ pub enum ErrorCode {
     InvalidState,
     /// A field value is out of range (empty number, follow-up without a time, ...).
     BadRequest,
+    /// No customer endpoint is registered for the number dialed.
+    Unreachable,
     /// The switchboard failed; the request was not carried out.
     Internal,
 }
@@ -514,6 +726,16 @@ const CLIENT_TYPES: &[&str] = &[
     "hold",
     "mute",
     "report",
+    "transfer",
+    "consult",
+    "escalate",
+    "complete_transfer",
+    "cancel_consult",
+    "callbacks",
+    "dial_callback",
+    "dial_out",
+    "register",
+    "request_callback",
     "ping",
 ];
 
@@ -576,6 +798,16 @@ mod tests {
             r#"{"type":"hold","call_id":"c1","on":true}"#,
             r#"{"type":"mute","call_id":"c1","on":false}"#,
             r#"{"type":"report","from_ms":0,"to_ms":86400000,"by":"agent"}"#,
+            r#"{"type":"transfer","call_id":"c1","queue":"billing","notes":"n"}"#,
+            r#"{"type":"consult","call_id":"c1","agent":"bayu"}"#,
+            r#"{"type":"escalate","call_id":"c1","supervisor":"sri","notes":"angry"}"#,
+            r#"{"type":"complete_transfer","call_id":"c1"}"#,
+            r#"{"type":"cancel_consult","call_id":"c1"}"#,
+            r#"{"type":"callbacks"}"#,
+            r#"{"type":"dial_callback","callback_id":"cb-c1-ana"}"#,
+            r#"{"type":"dial_out","number":"+15550100"}"#,
+            r#"{"type":"register","protocol":1,"number":"+15550100"}"#,
+            r#"{"type":"request_callback"}"#,
             r#"{"type":"ping","t":7}"#,
         ];
         assert_eq!(samples.len(), CLIENT_TYPES.len());
@@ -663,6 +895,29 @@ mod tests {
         let quality = board.agents[0].voice_quality.expect("voice quality");
         assert_eq!(quality.rating, crate::metrics::QualityRating::Poor);
         assert_eq!(quality.caller_to_agent.map(|q| q.loss_pct), Some(19.6));
+    }
+
+    #[test]
+    fn every_documented_client_example_parses() {
+        let doc = include_str!("../docs/protocol.md");
+        let start = doc.find("## Client → switchboard").expect("the section");
+        let end = doc
+            .find("## Switchboard → client")
+            .expect("the next section");
+        let examples: Vec<&str> = doc[start..end]
+            .lines()
+            .filter(|l| l.starts_with("{\"type\""))
+            .collect();
+        let mut types: Vec<&str> = Vec::new();
+        for line in examples {
+            match parse_client_message(line) {
+                Ok(m) => types.push(m.type_name()),
+                Err(e) => panic!("{e}: {line}"),
+            }
+        }
+        for kind in CLIENT_TYPES {
+            assert!(types.contains(kind), "no example of {kind}");
+        }
     }
 
     #[test]

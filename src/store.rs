@@ -62,6 +62,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dtmf survey",
         include_str!("../migrations/sqlite/0002_dtmf_survey.sql"),
     ),
+    (
+        3,
+        "transfers callbacks",
+        include_str!("../migrations/sqlite/0003_transfers_callbacks.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -73,6 +78,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "dtmf survey",
         include_str!("../migrations/postgres/0002_dtmf_survey.sql"),
+    ),
+    (
+        3,
+        "transfers callbacks",
+        include_str!("../migrations/postgres/0003_transfers_callbacks.sql"),
     ),
 ];
 
@@ -186,6 +196,12 @@ text_enum! {
 text_enum! {
     /// How the agent closed the matter in the after-call form.
     Resolution { Resolved = "resolved", Escalated = "escalated", FollowUp = "follow_up" }
+}
+
+text_enum! {
+    /// Where a callback stands: waiting for its time, being dialed, carried out, or failed
+    /// (the customer could not be reached).
+    CallbackStatus { Pending = "pending", Dialing = "dialing", Done = "done", Failed = "failed" }
 }
 
 text_enum! {
@@ -328,6 +344,9 @@ pub struct HistoryEntry {
     pub menu_choice: Option<String>,
     /// The newest disposition of the call, if any.
     pub disposition: Option<Disposition>,
+    /// Who talked to the caller, from when to when, and why the call moved; oldest first.
+    #[serde(default)]
+    pub legs: Vec<Leg>,
 }
 
 /// A call with its newest disposition, for reports.
@@ -375,6 +394,31 @@ pub struct Leg {
     pub why: String,
     pub started_at: i64,
     pub ended_at: Option<i64>,
+    /// Notes handed over with the call when this leg began (a transfer's notes).
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// A promised call back to a customer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Callback {
+    pub id: String,
+    /// The call whose wrap-up promised it.
+    pub call_id: String,
+    /// Whom to call.
+    pub number: String,
+    pub name: Option<String>,
+    /// Where it goes when its agent is not logged in.
+    pub queue: String,
+    /// Who promised it; offered to first.
+    pub agent: Option<String>,
+    pub notes: String,
+    pub due_at: i64,
+    pub status: CallbackStatus,
+    pub created_at: i64,
+    /// The outbound call that carried it out.
+    pub dialed_call_id: Option<String>,
+    pub completed_at: Option<i64>,
 }
 
 /// The database handle. Cheap to clone: clones share one connection pool.
@@ -531,6 +575,14 @@ macro_rules! calls_with_disposition {
 /// A number's newest calls (`$1`: number, `$2`: limit). The calls are picked first, in the
 /// subquery, so that only they are joined with dispositions: a database that has not yet
 /// gathered statistics would otherwise join every call of the number before sorting.
+/// The columns of a callback, for `callback_from_row`.
+macro_rules! callback_select {
+    () => {
+        "SELECT id, call_id, number, name, queue, agent, notes, due_at, status, created_at,
+                dialed_call_id, completed_at FROM callbacks"
+    };
+}
+
 const HISTORY_SQL: &str = concat!(
     calls_with_disposition!(
         "(SELECT * FROM calls WHERE caller_number = $1
@@ -1226,10 +1278,12 @@ impl Store {
             .bind(limit.min(MAX_HISTORY_LIMIT))
             .fetch_all(&self.pool)
             .await?;
+        let mut legs = self.legs_of_number(number).await?;
         rows.iter()
             .map(|row| {
                 let call = call_from_row(row)?;
                 Ok(HistoryEntry {
+                    legs: legs.remove(&call.id).unwrap_or_default(),
                     call_id: call.id,
                     direction: call.direction,
                     arrived_at: call.arrived_at,
@@ -1498,6 +1552,23 @@ impl Store {
         at: i64,
         why: &str,
     ) -> Result<String> {
+        self.leg_started_with_notes(call_id, party, role, at, why, None)
+            .await
+    }
+
+    /// [`Self::leg_started`] with the notes handed over with the call (a transfer's notes).
+    pub async fn leg_started_with_notes(
+        &self,
+        call_id: &str,
+        party: &str,
+        role: &str,
+        at: i64,
+        why: &str,
+        notes: Option<&str>,
+    ) -> Result<String> {
+        if let Some(notes) = notes {
+            text("handover notes", notes, MAX_TEXT_BYTES)?;
+        }
         key("call id", call_id)?;
         key("party", party)?;
         key("leg role", role)?;
@@ -1506,8 +1577,8 @@ impl Store {
         rand::rng().fill(&mut raw);
         let leg_id = format!("leg-{}", hex(&raw));
         let done = sqlx::query(
-            "INSERT INTO call_legs (id, call_id, party, role, why, started_at)
-             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM calls WHERE id = $2)",
+            "INSERT INTO call_legs (id, call_id, party, role, why, started_at, notes)
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM calls WHERE id = $2)",
         )
         .bind(&leg_id)
         .bind(call_id)
@@ -1515,6 +1586,7 @@ impl Store {
         .bind(role)
         .bind(why)
         .bind(at)
+        .bind(notes.filter(|n| !n.is_empty()))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -1553,25 +1625,169 @@ impl Store {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
-            "SELECT id, call_id, party, role, why, started_at, ended_at FROM call_legs
+            "SELECT id, call_id, party, role, why, started_at, ended_at, notes FROM call_legs
              WHERE call_id = $1 ORDER BY started_at, id",
         )
         .bind(call_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Leg {
-                    id: row.try_get("id")?,
-                    call_id: row.try_get("call_id")?,
-                    party: row.try_get("party")?,
-                    role: row.try_get("role")?,
-                    why: row.try_get("why")?,
-                    started_at: row.try_get("started_at")?,
-                    ended_at: row.try_get("ended_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(leg_from_row).collect()
+    }
+
+    /// The legs of every call of `number`, by call id, each call's oldest first (for history).
+    async fn legs_of_number(
+        &self,
+        number: &str,
+    ) -> Result<std::collections::HashMap<String, Vec<Leg>>> {
+        let rows = sqlx::query(
+            "SELECT l.id, l.call_id, l.party, l.role, l.why, l.started_at, l.ended_at, l.notes
+             FROM call_legs l JOIN calls c ON c.id = l.call_id
+             WHERE c.caller_number = $1 ORDER BY l.call_id, l.started_at, l.id",
+        )
+        .bind(number)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_call: std::collections::HashMap<String, Vec<Leg>> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            let leg = leg_from_row(row)?;
+            by_call.entry(leg.call_id.clone()).or_default().push(leg);
+        }
+        Ok(by_call)
+    }
+
+    // ----- callbacks -----
+
+    /// Stores a callback promised by `agent`'s wrap-up of `call_id`; one per (call, agent):
+    /// the id is derived from both, so a resubmitted disposition does not promise twice (the
+    /// time and notes of the first stand). Returns the callback.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_callback(
+        &self,
+        call_id: &str,
+        agent: &str,
+        number: &str,
+        name: Option<&str>,
+        queue: &str,
+        notes: &str,
+        due_at: i64,
+        created_at: i64,
+    ) -> Result<Callback> {
+        key("call id", call_id)?;
+        key("agent", agent)?;
+        key("number", number)?;
+        key("queue", queue)?;
+        text("callback notes", notes, MAX_TEXT_BYTES)?;
+        if let Some(name) = name {
+            text("name", name, MAX_KEY_BYTES)?;
+        }
+        let id = format!("cb-{call_id}-{agent}");
+        key("callback id", &id)?;
+        let done = sqlx::query(
+            "INSERT INTO callbacks (id, call_id, number, name, queue, agent, notes, due_at,
+                                    status, created_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9
+             WHERE EXISTS (SELECT 1 FROM calls WHERE id = $2)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(call_id)
+        .bind(number)
+        .bind(name)
+        .bind(queue)
+        .bind(agent)
+        .bind(notes)
+        .bind(due_at)
+        .bind(created_at)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            self.require_call(call_id).await?;
+        }
+        self.callback(&id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("callback {id} vanished")))
+    }
+
+    /// One callback, if stored.
+    pub async fn callback(&self, id: &str) -> Result<Option<Callback>> {
+        if !findable(id) {
+            return Ok(None);
+        }
+        let row = sqlx::query(concat!(callback_select!(), " WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(callback_from_row).transpose()
+    }
+
+    /// Pending callbacks due at or before `at`, earliest first.
+    pub async fn due_callbacks(&self, at: i64) -> Result<Vec<Callback>> {
+        let rows = sqlx::query(concat!(
+            callback_select!(),
+            " WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at, id"
+        ))
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(callback_from_row).collect()
+    }
+
+    /// When the earliest pending callback is due.
+    pub async fn next_callback_due(&self) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(due_at) AS due FROM callbacks WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("due")?)
+    }
+
+    /// `agent`'s callbacks that are not carried out yet (pending or being dialed), earliest
+    /// first.
+    pub async fn open_callbacks(&self, agent: &str) -> Result<Vec<Callback>> {
+        if !findable(agent) {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(concat!(
+            callback_select!(),
+            " WHERE agent = $1 AND status IN ('pending', 'dialing') ORDER BY due_at, id"
+        ))
+        .bind(agent)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(callback_from_row).collect()
+    }
+
+    /// Moves a callback on: `dialing` (with the outbound call), `done` or `failed` (at `at`),
+    /// or back to `pending`.
+    pub async fn set_callback_status(
+        &self,
+        id: &str,
+        status: CallbackStatus,
+        dialed_call_id: Option<&str>,
+        at: i64,
+    ) -> Result<()> {
+        key("callback id", id)?;
+        let completed = matches!(status, CallbackStatus::Done | CallbackStatus::Failed);
+        let done = sqlx::query(
+            "UPDATE callbacks SET status = $2,
+                 dialed_call_id = COALESCE($3, dialed_call_id),
+                 completed_at = CASE WHEN $4 THEN $5 ELSE completed_at END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(dialed_call_id)
+        .bind(completed)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "callback",
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -1590,6 +1806,36 @@ async fn insert_monitor_event(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+fn leg_from_row(row: &AnyRow) -> Result<Leg> {
+    Ok(Leg {
+        id: row.try_get("id")?,
+        call_id: row.try_get("call_id")?,
+        party: row.try_get("party")?,
+        role: row.try_get("role")?,
+        why: row.try_get("why")?,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        notes: row.try_get("notes")?,
+    })
+}
+
+fn callback_from_row(row: &AnyRow) -> Result<Callback> {
+    Ok(Callback {
+        id: row.try_get("id")?,
+        call_id: row.try_get("call_id")?,
+        number: row.try_get("number")?,
+        name: row.try_get("name")?,
+        queue: row.try_get("queue")?,
+        agent: row.try_get("agent")?,
+        notes: row.try_get("notes")?,
+        due_at: row.try_get("due_at")?,
+        status: CallbackStatus::from_column(row.try_get("status")?)?,
+        created_at: row.try_get("created_at")?,
+        dialed_call_id: row.try_get("dialed_call_id")?,
+        completed_at: row.try_get("completed_at")?,
+    })
 }
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -2014,6 +2260,7 @@ mod tests {
         agent_state_log_by_range,
         monitoring_is_audited,
         legs_follow_the_call,
+        callbacks_are_promised_once_and_carried_out,
         calls_between_joins_dispositions,
         bad_input_is_an_error_not_a_panic,
         reopening_keeps_the_data,
@@ -2544,6 +2791,7 @@ mod tests {
                 menu: None,
                 menu_choice: None,
                 disposition: Some(d),
+                legs: vec![],
             }
         );
         assert_eq!(
@@ -2849,6 +3097,71 @@ mod tests {
             Err(StoreError::NotFound { .. })
         ));
         assert!(s.legs("nope").await.unwrap().is_empty());
+    }
+
+    async fn callbacks_are_promised_once_and_carried_out(cx: Ctx) {
+        let s = &cx.store;
+        s.call_arrived(&new_call("c1", "+15550100", T0))
+            .await
+            .unwrap();
+        let add = |due: i64, notes: &'static str| {
+            s.add_callback(
+                "c1",
+                "ana",
+                "+15550100",
+                Some("Budi"),
+                "support",
+                notes,
+                due,
+                T0,
+            )
+        };
+        let cb = add(T0 + 60_000, "refund").await.unwrap();
+        assert_eq!(cb.status, CallbackStatus::Pending);
+        // A resubmitted disposition promises nothing new.
+        let again = add(T0 + 99_000, "other").await.unwrap();
+        assert_eq!(again, cb);
+        assert_eq!(s.next_callback_due().await.unwrap(), Some(T0 + 60_000));
+        assert!(s.due_callbacks(T0 + 59_999).await.unwrap().is_empty());
+        assert_eq!(
+            s.due_callbacks(T0 + 60_000).await.unwrap(),
+            vec![cb.clone()]
+        );
+        assert_eq!(s.open_callbacks("ana").await.unwrap(), vec![cb.clone()]);
+        assert!(s.open_callbacks("bayu").await.unwrap().is_empty());
+
+        s.set_callback_status(&cb.id, CallbackStatus::Dialing, Some("o1"), T0 + 61_000)
+            .await
+            .unwrap();
+        assert!(s.due_callbacks(T0 + 70_000).await.unwrap().is_empty());
+        assert_eq!(s.open_callbacks("ana").await.unwrap().len(), 1);
+        s.set_callback_status(&cb.id, CallbackStatus::Done, None, T0 + 90_000)
+            .await
+            .unwrap();
+        let done = s.callback(&cb.id).await.unwrap().unwrap();
+        assert_eq!(done.dialed_call_id.as_deref(), Some("o1"));
+        assert_eq!(done.completed_at, Some(T0 + 90_000));
+        assert!(s.open_callbacks("ana").await.unwrap().is_empty());
+        assert_eq!(s.next_callback_due().await.unwrap(), None);
+
+        assert!(is_unknown_call(
+            s.add_callback("nope", "ana", "+1", None, "support", "", T0, T0)
+                .await
+        ));
+        assert!(matches!(
+            s.set_callback_status("cb-nope", CallbackStatus::Done, None, T0)
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // Legs with handover notes come back in the caller's history.
+        let leg = s
+            .leg_started_with_notes("c1", "bayu", "agent", T0 + 5, "blind_transfer", Some("vip"))
+            .await
+            .unwrap();
+        let history = s.caller_history("+15550100", 5).await.unwrap();
+        assert_eq!(history[0].legs.len(), 1);
+        assert_eq!(history[0].legs[0].id, leg);
+        assert_eq!(history[0].legs[0].notes.as_deref(), Some("vip"));
     }
 
     async fn calls_between_joins_dispositions(cx: Ctx) {

@@ -2,6 +2,10 @@
 //! available, answers offered calls, talks (a WAV file, an echo of what it hears for latency
 //! measurement, or a real headset: microphone in, speaker out), records, and submits the disposition after each call. Prints one JSON line
 //! per call; exits after N calls.
+//!
+//! With [`CallControl`] (`run_with`) it also transfers, consults or escalates each call it
+//! answers at a set time, and can stay not ready to take only what is rung to it personally
+//! (a consult, an escalation): the headless stand-in for a supervisor who accepts escalations.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,7 +18,8 @@ use crate::peer::impair::Impairment;
 use crate::peer::voice::{Mouth, Voice};
 use crate::peer::{PeerError, REQUEST_TIMEOUT, connect_media, signal};
 use crate::protocol::{
-    ClientMessage, HistoryEntry, PROTOCOL_VERSION, RequestedState, Resolution, ServerMessage,
+    ClientMessage, ConsultPhase, HistoryEntry, OfferContext, PROTOCOL_VERSION, RequestedState,
+    Resolution, ServerMessage,
 };
 use crate::wav;
 
@@ -65,6 +70,45 @@ pub struct AgentOptions {
     pub impair: Option<Impairment>,
 }
 
+/// Call control for a headless agent, beyond answering and talking.
+#[derive(Debug, Clone, Default)]
+pub struct CallControl {
+    /// What to do with each call it answered, and when.
+    pub plan: Option<CallControlPlan>,
+    /// Never go available: take only calls rung to this user personally (consults and
+    /// escalations). For supervisors who accept escalations.
+    pub stay_not_ready: bool,
+    /// Follow-up time of a `follow_up` disposition, seconds after the call (default: a day).
+    pub follow_up_in_secs: Option<f64>,
+}
+
+/// `after_secs` into each answered call, do `action`.
+#[derive(Debug, Clone)]
+pub struct CallControlPlan {
+    pub after_secs: f64,
+    pub action: CallControlAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallControlAction {
+    /// Blind transfer to a queue.
+    TransferToQueue(String),
+    /// Blind transfer to an available agent.
+    TransferToAgent(String),
+    /// Warm transfer: consult `agent`; `consult_secs` after it answers, complete the transfer
+    /// (`complete`) or go back to the caller.
+    Consult {
+        agent: String,
+        complete: bool,
+        consult_secs: f64,
+    },
+    /// Conference a supervisor in; leave the call to it `leave_after_secs` after it joined.
+    Escalate {
+        supervisor: String,
+        leave_after_secs: f64,
+    },
+}
+
 /// When to hold (or mute) during each call (headless testing of hold and mute).
 #[derive(Debug, Clone, Copy)]
 pub struct HoldPlan {
@@ -86,11 +130,39 @@ pub struct AgentCallReport {
     pub talk_ms: u64,
     pub ended_by: String,
     pub disposition: Option<String>,
+    /// Why the call came to this agent (a transfer with its notes, a consult, a callback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<OfferContext>,
+    /// Who the agent talked to, in order (`call_connected` peers: the caller's number, a
+    /// consulting colleague's name).
+    pub peers: Vec<String>,
 }
 
 /// Runs the agent's shift until `calls` calls are done.
 pub async fn run(
     options: AgentOptions,
+    on_call: impl FnMut(&AgentCallReport),
+) -> Result<Vec<AgentCallReport>, PeerError> {
+    run_with(options, CallControl::default(), on_call).await
+}
+
+/// Where the planned call control of the current call stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ControlStep {
+    /// Not yet started.
+    Waiting,
+    /// The consult or escalation rings; the colleague has not answered.
+    Ringing,
+    /// The colleague answered at this time.
+    Joined(Instant),
+    /// Done (sent the transfer, completed or cancelled, or the consult failed).
+    Done,
+}
+
+/// [`run`] with transfers, consults and escalations.
+pub async fn run_with(
+    options: AgentOptions,
+    control: CallControl,
     mut on_call: impl FnMut(&AgentCallReport),
 ) -> Result<Vec<AgentCallReport>, PeerError> {
     let url = signal::ws_url(&options.switchboard);
@@ -134,16 +206,18 @@ pub async fn run(
             .then(|| MicProcessor::new(choice.noise_suppression, choice.agc));
         voice.attach_headset(headset, processing);
     }
-    signal
-        .request(
-            ClientMessage::SetState {
-                req: None,
-                state: RequestedState::Available,
-                reason: None,
-            },
-            REQUEST_TIMEOUT,
-        )
-        .await?;
+    if !control.stay_not_ready {
+        signal
+            .request(
+                ClientMessage::SetState {
+                    req: None,
+                    state: RequestedState::Available,
+                    reason: None,
+                },
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+    }
     let playback = match &options.voice {
         AgentVoice::Wav(path) => Some(wav::read_mono_48k(path)?),
         _ => None,
@@ -158,6 +232,7 @@ pub async fn run(
     // When `answer` left: answer -> first audio packet is measured from here.
     let mut answer_sent: Option<Instant> = None;
     let mut held = false;
+    let mut step = ControlStep::Waiting;
     let mut muted = false;
     let mut digits_sent = false;
     while (reports.len() as u32) < options.calls {
@@ -180,6 +255,57 @@ pub async fn run(
                                 call_id: report.call_id.clone(),
                                 on: want,
                             })?;
+                        }
+                    }
+                    if let Some(plan) = &control.plan
+                        && report.ended_by.is_empty()
+                        // Never on a call rung to us as a consult or an escalation.
+                        && !report.context.as_ref().is_some_and(|c| c.kind == "consult" || c.kind == "escalation")
+                    {
+                        let t = started.elapsed().as_secs_f64();
+                        let call_id = report.call_id.clone();
+                        let message = match (&plan.action, step) {
+                            (_, ControlStep::Waiting) if t >= plan.after_secs => {
+                                step = ControlStep::Done;
+                                let notes = Some(options.notes.clone()).filter(|n| !n.is_empty());
+                                Some(match &plan.action {
+                                    CallControlAction::TransferToQueue(queue) => ClientMessage::Transfer {
+                                        req: None, call_id, queue: Some(queue.clone()), agent: None, notes,
+                                    },
+                                    CallControlAction::TransferToAgent(agent) => ClientMessage::Transfer {
+                                        req: None, call_id, queue: None, agent: Some(agent.clone()), notes,
+                                    },
+                                    CallControlAction::Consult { agent, .. } => {
+                                        step = ControlStep::Ringing;
+                                        ClientMessage::Consult { req: None, call_id, agent: agent.clone(), notes }
+                                    }
+                                    CallControlAction::Escalate { supervisor, .. } => {
+                                        step = ControlStep::Ringing;
+                                        ClientMessage::Escalate { req: None, call_id, supervisor: supervisor.clone(), notes }
+                                    }
+                                })
+                            }
+                            (CallControlAction::Consult { complete, consult_secs, .. }, ControlStep::Joined(at))
+                                if at.elapsed().as_secs_f64() >= *consult_secs =>
+                            {
+                                step = ControlStep::Done;
+                                Some(if *complete {
+                                    ClientMessage::CompleteTransfer { req: None, call_id }
+                                } else {
+                                    ClientMessage::CancelConsult { req: None, call_id }
+                                })
+                            }
+                            (CallControlAction::Escalate { leave_after_secs, .. }, ControlStep::Joined(at))
+                                if at.elapsed().as_secs_f64() >= *leave_after_secs =>
+                            {
+                                step = ControlStep::Done;
+                                Some(ClientMessage::CompleteTransfer { req: None, call_id })
+                            }
+                            _ => None,
+                        };
+                        if let Some(message) = message {
+                            tracing::info!("call control: {}", message.type_name());
+                            signal.send(message)?;
                         }
                     }
                     if let Some(plan) = options.mute {
@@ -219,7 +345,7 @@ pub async fn run(
                     return Err(PeerError::Signal(signal::SignalError::Closed));
                 };
                 match event {
-                    ServerMessage::CallOffered { call_id, queue, caller, history, .. } => {
+                    ServerMessage::CallOffered { call_id, queue, caller, history, context, .. } => {
                         offered = Some(AgentCallReport {
                             call_id: call_id.clone(),
                             caller: caller.number,
@@ -230,6 +356,8 @@ pub async fn run(
                             talk_ms: 0,
                             ended_by: String::new(),
                             disposition: None,
+                            context,
+                            peers: vec![],
                         });
                         if !options.no_answer {
                             voice.first_packet_at = None;
@@ -251,15 +379,33 @@ pub async fn run(
                                 talk_ms: 0,
                                 ended_by: reason,
                                 disposition: None,
+                                context: None,
+                                peers: vec![],
                             };
                             on_call(&r);
                             reports.push(r);
                         }
                     }
-                    ServerMessage::CallConnected { call_id, .. } => {
+                    ServerMessage::ConsultState { state, .. } => {
+                        step = match state {
+                            ConsultPhase::Ringing => step,
+                            ConsultPhase::Connected => ControlStep::Joined(Instant::now()),
+                            ConsultPhase::Ended => ControlStep::Done,
+                        };
+                    }
+                    ServerMessage::CallConnected { call_id, peer }
+                        if current.as_ref().is_some_and(|(r, _)| r.call_id == call_id) =>
+                    {
+                        // The same call goes on with someone else (a consult became the call):
+                        // keep recording, note who it is now.
+                        if let Some((report, _)) = &mut current {
+                            report.peers.push(peer);
+                        }
+                    }
+                    ServerMessage::CallConnected { call_id, peer } => {
                         let connected = Instant::now();
                         let report = offered.take().filter(|r| r.call_id == call_id);
-                        let report = report.unwrap_or(AgentCallReport {
+                        let mut report = report.unwrap_or(AgentCallReport {
                             call_id,
                             caller: String::new(),
                             queue: String::new(),
@@ -269,7 +415,11 @@ pub async fn run(
                             talk_ms: 0,
                             ended_by: String::new(),
                             disposition: None,
+                            context: None,
+                            peers: vec![],
                         });
+                        report.peers.push(peer);
+                        step = ControlStep::Waiting;
                         voice.mouth = match (&options.voice, &playback) {
                             (AgentVoice::Echo, _) => Mouth::Echo,
                             (AgentVoice::Devices(_), _) => Mouth::Device,
@@ -285,6 +435,7 @@ pub async fn run(
                         current = Some((report, connected));
                     }
                     ServerMessage::CallEnded { call_id, reason } => {
+                        let consult_only = reason == "consult_ended";
                         let Some((mut report, started)) = current.take() else { continue };
                         if report.call_id != call_id {
                             current = Some((report, started));
@@ -308,6 +459,15 @@ pub async fn run(
                         if let Some(path) = &options.record {
                             wav::write_mono_48k(&numbered(path, reports.len() + 1), &recording)?;
                         }
+                        // A consulted colleague only talked to the agent: nothing to wrap up.
+                        if consult_only {
+                            on_call(&report);
+                            reports.push(report);
+                            continue;
+                        }
+                        let follow_up_ms = control
+                            .follow_up_in_secs
+                            .map_or(24 * 3600 * 1000, |s| (s * 1000.0) as i64);
                         let saved = signal
                             .request(
                                 ClientMessage::Disposition {
@@ -318,7 +478,7 @@ pub async fn run(
                                     resolution: options.resolution,
                                     notes: options.notes.clone(),
                                     follow_up_at_ms: (options.resolution == Resolution::FollowUp)
-                                        .then(|| crate::peer::now_ms() + 24 * 3600 * 1000),
+                                        .then(|| crate::peer::now_ms() + follow_up_ms),
                                 },
                                 REQUEST_TIMEOUT,
                             )

@@ -4,6 +4,11 @@
 //! hangs up and the switchboard asks for a rating, it presses `--survey`. Keys leave as RFC 4733
 //! telephone events, or as in-band tones with `--inband-dtmf`. Prints one JSON line when it
 //! ends: call id, queued ms, answered, talk ms, the keys it heard from the agent.
+//!
+//! Two more ways to be a customer: ask to be called back after waiting a while
+//! (`--callback-after`, [`run_with`]), and be a reachable number (`--listen-as`, [`listen`]):
+//! register with the switchboard, wait until it rings, answer, then play and record the same
+//! way. The latter stands in for the telephone network until a SIP trunk exists.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -49,7 +54,10 @@ pub struct CallerReport {
     pub talk_ms: u64,
     /// Who ended it: "caller", or the switchboard's reason (e.g. "agent_hung_up").
     pub ended_by: String,
+    /// The agent heard last.
     pub agent: Option<String>,
+    /// Every agent the caller was connected to, in order (a transfer adds one).
+    pub agents: Vec<String>,
     /// The queue-entry menu that answered, if any.
     pub menu: Option<String>,
     /// The queue the call waited in (as the switchboard last said).
@@ -61,10 +69,26 @@ pub struct CallerReport {
     pub survey_key: Option<char>,
 }
 
+/// More of what a headless caller may do.
+#[derive(Debug, Clone, Default)]
+pub struct CallerExtras {
+    /// Ask to be called back after waiting this long (then hang up and report
+    /// `callback_scheduled`).
+    pub callback_after_secs: Option<f64>,
+}
+
 /// Places the call and runs it to the end.
 pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
+    run_with(options, CallerExtras::default()).await
+}
+
+/// [`run`], perhaps asking to be called back.
+pub async fn run_with(
+    options: CallerOptions,
+    extras: CallerExtras,
+) -> Result<CallerReport, PeerError> {
     let playback = wav::read_mono_48k(&options.play)?;
-    let talk = match options.talk_secs {
+    let talk_for = match options.talk_secs {
         Some(s) => Duration::from_secs_f64(s.max(0.0)),
         None => Duration::from_secs_f64(playback.len() as f64 / wav::RATE_HZ as f64),
     };
@@ -108,12 +132,17 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
         talk_ms: 0,
         ended_by: "caller".into(),
         agent: None,
+        agents: vec![],
         menu,
         queue,
         digits_heard: String::new(),
         survey_asked: false,
         survey_key: None,
     };
+    let ask_callback_at = extras
+        .callback_after_secs
+        .map(|s| dialed + Duration::from_secs_f64(s.max(0.0)));
+    let mut asked = false;
 
     // Waiting in queue: the voice loop runs (ringback plays) but nothing is recorded.
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -127,7 +156,10 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
                 if let Some((ts, frame)) = voice.tick(Instant::now()) {
                     voice.send(&media, ts, frame).await?;
                 }
-                voice.send_dtmf(&media).await?;
+                if !asked && ask_callback_at.is_some_and(|t| Instant::now() >= t) {
+                    asked = true;
+                    signal.send(ClientMessage::RequestCallback { req: None })?;
+                }
                 if Instant::now() >= give_up {
                     let _ = signal.send(ClientMessage::Hangup { req: None, call_id: None });
                     report.queued_ms = dialed.elapsed().as_millis() as u64;
@@ -140,9 +172,16 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
             event = events.recv() => match event {
                 Some(ServerMessage::CallConnected { peer, .. }) => {
                     report.answered = true;
-                    report.agent = Some(peer);
+                    report.agent = Some(peer.clone());
+                    report.agents.push(peer);
                     report.queued_ms = dialed.elapsed().as_millis() as u64;
                     break;
+                }
+                Some(ServerMessage::CallbackScheduled { .. }) => {
+                    report.queued_ms = dialed.elapsed().as_millis() as u64;
+                    report.ended_by = "callback_scheduled".into();
+                    media.close().await;
+                    return Ok(report);
                 }
                 Some(ServerMessage::CallEnded { reason, .. }) => {
                     report.ended_by = reason;
@@ -157,7 +196,44 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
         }
     }
 
-    // In the call: play and record, one frame per tick.
+    talk(
+        &signal,
+        &mut events,
+        &media,
+        &mut packets,
+        &mut voice,
+        playback,
+        talk_for,
+        &options.record,
+        &mut keys,
+        options.survey,
+        &mut report,
+    )
+    .await?;
+    media.close().await;
+    Ok(report)
+}
+
+/// The call, once connected: play and record, one frame per tick, until the talk time is up
+/// (then hang up) or the other side ends it. Another `call_connected` (a transfer) changes
+/// the agent heard, not the recording.
+#[allow(clippy::too_many_arguments)]
+async fn talk(
+    signal: &signal::Signal,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<ServerMessage>,
+    media: &crate::peer::rtc::PeerMedia,
+    packets: &mut tokio::sync::mpsc::Receiver<crate::peer::rtc::RxPacket>,
+    voice: &mut Voice,
+    playback: Vec<f32>,
+    talk: Duration,
+    record: &std::path::Path,
+    keys: &mut Keypad,
+    survey: Option<char>,
+    report: &mut CallerReport,
+) -> Result<(), PeerError> {
+    let call_id = report.call_id.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     voice.mouth = Mouth::wav(playback);
     let started = Instant::now();
     let frames_to_talk = (talk.as_secs_f64() * 50.0).round() as usize;
@@ -168,12 +244,12 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
     while in_survey || recording.len() < frames_to_talk * FRAME {
         tokio::select! {
             _ = tick.tick() => {
-                voice.receive(&mut packets);
-                keys.before_tick(&mut voice);
+                voice.receive(packets);
+                keys.before_tick(voice);
                 if let Some((ts, frame)) = voice.tick(Instant::now()) {
-                    voice.send(&media, ts, frame).await?;
+                    voice.send(media, ts, frame).await?;
                 }
-                voice.send_dtmf(&media).await?;
+                voice.send_dtmf(media).await?;
                 while let Some(d) = voice.poll_digit() {
                     report.digits_heard.push(d.key);
                 }
@@ -182,6 +258,10 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
                 }
             }
             event = events.recv() => match event {
+                Some(ServerMessage::CallConnected { peer, .. }) => {
+                    report.agent = Some(peer.clone());
+                    report.agents.push(peer);
+                }
                 Some(ServerMessage::CallEnded { reason, .. }) => {
                     report.ended_by = reason;
                     hung_up_by_us = false;
@@ -192,8 +272,8 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
                     report.survey_asked = true;
                     report.talk_ms = started.elapsed().as_millis() as u64;
                     voice.mouth = Mouth::Silence;
-                    if let Some(key) = options.survey {
-                        keys.press(&mut voice, &key.to_string())?;
+                    if let Some(key) = survey {
+                        keys.press(voice, &key.to_string())?;
                         report.survey_key = Some(key);
                     }
                 }
@@ -224,7 +304,108 @@ pub async fn run(options: CallerOptions) -> Result<CallerReport, PeerError> {
             )
             .await;
     }
-    wav::write_mono_48k(&options.record, &recording)?;
+    wav::write_mono_48k(record, &recording)?;
+    Ok(())
+}
+
+/// Be a reachable customer: register `number`, wait (up to `max_wait_secs`) until the
+/// switchboard rings, answer, then talk like [`run`]. The report's `queued_ms` is the time
+/// until it rang.
+pub async fn listen(options: CallerOptions, number: String) -> Result<CallerReport, PeerError> {
+    let playback = wav::read_mono_48k(&options.play)?;
+    let talk_for = match options.talk_secs {
+        Some(s) => Duration::from_secs_f64(s.max(0.0)),
+        None => Duration::from_secs_f64(playback.len() as f64 / wav::RATE_HZ as f64),
+    };
+    let url = signal::ws_url(&options.switchboard);
+    let (signal, mut events) = signal::Signal::connect(&url).await?;
+    let registered = Instant::now();
+    let answer = signal
+        .request(
+            ClientMessage::Register {
+                req: None,
+                protocol: PROTOCOL_VERSION,
+                number: number.clone(),
+                name: options.name.clone(),
+            },
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+    if !matches!(answer, ServerMessage::Registered { .. }) {
+        return Err(PeerError::Protocol(format!(
+            "expected registered, got {answer:?}"
+        )));
+    }
+    let (media, mut packets) = connect_media(&signal, &url).await?;
+    let mut voice = Voice::new(options.impair.clone())?;
+    let mut keys = Keypad::new(options.inband_dtmf);
+    let mut report = CallerReport {
+        call_id: String::new(),
+        queued_ms: 0,
+        answered: false,
+        talk_ms: 0,
+        ended_by: "caller".into(),
+        agent: None,
+        agents: vec![],
+        menu: None,
+        queue: None,
+        digits_heard: String::new(),
+        survey_asked: false,
+        survey_key: None,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let give_up = registered + Duration::from_secs_f64(options.max_wait_secs);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                voice.receive(&mut packets);
+                if let Some((ts, frame)) = voice.tick(Instant::now()) {
+                    voice.send(&media, ts, frame).await?;
+                }
+                if Instant::now() >= give_up {
+                    report.ended_by = "never_rung".into();
+                    media.close().await;
+                    return Ok(report);
+                }
+            }
+            event = events.recv() => match event {
+                Some(ServerMessage::IncomingCall { call_id, from }) => {
+                    tracing::info!("{} rings: {from} calls", crate::protocol::redact_number(&number));
+                    report.call_id = call_id.clone();
+                    report.queued_ms = registered.elapsed().as_millis() as u64;
+                    signal.send(ClientMessage::Answer { req: None, call_id })?;
+                }
+                Some(ServerMessage::CallConnected { peer, .. }) => {
+                    report.answered = true;
+                    report.agent = Some(peer.clone());
+                    report.agents.push(peer);
+                    break;
+                }
+                Some(ServerMessage::CallEnded { reason, .. }) => {
+                    report.ended_by = reason;
+                    media.close().await;
+                    return Ok(report);
+                }
+                Some(_) => {}
+                None => return Err(PeerError::Signal(signal::SignalError::Closed)),
+            }
+        }
+    }
+    talk(
+        &signal,
+        &mut events,
+        &media,
+        &mut packets,
+        &mut voice,
+        playback,
+        talk_for,
+        &options.record,
+        &mut keys,
+        options.survey,
+        &mut report,
+    )
+    .await?;
     media.close().await;
     Ok(report)
 }

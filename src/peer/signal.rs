@@ -149,6 +149,9 @@ fn reply_req(message: &ServerMessage) -> Option<&str> {
         | ServerMessage::Pong { req, .. }
         | ServerMessage::MonitorStarted { req, .. }
         | ServerMessage::Report { req, .. }
+        | ServerMessage::Callbacks { req, .. }
+        | ServerMessage::Registered { req, .. }
+        | ServerMessage::CallbackScheduled { req, .. }
         | ServerMessage::Error { req, .. } => req.as_deref(),
         _ => None,
     }
@@ -171,6 +174,16 @@ pub fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::Hold { req, .. }
         | ClientMessage::Mute { req, .. }
         | ClientMessage::Report { req, .. }
+        | ClientMessage::Transfer { req, .. }
+        | ClientMessage::Consult { req, .. }
+        | ClientMessage::Escalate { req, .. }
+        | ClientMessage::CompleteTransfer { req, .. }
+        | ClientMessage::CancelConsult { req, .. }
+        | ClientMessage::Callbacks { req }
+        | ClientMessage::DialCallback { req, .. }
+        | ClientMessage::DialOut { req, .. }
+        | ClientMessage::Register { req, .. }
+        | ClientMessage::RequestCallback { req }
         | ClientMessage::Ping { req, .. } => *req = Some(id),
     }
 }

@@ -1028,6 +1028,7 @@ impl Engine {
                 waited_ms,
                 ring_timeout_ms,
                 history,
+                ..
             } => {
                 let ui = ui_caller(&caller.number, caller.name.clone(), &history);
                 if self.config.desktop_notifications {
@@ -1314,7 +1315,29 @@ impl Engine {
             | ServerMessage::MediaConnected
             | ServerMessage::CallQueued { .. }
             | ServerMessage::InMenu { .. }
-            | ServerMessage::SurveyStarted { .. } => {}
+            | ServerMessage::SurveyStarted { .. }
+            | ServerMessage::Callbacks { .. }
+            | ServerMessage::Registered { .. }
+            | ServerMessage::IncomingCall { .. }
+            | ServerMessage::CallbackScheduled { .. } => {}
+            ServerMessage::ConsultState {
+                agent,
+                state,
+                reason,
+                ..
+            } => {
+                let text = match (state, reason) {
+                    (crate::protocol::ConsultPhase::Ringing, _) => format!("Calling {agent}…"),
+                    (crate::protocol::ConsultPhase::Connected, _) => {
+                        format!("{agent} is on the line")
+                    }
+                    (crate::protocol::ConsultPhase::Ended, reason) => format!(
+                        "Back with the caller ({agent}: {})",
+                        reason.unwrap_or_default().replace('_', " ")
+                    ),
+                };
+                self.out.notice(NoticeLevel::Info, text);
+            }
         }
         None
     }
@@ -1445,6 +1468,40 @@ impl Engine {
                     );
                 }
             }
+            Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => {
+                if let Some(call) = &self.active {
+                    // The notes typed so far travel with the call.
+                    let notes = self
+                        .draft
+                        .as_ref()
+                        .filter(|d| d.call_id == call.call_id)
+                        .map(|d| d.notes.clone())
+                        .filter(|n| !n.trim().is_empty());
+                    let (queue, agent) = match intent {
+                        Intent::TransferToQueue(queue) => (Some(queue), None),
+                        Intent::TransferToAgent(agent) => (None, Some(agent)),
+                        _ => unreachable!("matched above"),
+                    };
+                    session.request(
+                        ClientMessage::Transfer {
+                            req: None,
+                            call_id: call.call_id.clone(),
+                            queue,
+                            agent,
+                            notes,
+                        },
+                        Pending::Plain("Transfer"),
+                    );
+                }
+            }
+            Intent::DialOut(number) => session.request(
+                ClientMessage::DialOut {
+                    req: None,
+                    number,
+                    queue: None,
+                },
+                Pending::Plain("Dial"),
+            ),
             Intent::SubmitDisposition(disposition) => {
                 if let Some((call_id, request_id, form)) = self.record_submission(&disposition) {
                     session.request(
@@ -1602,7 +1659,6 @@ impl Engine {
                 self.out.send(Update::Settings(self.settings_view()));
             }
             Intent::SendDtmf(_) => {}
-            Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => self.not_yet("Transfer"),
             Intent::Escalate => self.not_yet("Escalation"),
             Intent::ExportReportCsv => self.export_report(),
             Intent::LogIn { .. }
@@ -1617,6 +1673,9 @@ impl Engine {
             | Intent::SearchHistory(_)
             | Intent::Monitor { .. }
             | Intent::StopMonitor
+            | Intent::TransferToQueue(_)
+            | Intent::TransferToAgent(_)
+            | Intent::DialOut(_)
             | Intent::RunReport { .. } => {
                 if !self.user.is_empty() {
                     self.out.notice(

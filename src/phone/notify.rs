@@ -351,6 +351,7 @@ mod tests {
             menu: None,
             menu_choice: None,
             disposition,
+            legs: vec![],
         }
     }
 

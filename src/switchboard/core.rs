@@ -12,6 +12,14 @@
 //!                  1 s tick                                     => queue status push }
 //!        drain acd.poll_output(): each output is stored (committed) first, then announced }
 //! ```
+//!
+//! Transfers, consults, escalations and callbacks are decided by the ACD (`acd.rs`); this
+//! driver carries them out: media routes (hold music while a caller waits again or a
+//! colleague is consulted, the conference's third voice on every `aux`), one `call_legs` row
+//! per party and stretch of the call, the notes that travel with a transferred call, and the
+//! customer endpoints (`register`) it rings for outbound calls and callbacks. Due callbacks are
+//! read from the store on the 1 s tick.
+//!
 //! Callers' keys (menu, survey) and agents' keys (forwarded to the caller as telephone events)
 //! arrive from the media task as `MediaEvent::Digit`; the menus and surveys themselves are the
 //! sans-IO machines of `crate::ivr`.
@@ -24,13 +32,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::acd::{
     Acd, AcdConfig, AcdError, AcdInput, AcdOutput, AgentId, AgentState, CallEndReason, CallId,
-    OfferEnd, QueueId,
+    ConsultEnd, ConsultKind, OfferEnd, QueueId, Via,
 };
 use crate::config::SwitchboardConfig;
 use crate::ivr::{Menu, MenuSpec, Survey, SurveyResult};
 use crate::protocol::{
-    AgentStateName, CallerInfo, ClientConfig, ErrorCode, MonitorMode, QueueSummary, RequestedState,
-    Resolution, Role, ServerMessage,
+    AgentStateName, CallbackInfo, CallerInfo, ClientConfig, ConsultPhase, ErrorCode, MonitorMode,
+    OfferContext, QueueSummary, RequestedState, Resolution, Role, ServerMessage,
 };
 use crate::sounds::Sound;
 use crate::store::{self, Store};
@@ -116,6 +124,61 @@ pub enum CoreInput {
         call_id: String,
         on: bool,
     },
+    /// Blind transfer to a queue or an agent (exactly one).
+    Transfer {
+        conn: ConnId,
+        req: Option<String>,
+        call_id: String,
+        queue: Option<String>,
+        agent: Option<String>,
+        notes: Option<String>,
+    },
+    /// Warm transfer consult (`Transfer`) or escalation (`Conference`).
+    Consult {
+        conn: ConnId,
+        req: Option<String>,
+        call_id: String,
+        target: String,
+        kind: ConsultKind,
+        notes: Option<String>,
+    },
+    CompleteTransfer {
+        conn: ConnId,
+        req: Option<String>,
+        call_id: String,
+    },
+    CancelConsult {
+        conn: ConnId,
+        req: Option<String>,
+        call_id: String,
+    },
+    Callbacks {
+        conn: ConnId,
+        req: Option<String>,
+    },
+    DialCallback {
+        conn: ConnId,
+        req: Option<String>,
+        callback_id: String,
+    },
+    DialOut {
+        conn: ConnId,
+        req: Option<String>,
+        number: String,
+        queue: Option<String>,
+    },
+    /// A customer endpoint registers its number.
+    Register {
+        conn: ConnId,
+        req: Option<String>,
+        number: String,
+        name: Option<String>,
+    },
+    /// A waiting caller asks to be called back.
+    RequestCallback {
+        conn: ConnId,
+        req: Option<String>,
+    },
     /// The agent's phone muted or unmuted its microphone.
     Mute {
         conn: ConnId,
@@ -152,8 +215,18 @@ pub struct DispositionForm {
 #[derive(Debug, Clone, PartialEq)]
 enum Party {
     Unknown,
-    User { name: String, role: Role },
-    Caller { call: CallId },
+    User {
+        name: String,
+        role: Role,
+    },
+    Caller {
+        call: CallId,
+    },
+    /// A customer endpoint the switchboard can ring; `call` while rung or talking.
+    Endpoint {
+        number: String,
+        call: Option<CallId>,
+    },
 }
 
 struct Connection {
@@ -164,7 +237,10 @@ struct Connection {
 
 /// A call the switchboard is handling right now.
 struct LiveCall {
-    caller_conn: ConnId,
+    /// The customer's connection: the caller who dialed, or the endpoint rung for an outbound
+    /// call or callback. `None` before the endpoint is rung, and after a waiting caller asked
+    /// to be called back (it may hang up; its place is kept).
+    caller_conn: Option<ConnId>,
     queue: QueueId,
     caller: CallerInfo,
     arrived: Instant,
@@ -174,12 +250,34 @@ struct LiveCall {
     /// Fed to the ACD: only once the caller's media is up, so an agent never answers a line
     /// that cannot carry voice yet (and answer -> first audio is one frame, not an ICE setup).
     in_acd: bool,
-    /// Since when the caller is on hold, if they are.
+    /// Since when the caller is on hold (or hears hold music during a consult), if they are.
     held_since: Option<Instant>,
+    /// The customer must be rung when an agent takes the call (outbound, callbacks).
+    ring_customer: bool,
+    /// The rung endpoint answered (outbound calls); callers who dialed count as answered.
+    customer_answered: bool,
+    /// Since when the customer's endpoint rings, for its ring-no-answer limit.
+    ringing_since: Option<Instant>,
+    /// The stored callback this call carries out.
+    callback_id: Option<String>,
+    /// Why the call comes to its next agent and what travels with it (a transfer's notes, a
+    /// callback's wrap-up notes); shown in the offer and stored on the next leg.
+    handover: Option<Handover>,
+    /// Open legs in the store: party (agent name, or the customer's number) -> leg id.
+    legs: HashMap<String, String>,
+    /// Why the customer's leg begins when a rung endpoint answers (`callback`, `outbound`).
+    customer_leg_why: &'static str,
     /// Since when the agent's microphone is muted, if it is.
     muted_since: Option<Instant>,
     /// The queue-entry menu: `Waiting` until the caller's media is up, then `Running`.
     menu: MenuStage,
+}
+
+#[derive(Debug, Clone)]
+struct Handover {
+    kind: &'static str,
+    from: Option<String>,
+    notes: Option<String>,
 }
 
 /// Where a call stands with its queue-entry menu.
@@ -226,6 +324,11 @@ pub struct Core {
     queues_dirty: bool,
     /// Monitoring sessions by the supervisor's connection (one session per supervisor).
     monitors: HashMap<ConnId, MonitorSession>,
+    /// Registered customer endpoints: number -> connection.
+    endpoints: HashMap<String, ConnId>,
+    /// When the earliest pending callback is due (epoch ms), as last read from the store;
+    /// `Some(i64::MIN)`: read it on the next tick.
+    next_callback_ms: Option<i64>,
     /// Configured menus by name, with their prompt lengths.
     menus: HashMap<String, Arc<MenuSpec>>,
     /// The sound each menu's prompt plays.
@@ -286,6 +389,7 @@ impl Core {
                 .collect(),
             ring_no_answer: config.ring_no_answer(),
             max_after_call_work: config.max_after_call_work(),
+            callback_offer_after: Duration::from_secs(config.callback_offer_after_secs),
         });
         let mut menus = HashMap::new();
         let mut menu_prompts = HashMap::new();
@@ -317,6 +421,8 @@ impl Core {
             clock: WallClock::new(),
             queues_dirty: false,
             monitors: HashMap::new(),
+            endpoints: HashMap::new(),
+            next_callback_ms: Some(i64::MIN),
             menus,
             menu_prompts,
             survey_prompt_len: sound_len(Sound::SurveyPrompt),
@@ -365,6 +471,8 @@ impl Core {
                         self.queues_dirty = true;
                     }
                     self.push_wallboard().await;
+                    self.start_due_callbacks().await;
+                    self.give_up_unanswered_rings();
                 }
             }
             self.drain_acd().await;
@@ -445,6 +553,15 @@ impl Core {
                 };
                 self.acd_request(now, conn, req, input);
             }
+            CoreInput::Answer { conn, req, call_id }
+                if matches!(
+                    self.connections.get(&conn).map(|c| &c.party),
+                    Some(Party::Endpoint { .. })
+                ) =>
+            {
+                self.endpoint_answered(now, conn, req, CallId(call_id))
+                    .await
+            }
             CoreInput::Answer { conn, req, call_id } => {
                 let Some(agent) = self.agent_of(conn, &req) else {
                     return;
@@ -509,6 +626,186 @@ impl Core {
                 call_id,
                 on,
             } => self.hold(now, conn, req, CallId(call_id), on).await,
+            CoreInput::Transfer {
+                conn,
+                req,
+                call_id,
+                queue,
+                agent: target,
+                notes,
+            } => {
+                let Some(agent) = self.agent_of(conn, &req) else {
+                    return;
+                };
+                if !self.notes_fit(conn, &req, &notes) {
+                    return;
+                }
+                let call = CallId(call_id);
+                let input = match (queue, target) {
+                    (Some(queue), None) => AcdInput::AgentTransferredToQueue {
+                        agent: agent.clone(),
+                        call: call.clone(),
+                        queue: QueueId(queue),
+                    },
+                    (None, Some(target)) => AcdInput::AgentTransferredToAgent {
+                        agent: agent.clone(),
+                        call: call.clone(),
+                        target: AgentId(target),
+                    },
+                    _ => {
+                        self.error(
+                            conn,
+                            req,
+                            ErrorCode::BadRequest,
+                            "name exactly one of queue and agent".into(),
+                        );
+                        return;
+                    }
+                };
+                let handover = Handover {
+                    kind: "blind_transfer",
+                    from: Some(agent.0),
+                    notes,
+                };
+                self.acd_request_with(now, conn, req, input, &call, handover);
+            }
+            CoreInput::Consult {
+                conn,
+                req,
+                call_id,
+                target,
+                kind,
+                notes,
+            } => {
+                let Some(agent) = self.agent_of(conn, &req) else {
+                    return;
+                };
+                if !self.notes_fit(conn, &req, &notes) {
+                    return;
+                }
+                let target_conn = self.users.get(&target).copied();
+                let target_party = target_conn
+                    .and_then(|c| self.connections.get(&c))
+                    .map(|c| (c.party.clone(), c.media_connected));
+                let problem = match (&target_party, kind) {
+                    (None, _) => Some(format!("{target} is not logged in")),
+                    (Some((_, false)), _) => Some(format!("{target}'s phone is not connected")),
+                    (
+                        Some((
+                            Party::User {
+                                role: Role::Agent, ..
+                            },
+                            _,
+                        )),
+                        ConsultKind::Conference,
+                    ) => Some(format!("{target} is not a supervisor")),
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    self.error(conn, req, ErrorCode::InvalidState, problem);
+                    return;
+                }
+                // A supervisor monitoring a call is busy with it.
+                if let Some(c) = target_conn
+                    && self.monitors.contains_key(&c)
+                {
+                    self.error(
+                        conn,
+                        req,
+                        ErrorCode::InvalidState,
+                        format!("{target} is monitoring a call"),
+                    );
+                    return;
+                }
+                let call = CallId(call_id);
+                let input = AcdInput::ConsultRequested {
+                    agent: agent.clone(),
+                    call: call.clone(),
+                    target: AgentId(target),
+                    kind,
+                };
+                let handover = Handover {
+                    kind: match kind {
+                        ConsultKind::Transfer => "consult",
+                        ConsultKind::Conference => "escalation",
+                    },
+                    from: Some(agent.0),
+                    notes,
+                };
+                self.acd_request_with(now, conn, req, input, &call, handover);
+            }
+            CoreInput::CompleteTransfer { conn, req, call_id } => {
+                let Some(agent) = self.agent_of(conn, &req) else {
+                    return;
+                };
+                let call = CallId(call_id);
+                self.acd_request(now, conn, req, AcdInput::ConsultCompleted { agent, call });
+            }
+            CoreInput::CancelConsult { conn, req, call_id } => {
+                let Some(agent) = self.agent_of(conn, &req) else {
+                    return;
+                };
+                let call = CallId(call_id);
+                self.acd_request(now, conn, req, AcdInput::ConsultCancelled { agent, call });
+            }
+            CoreInput::Callbacks { conn, req } => {
+                let Some(agent) = self.agent_of(conn, &req) else {
+                    return;
+                };
+                match self.store.open_callbacks(&agent.0).await {
+                    Ok(list) => self.send(
+                        conn,
+                        ServerMessage::Callbacks {
+                            req,
+                            entries: list.into_iter().map(callback_info).collect(),
+                        },
+                    ),
+                    Err(e) => self.error(
+                        conn,
+                        req,
+                        ErrorCode::Internal,
+                        format!("cannot read callbacks: {e}"),
+                    ),
+                }
+            }
+            CoreInput::DialCallback {
+                conn,
+                req,
+                callback_id,
+            } => self.dial_callback(now, conn, req, callback_id).await,
+            CoreInput::DialOut {
+                conn,
+                req,
+                number,
+                queue,
+            } => self.dial_out(now, conn, req, number, queue).await,
+            CoreInput::Register {
+                conn,
+                req,
+                number,
+                name,
+            } => self.register(conn, req, number, name).await,
+            CoreInput::RequestCallback { conn, req } => {
+                let Some(Party::Caller { call }) =
+                    self.connections.get(&conn).map(|c| c.party.clone())
+                else {
+                    self.error(conn, req, ErrorCode::InvalidState, "no waiting call".into());
+                    return;
+                };
+                match self.acd.handle_input(
+                    now,
+                    AcdInput::CallerRequestedCallback { call: call.clone() },
+                ) {
+                    Ok(()) => self.send(
+                        conn,
+                        ServerMessage::CallbackScheduled {
+                            req,
+                            call_id: call.0,
+                        },
+                    ),
+                    Err(e) => self.error(conn, req, e.code(), e.to_string()),
+                }
+            }
             CoreInput::Mute {
                 conn,
                 req,
@@ -726,6 +1023,7 @@ impl Core {
             "call {call} from {} into {queue}",
             crate::protocol::redact_number(&from)
         );
+        let from_number = from.clone();
         let caller = CallerInfo {
             number: from,
             name: name.or(customer.as_ref().and_then(|c| c.name.clone())),
@@ -737,7 +1035,7 @@ impl Core {
         self.calls.insert(
             call.clone(),
             LiveCall {
-                caller_conn: conn,
+                caller_conn: Some(conn),
                 queue: QueueId(queue.clone()),
                 caller,
                 arrived: now,
@@ -745,6 +1043,13 @@ impl Core {
                 answered: false,
                 in_acd: false,
                 held_since: None,
+                ring_customer: false,
+                customer_answered: true,
+                ringing_since: None,
+                callback_id: None,
+                handover: None,
+                legs: HashMap::new(),
+                customer_leg_why: "callback",
                 muted_since: None,
                 menu: match &menu {
                     Some(spec) => MenuStage::Waiting(spec.clone()),
@@ -752,6 +1057,8 @@ impl Core {
                 },
             },
         );
+        self.start_leg(&call, &from_number, "caller", "dialed", None, now_ms)
+            .await;
         if let Some(menu) = menu {
             self.send(
                 conn,
@@ -787,7 +1094,9 @@ impl Core {
             return matches!(live.menu, MenuStage::Running(_));
         };
         let spec = spec.clone();
-        let peer = PeerId(live.caller_conn);
+        let Some(peer) = live.caller_conn.map(PeerId) else {
+            return false;
+        };
         let prompt = self
             .menu_prompts
             .get(&spec.name)
@@ -844,7 +1153,9 @@ impl Core {
         };
         live.menu = MenuStage::None;
         live.queue = QueueId(choice.queue.clone());
-        let peer = PeerId(live.caller_conn);
+        let Some(peer) = live.caller_conn.map(PeerId) else {
+            return;
+        };
         tracing::info!(
             "call {call} chose {} in the menu ({:?})",
             choice.queue,
@@ -901,10 +1212,14 @@ impl Core {
                 else {
                     return;
                 };
-                if let Some(live) = self.calls.get(&call).filter(|c| c.held_since.is_none()) {
+                if let Some(conn) = self
+                    .calls
+                    .get(&call)
+                    .filter(|c| c.held_since.is_none())
+                    .and_then(|c| c.caller_conn)
+                {
                     let duration = duration_ms.unwrap_or(crate::audio::rfc4733::DEFAULT_TONE_MS);
-                    self.media
-                        .send_digit(PeerId(live.caller_conn), key, duration.max(40));
+                    self.media.send_digit(PeerId(conn), key, duration.max(40));
                 }
             }
             _ => {}
@@ -920,16 +1235,18 @@ impl Core {
         live: &LiveCall,
         reason: CallEndReason,
     ) -> bool {
+        let Some(conn) = live.caller_conn else {
+            return false;
+        };
         let wanted = reason == CallEndReason::AgentHungUp
             && self.config.queue(&live.queue.0).is_some_and(|q| q.survey)
             && self
                 .connections
-                .get(&live.caller_conn)
+                .get(&conn)
                 .is_some_and(|c| c.media_connected);
         if !wanted {
             return false;
         }
-        let conn = live.caller_conn;
         let peer = PeerId(conn);
         let timeout = self.config.survey_timeout();
         self.media
@@ -994,7 +1311,9 @@ impl Core {
         }
         live.in_acd = true;
         let queue = live.queue.clone();
-        let conn = live.caller_conn;
+        let Some(conn) = live.caller_conn else {
+            return;
+        };
         if let Err(e) = self.acd.handle_input(
             now,
             AcdInput::CallerArrived {
@@ -1023,8 +1342,9 @@ impl Core {
         if self.calls.get(call).is_some_and(|c| !c.in_acd) {
             if let Some(live) = self.calls.remove(call)
                 && matches!(live.menu, MenuStage::Running(_))
+                && let Some(conn) = live.caller_conn
             {
-                self.media.detect_tones(PeerId(live.caller_conn), false);
+                self.media.detect_tones(PeerId(conn), false);
             }
             if let Err(e) = self
                 .store
@@ -1040,6 +1360,9 @@ impl Core {
         let party = self.connections.get(&conn).map(|c| c.party.clone());
         let input = match party {
             Some(Party::Caller { call }) => AcdInput::CallerHungUp { call },
+            Some(Party::Endpoint {
+                call: Some(call), ..
+            }) => AcdInput::CallerHungUp { call },
             Some(Party::User { name, .. }) => {
                 let call = match call_id {
                     Some(id) => CallId(id),
@@ -1137,6 +1460,18 @@ impl Core {
             self.error(conn, req, code, format!("disposition not saved: {e}"));
             return;
         }
+        if form.resolution == Resolution::FollowUp
+            && let Some(due) = form.follow_up_at_ms
+            && let Err(e) = self.promise_callback(now, &agent, &form, due).await
+        {
+            self.error(
+                conn,
+                req,
+                ErrorCode::Internal,
+                format!("disposition saved, but no callback scheduled: {e}"),
+            );
+            return;
+        }
         self.send(
             conn,
             ServerMessage::DispositionSaved {
@@ -1155,6 +1490,38 @@ impl Core {
                 .acd
                 .handle_input(now, AcdInput::DispositionSubmitted { agent, call });
         }
+    }
+
+    /// A follow-up disposition promises a callback at `due` (once per call and agent).
+    async fn promise_callback(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        form: &DispositionForm,
+        due: i64,
+    ) -> Result<(), store::StoreError> {
+        let Some(call) = self.store.call(&form.call_id).await? else {
+            return Err(store::StoreError::UnknownCall(form.call_id.clone()));
+        };
+        let callback = self
+            .store
+            .add_callback(
+                &call.id,
+                &agent.0,
+                &call.caller_number,
+                call.caller_name.as_deref(),
+                &call.queue,
+                &form.notes,
+                due,
+                self.clock.ms(now),
+            )
+            .await?;
+        tracing::info!("callback {} due at {}", callback.id, callback.due_at);
+        self.next_callback_ms = Some(
+            self.next_callback_ms
+                .map_or(callback.due_at, |t| t.min(callback.due_at)),
+        );
+        Ok(())
     }
 
     /// Hold: the caller hears hold music and the agent nothing; resume restores the bridge.
@@ -1183,7 +1550,15 @@ impl Core {
             );
             return;
         };
-        let caller = PeerId(live.caller_conn);
+        let Some(caller) = live.caller_conn.map(PeerId) else {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                "the customer is not on the line yet".into(),
+            );
+            return;
+        };
         let agent_peer = PeerId(conn);
         match (on, live.held_since) {
             (true, None) => {
@@ -1318,7 +1693,7 @@ impl Core {
         };
         let (Some(agent_conn), Some(caller_conn)) = (
             self.users.get(&agent_name).copied(),
-            self.calls.get(&call).map(|c| c.caller_conn),
+            self.calls.get(&call).and_then(|c| c.caller_conn),
         ) else {
             self.error(
                 conn,
@@ -1471,6 +1846,17 @@ impl Core {
                     let _ = self.acd.handle_input(now, AcdInput::CallerHungUp { call });
                 }
             }
+            Party::Endpoint { number, call } => {
+                if self.endpoints.get(&number) == Some(&conn) {
+                    self.endpoints.remove(&number);
+                }
+                if let Some(call) = call
+                    && let Some(live) = self.calls.get_mut(&call)
+                {
+                    live.caller_conn = None;
+                    let _ = self.acd.handle_input(now, AcdInput::CallerHungUp { call });
+                }
+            }
             Party::Unknown => {}
         }
         self.queues_dirty = true;
@@ -1564,8 +1950,11 @@ impl Core {
                 queue,
                 position,
             } => {
-                if let Some(live) = self.calls.get(&call) {
-                    let conn = live.caller_conn;
+                if let Some(live) = self.calls.get_mut(&call) {
+                    // A blind transfer may have moved it to another queue.
+                    live.queue = queue.clone();
+                }
+                if let Some(conn) = self.calls.get(&call).and_then(|c| c.caller_conn) {
                     self.send(
                         conn,
                         ServerMessage::CallQueued {
@@ -1584,30 +1973,13 @@ impl Core {
                     return Ok(());
                 };
                 live.agent = Some(agent.clone());
-                let caller = live.caller.clone();
-                let queue = live.queue.0.clone();
-                let waited_ms = now.saturating_duration_since(live.arrived).as_millis() as u64;
-                let history = self
-                    .store
-                    .caller_history(&caller.number, OFFER_HISTORY_LIMIT)
-                    .await?
-                    .into_iter()
-                    .filter(|h| h.call_id != call.0)
-                    .map(history_entry)
-                    .collect();
-                if let Some(conn) = self.users.get(&agent.0).copied() {
-                    self.send(
-                        conn,
-                        ServerMessage::CallOffered {
-                            call_id: call.0.clone(),
-                            queue,
-                            caller,
-                            waited_ms,
-                            ring_timeout_ms: self.config.ring_no_answer_secs * 1000,
-                            history,
-                        },
-                    );
-                }
+                let context = live.handover.as_ref().map(|h| OfferContext {
+                    kind: h.kind.to_owned(),
+                    from: h.from.clone(),
+                    notes: h.notes.clone().filter(|n| !n.is_empty()),
+                    callback_id: live.callback_id.clone(),
+                });
+                self.offer_to(&call, &agent, context).await?;
             }
             AcdOutput::OfferWithdrawn { call, agent, why } => {
                 let outcome = match why {
@@ -1633,82 +2005,371 @@ impl Core {
                 }
                 self.queues_dirty = true;
             }
-            AcdOutput::CallConnected { call, agent } => {
-                self.store
-                    .offer_ended(&call.0, &agent.0, now_ms, "answered")
-                    .await?;
-                self.store.call_answered(&call.0, &agent.0, now_ms).await?;
+            AcdOutput::CallConnected { call, agent, via } => {
+                // Calls an agent dialed were never offered; every other one was.
+                let offered = self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|l| l.agent.as_ref() == Some(&agent));
+                if offered {
+                    self.store
+                        .offer_ended(&call.0, &agent.0, now_ms, "answered")
+                        .await?;
+                }
                 let Some(live) = self.calls.get_mut(&call) else {
                     return Ok(());
                 };
+                let first_answer = !live.answered;
                 live.answered = true;
                 live.agent = Some(agent.clone());
-                let caller_conn = live.caller_conn;
+                let handover = live.handover.take();
+                let ring_customer = live.ring_customer;
+                if ring_customer {
+                    live.customer_leg_why = via.label();
+                }
                 let number = live.caller.number.clone();
-                if let Some(agent_conn) = self.users.get(&agent.0).copied() {
-                    // The bridge: two route changes on connections that are already up.
+                if first_answer && !ring_customer {
+                    self.store.call_answered(&call.0, &agent.0, now_ms).await?;
+                }
+                let role = self.role_label(&agent);
+                self.start_leg(
+                    &call,
+                    &agent.0,
+                    role,
+                    via.label(),
+                    handover.and_then(|h| h.notes),
+                    now_ms,
+                )
+                .await;
+                let agent_conn = self.users.get(&agent.0).copied();
+                if ring_customer {
+                    // Outbound or a callback: the agent hears ringback while the customer's
+                    // endpoint rings; the bridge is made when it answers.
+                    if let Some(agent_conn) = agent_conn {
+                        self.media.route(
+                            PeerId(agent_conn),
+                            Slot::Main,
+                            Source::Sound(Sound::Ringback),
+                        );
+                        self.send(
+                            agent_conn,
+                            ServerMessage::CallConnected {
+                                call_id: call.0.clone(),
+                                peer: number.clone(),
+                            },
+                        );
+                    }
+                    self.ring_endpoint(now, &call, &agent).await;
+                } else {
+                    let caller_conn = self.calls.get(&call).and_then(|c| c.caller_conn);
+                    if let (Some(agent_conn), Some(caller_conn)) = (agent_conn, caller_conn) {
+                        self.bridge(caller_conn, agent_conn);
+                        self.send(
+                            agent_conn,
+                            ServerMessage::CallConnected {
+                                call_id: call.0.clone(),
+                                peer: number,
+                            },
+                        );
+                    }
+                    if let Some(caller_conn) = caller_conn {
+                        self.send(
+                            caller_conn,
+                            ServerMessage::CallConnected {
+                                call_id: call.0,
+                                peer: agent.0,
+                            },
+                        );
+                    }
+                }
+                self.queues_dirty = true;
+            }
+            AcdOutput::CallTransferred { call, from } => {
+                self.end_monitors_of(now, &call).await;
+                self.end_hold(now, &call).await?;
+                self.end_leg(&call, &from.0, now_ms).await;
+                let caller_conn = match self.calls.get_mut(&call) {
+                    Some(live) => {
+                        live.agent = None;
+                        live.caller_conn
+                    }
+                    None => None,
+                };
+                if let Some(caller_conn) = caller_conn {
+                    // Waiting again: hold music until the next agent answers.
                     self.media.route(
                         PeerId(caller_conn),
                         Slot::Main,
-                        Source::Peer(PeerId(agent_conn)),
+                        Source::Sound(Sound::HoldMusic),
                     );
-                    self.media.route(
-                        PeerId(agent_conn),
-                        Slot::Main,
-                        Source::Peer(PeerId(caller_conn)),
-                    );
+                }
+                self.leave_call(&from, &call, "transferred");
+                self.queues_dirty = true;
+            }
+            AcdOutput::ConsultOffered {
+                call,
+                from,
+                to,
+                kind,
+            } => {
+                self.end_monitors_of(now, &call).await;
+                if kind == ConsultKind::Transfer {
+                    let newly_held = self
+                        .calls
+                        .get(&call)
+                        .is_some_and(|l| l.held_since.is_none());
+                    self.hold_for_consult(now, &call, &from);
+                    if newly_held {
+                        self.store.hold_started(&call.0).await?;
+                    }
+                }
+                let context = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|l| l.handover.clone())
+                    .map(|h| OfferContext {
+                        kind: h.kind.to_owned(),
+                        from: h.from,
+                        notes: h.notes.filter(|n| !n.is_empty()),
+                        callback_id: None,
+                    });
+                self.offer_to(&call, &to, context).await?;
+                self.consult_state(&call, &from, &to, kind, ConsultPhase::Ringing, None);
+            }
+            AcdOutput::ConsultConnected {
+                call,
+                from,
+                to,
+                kind,
+            } => {
+                let (Some(from_conn), Some(to_conn)) = (
+                    self.users.get(&from.0).copied(),
+                    self.users.get(&to.0).copied(),
+                ) else {
+                    return Ok(());
+                };
+                let caller_conn = self.calls.get(&call).and_then(|c| c.caller_conn);
+                let notes = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|l| l.handover.take())
+                    .and_then(|h| h.notes);
+                let (a, t) = (PeerId(from_conn), PeerId(to_conn));
+                let peer = match (kind, caller_conn) {
+                    (ConsultKind::Transfer, _) | (ConsultKind::Conference, None) => {
+                        // Agent and colleague talk; the caller keeps hearing hold music.
+                        self.media.route(a, Slot::Main, Source::Peer(t));
+                        self.media.route(t, Slot::Main, Source::Peer(a));
+                        self.start_leg(&call, &to.0, "consult", "consult", notes, now_ms)
+                            .await;
+                        from.0.clone()
+                    }
+                    (ConsultKind::Conference, Some(caller_conn)) => {
+                        // Three-way: everyone hears one voice on main and the other on aux.
+                        let c = PeerId(caller_conn);
+                        self.media.route(t, Slot::Main, Source::Peer(c));
+                        self.media.route(t, Slot::Aux, Source::Peer(a));
+                        self.media.route(a, Slot::Aux, Source::Peer(t));
+                        self.media.route(c, Slot::Aux, Source::Peer(t));
+                        let role = self.role_label(&to);
+                        self.start_leg(&call, &to.0, role, "escalation", notes, now_ms)
+                            .await;
+                        self.calls
+                            .get(&call)
+                            .map(|l| l.caller.number.clone())
+                            .unwrap_or_default()
+                    }
+                };
+                self.send(
+                    to_conn,
+                    ServerMessage::CallConnected {
+                        call_id: call.0.clone(),
+                        peer,
+                    },
+                );
+                self.consult_state(&call, &from, &to, kind, ConsultPhase::Connected, None);
+            }
+            AcdOutput::ConsultEnded {
+                call,
+                from,
+                to,
+                kind,
+                answered,
+                why,
+            } => {
+                let reason = consult_end_label(why);
+                if let Some(to_conn) = self.users.get(&to.0).copied() {
+                    if answered {
+                        self.end_leg(&call, &to.0, now_ms).await;
+                        self.media
+                            .route(PeerId(to_conn), Slot::Main, Source::Silence);
+                        self.media
+                            .route(PeerId(to_conn), Slot::Aux, Source::Silence);
+                        let ended = match kind {
+                            ConsultKind::Transfer => "consult_ended",
+                            ConsultKind::Conference => "left_conference",
+                        };
+                        self.send(
+                            to_conn,
+                            ServerMessage::CallEnded {
+                                call_id: call.0.clone(),
+                                reason: ended.to_owned(),
+                            },
+                        );
+                    } else {
+                        self.send(
+                            to_conn,
+                            ServerMessage::OfferWithdrawn {
+                                call_id: call.0.clone(),
+                                reason: reason.to_owned(),
+                            },
+                        );
+                    }
+                }
+                if why != ConsultEnd::CallEnded {
+                    // Back to agent and caller alone.
+                    self.end_hold(now, &call).await?;
+                    let caller_conn = self.calls.get(&call).and_then(|c| c.caller_conn);
+                    if let (Some(c), Some(a)) = (caller_conn, self.users.get(&from.0).copied()) {
+                        self.bridge(c, a);
+                    }
+                }
+                self.consult_state(
+                    &call,
+                    &from,
+                    &to,
+                    kind,
+                    ConsultPhase::Ended,
+                    Some(reason.to_owned()),
+                );
+            }
+            AcdOutput::CallHandedOver {
+                call,
+                from,
+                to,
+                via,
+            } => {
+                self.end_hold(now, &call).await?;
+                self.end_leg(&call, &from.0, now_ms).await;
+                if via == Via::WarmTransfer {
+                    // The consult leg ends; the colleague's leg with the caller begins.
+                    self.end_leg(&call, &to.0, now_ms).await;
+                    let role = self.role_label(&to);
+                    self.start_leg(&call, &to.0, role, via.label(), None, now_ms)
+                        .await;
+                }
+                let caller_conn = match self.calls.get_mut(&call) {
+                    Some(live) => {
+                        live.agent = Some(to.clone());
+                        live.caller_conn
+                    }
+                    None => None,
+                };
+                let to_conn = self.users.get(&to.0).copied();
+                if let (Some(c), Some(t)) = (caller_conn, to_conn) {
+                    self.bridge(c, t);
                     self.send(
-                        agent_conn,
+                        c,
+                        ServerMessage::CallConnected {
+                            call_id: call.0.clone(),
+                            peer: to.0.clone(),
+                        },
+                    );
+                }
+                if via == Via::WarmTransfer
+                    && let Some(t) = to_conn
+                {
+                    let number = self
+                        .calls
+                        .get(&call)
+                        .map(|l| l.caller.number.clone())
+                        .unwrap_or_default();
+                    self.send(
+                        t,
                         ServerMessage::CallConnected {
                             call_id: call.0.clone(),
                             peer: number,
                         },
                     );
                 }
-                self.send(
-                    caller_conn,
-                    ServerMessage::CallConnected {
-                        call_id: call.0,
-                        peer: agent.0,
-                    },
-                );
+                let reason = match via {
+                    Via::Escalation => "escalated",
+                    _ => "transferred",
+                };
+                self.leave_call(&from, &call, reason);
                 self.queues_dirty = true;
+            }
+            AcdOutput::CallbackKept { call } => {
+                // The caller may hang up now: its connection no longer ends the call.
+                let Some(live) = self.calls.get_mut(&call) else {
+                    return Ok(());
+                };
+                live.ring_customer = true;
+                live.customer_answered = false;
+                live.handover = Some(Handover {
+                    kind: "callback",
+                    from: None,
+                    notes: Some("the caller asked to be called back instead of waiting".into()),
+                });
+                if let Some(conn) = live.caller_conn.take() {
+                    self.media.route(PeerId(conn), Slot::Main, Source::Silence);
+                    if let Some(c) = self.connections.get_mut(&conn) {
+                        c.party = Party::Unknown;
+                    }
+                }
+                let number = live.caller.number.clone();
+                self.end_leg(&call, &number, now_ms).await;
             }
             AcdOutput::CallEnded {
                 call,
                 agent,
                 reason,
             } => {
-                let watching: Vec<ConnId> = self
-                    .monitors
-                    .iter()
-                    .filter(|(_, s)| s.call == call)
-                    .map(|(c, _)| *c)
-                    .collect();
-                for sup in watching {
-                    self.end_monitor(now, sup, "call_ended").await;
-                }
+                self.end_monitors_of(now, &call).await;
                 let end_reason = reason;
                 let reason = end_reason_label(reason);
-                if let Some(since) = self.calls.get(&call).and_then(|c| c.held_since) {
-                    let held_ms = now.saturating_duration_since(since).as_millis() as i64;
-                    self.store.add_hold_ms(&call.0, held_ms).await?;
-                }
+                self.end_hold(now, &call).await?;
                 if let Some(since) = self.calls.get(&call).and_then(|c| c.muted_since) {
                     let muted_ms = now.saturating_duration_since(since).as_millis() as i64;
                     self.store.add_mute_ms(&call.0, muted_ms).await?;
                 }
                 self.store.call_ended(&call.0, now_ms, reason).await?;
                 if let Some(live) = self.calls.remove(&call) {
-                    // Tones were only listened for in the menu.
-                    if matches!(live.menu, MenuStage::Running(_)) {
-                        self.media.detect_tones(PeerId(live.caller_conn), false);
+                    for leg in live.legs.values() {
+                        if let Err(e) = self.store.leg_ended(leg, now_ms).await {
+                            tracing::error!("could not end a call leg: {e}");
+                        }
                     }
-                    if !self.start_survey(now, &call, &live, end_reason) {
-                        self.media
-                            .route(PeerId(live.caller_conn), Slot::Main, Source::Silence);
+                    if let Some(id) = &live.callback_id {
+                        let status = if live.customer_answered {
+                            store::CallbackStatus::Done
+                        } else {
+                            store::CallbackStatus::Failed
+                        };
+                        self.store
+                            .set_callback_status(id, status, None, now_ms)
+                            .await?;
+                    }
+                    if let Some(conn) = live.caller_conn {
+                        // Tones were only listened for in the menu.
+                        if matches!(live.menu, MenuStage::Running(_)) {
+                            self.media.detect_tones(PeerId(conn), false);
+                        }
+                        if let Some(Connection {
+                            party: Party::Endpoint { call: rung, .. },
+                            ..
+                        }) = self.connections.get_mut(&conn)
+                        {
+                            *rung = None;
+                        }
+                    }
+                    if let Some(conn) = live.caller_conn
+                        && !self.start_survey(now, &call, &live, end_reason)
+                    {
+                        self.media.route(PeerId(conn), Slot::Main, Source::Silence);
+                        self.media.route(PeerId(conn), Slot::Aux, Source::Silence);
                         self.send(
-                            live.caller_conn,
+                            conn,
                             ServerMessage::CallEnded {
                                 call_id: call.0.clone(),
                                 reason: reason.to_owned(),
@@ -1720,6 +2381,7 @@ impl Core {
                     && let Some(conn) = self.users.get(&agent.0).copied()
                 {
                     self.media.route(PeerId(conn), Slot::Main, Source::Silence);
+                    self.media.route(PeerId(conn), Slot::Aux, Source::Silence);
                     self.send(
                         conn,
                         ServerMessage::CallEnded {
@@ -1732,6 +2394,680 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Sends `agent` the offer of `call`: the caller, its history, and why it comes.
+    async fn offer_to(
+        &mut self,
+        call: &CallId,
+        agent: &AgentId,
+        context: Option<OfferContext>,
+    ) -> Result<(), store::StoreError> {
+        let Some(live) = self.calls.get(call) else {
+            return Ok(());
+        };
+        let caller = live.caller.clone();
+        let queue = live.queue.0.clone();
+        let waited_ms = Instant::now()
+            .saturating_duration_since(live.arrived)
+            .as_millis() as u64;
+        let history = self
+            .store
+            .caller_history(&caller.number, OFFER_HISTORY_LIMIT)
+            .await?
+            .into_iter()
+            .filter(|h| h.call_id != call.0)
+            .map(history_entry)
+            .collect();
+        if let Some(conn) = self.users.get(&agent.0).copied() {
+            self.send(
+                conn,
+                ServerMessage::CallOffered {
+                    call_id: call.0.clone(),
+                    queue,
+                    caller,
+                    waited_ms,
+                    ring_timeout_ms: self.config.ring_no_answer_secs * 1000,
+                    history,
+                    context,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// `agent` or `supervisor`, as the leg's role.
+    fn role_label(&self, agent: &AgentId) -> &'static str {
+        let role = self
+            .users
+            .get(&agent.0)
+            .and_then(|c| self.connections.get(c))
+            .map(|c| &c.party);
+        match role {
+            Some(Party::User {
+                role: Role::Supervisor,
+                ..
+            }) => "supervisor",
+            _ => "agent",
+        }
+    }
+
+    /// Opens a leg of `call` for `party` (stored at once; a failure is logged, the call goes
+    /// on).
+    async fn start_leg(
+        &mut self,
+        call: &CallId,
+        party: &str,
+        role: &str,
+        why: &str,
+        notes: Option<String>,
+        at_ms: i64,
+    ) {
+        match self
+            .store
+            .leg_started_with_notes(&call.0, party, role, at_ms, why, notes.as_deref())
+            .await
+        {
+            Ok(leg) => {
+                if let Some(live) = self.calls.get_mut(call) {
+                    live.legs.insert(party.to_owned(), leg);
+                }
+            }
+            Err(e) => tracing::error!("could not store a call leg: {e}"),
+        }
+    }
+
+    async fn end_leg(&mut self, call: &CallId, party: &str, at_ms: i64) {
+        let Some(leg) = self.calls.get_mut(call).and_then(|l| l.legs.remove(party)) else {
+            return;
+        };
+        if let Err(e) = self.store.leg_ended(&leg, at_ms).await {
+            tracing::error!("could not end a call leg: {e}");
+        }
+    }
+
+    /// Caller and agent hear each other, and nobody else.
+    fn bridge(&self, caller_conn: ConnId, agent_conn: ConnId) {
+        let (c, a) = (PeerId(caller_conn), PeerId(agent_conn));
+        self.media.route(c, Slot::Main, Source::Peer(a));
+        self.media.route(a, Slot::Main, Source::Peer(c));
+        self.media.route(c, Slot::Aux, Source::Silence);
+        self.media.route(a, Slot::Aux, Source::Silence);
+    }
+
+    /// `agent` left `call`, which goes on without it: silence, and `call_ended` for its leg.
+    fn leave_call(&self, agent: &AgentId, call: &CallId, reason: &str) {
+        if let Some(conn) = self.users.get(&agent.0).copied() {
+            self.media.route(PeerId(conn), Slot::Main, Source::Silence);
+            self.media.route(PeerId(conn), Slot::Aux, Source::Silence);
+            self.send(
+                conn,
+                ServerMessage::CallEnded {
+                    call_id: call.0.clone(),
+                    reason: reason.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// Ends every monitoring session on `call` (its parties are about to change).
+    async fn end_monitors_of(&mut self, now: Instant, call: &CallId) {
+        let watching: Vec<ConnId> = self
+            .monitors
+            .iter()
+            .filter(|(_, s)| s.call == *call)
+            .map(|(c, _)| *c)
+            .collect();
+        for sup in watching {
+            self.end_monitor(now, sup, "call_ended").await;
+        }
+    }
+
+    /// Stops counting hold time on `call` and stores what was counted.
+    async fn end_hold(&mut self, now: Instant, call: &CallId) -> Result<(), store::StoreError> {
+        if let Some(since) = self.calls.get_mut(call).and_then(|c| c.held_since.take()) {
+            let held_ms = now.saturating_duration_since(since).as_millis() as i64;
+            self.store.add_hold_ms(&call.0, held_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// A warm-transfer consult starts: the caller hears hold music, the agent silence until
+    /// the colleague answers. Counted as hold time.
+    fn hold_for_consult(&mut self, now: Instant, call: &CallId, agent: &AgentId) {
+        let Some(live) = self.calls.get_mut(call) else {
+            return;
+        };
+        live.held_since.get_or_insert(now);
+        if let Some(c) = live.caller_conn {
+            self.media
+                .route(PeerId(c), Slot::Main, Source::Sound(Sound::HoldMusic));
+        }
+        if let Some(a) = self.users.get(&agent.0).copied() {
+            self.media.route(PeerId(a), Slot::Main, Source::Silence);
+        }
+    }
+
+    /// Tells the consulting agent where its consult stands.
+    fn consult_state(
+        &self,
+        call: &CallId,
+        from: &AgentId,
+        to: &AgentId,
+        kind: ConsultKind,
+        state: ConsultPhase,
+        reason: Option<String>,
+    ) {
+        if let Some(conn) = self.users.get(&from.0).copied() {
+            self.send(
+                conn,
+                ServerMessage::ConsultState {
+                    call_id: call.0.clone(),
+                    agent: to.0.clone(),
+                    kind: match kind {
+                        ConsultKind::Transfer => crate::protocol::ConsultKind::Transfer,
+                        ConsultKind::Conference => crate::protocol::ConsultKind::Conference,
+                    },
+                    state,
+                    reason,
+                },
+            );
+        }
+    }
+
+    /// Like [`Self::acd_request`]; on success `handover` travels with the call.
+    fn acd_request_with(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        req: Option<String>,
+        input: AcdInput,
+        call: &CallId,
+        handover: Handover,
+    ) {
+        match self.acd.handle_input(now, input) {
+            Ok(()) => {
+                // Outputs are drained after this returns, so the offer they cause sees it.
+                if let Some(live) = self.calls.get_mut(call) {
+                    live.handover = Some(handover);
+                }
+                self.send(conn, ServerMessage::Ok { req });
+            }
+            Err(e) => self.error(conn, req, e.code(), e.to_string()),
+        }
+    }
+
+    /// Handover notes are limited like disposition notes.
+    fn notes_fit(&self, conn: ConnId, req: &Option<String>, notes: &Option<String>) -> bool {
+        if notes.as_ref().is_some_and(|n| n.len() > 16 * 1024) {
+            self.error(
+                conn,
+                req.clone(),
+                ErrorCode::BadRequest,
+                "notes are limited to 16 KiB".into(),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A customer endpoint registers: calls to `number` ring this connection (a newer
+    /// registration of the same number takes over).
+    async fn register(
+        &mut self,
+        conn: ConnId,
+        req: Option<String>,
+        number: String,
+        name: Option<String>,
+    ) {
+        let number = number.trim().to_owned();
+        if number.is_empty() || number.len() > 64 {
+            self.error(
+                conn,
+                req,
+                ErrorCode::BadRequest,
+                "the number must be 1 to 64 characters".into(),
+            );
+            return;
+        }
+        if !matches!(
+            self.connections.get(&conn).map(|c| &c.party),
+            Some(Party::Unknown)
+        ) {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                "this connection is already in use".into(),
+            );
+            return;
+        }
+        if let Err(e) = self.store.upsert_customer(&number, name.as_deref()).await {
+            self.error(
+                conn,
+                req,
+                ErrorCode::Internal,
+                format!("not registered: {e}"),
+            );
+            return;
+        }
+        if let Some(c) = self.connections.get_mut(&conn) {
+            c.party = Party::Endpoint {
+                number: number.clone(),
+                call: None,
+            };
+        }
+        self.endpoints.insert(number.clone(), conn);
+        tracing::info!(
+            "endpoint {} registered",
+            crate::protocol::redact_number(&number)
+        );
+        self.send(conn, ServerMessage::Registered { req, number });
+    }
+
+    /// Rings the endpoint registered for `call`'s number; a number with no free, connected
+    /// endpoint is not reached.
+    async fn ring_endpoint(&mut self, now: Instant, call: &CallId, agent: &AgentId) {
+        let Some(number) = self.calls.get(call).map(|l| l.caller.number.clone()) else {
+            return;
+        };
+        let endpoint = self.endpoints.get(&number).copied().filter(|c| {
+            self.connections.get(c).is_some_and(|c| {
+                c.media_connected && matches!(c.party, Party::Endpoint { call: None, .. })
+            })
+        });
+        let Some(conn) = endpoint else {
+            tracing::info!(
+                "call {call}: no free endpoint for {}",
+                crate::protocol::redact_number(&number)
+            );
+            let _ = self
+                .acd
+                .handle_input(now, AcdInput::CustomerNotReached { call: call.clone() });
+            return;
+        };
+        if let Some(Connection {
+            party: Party::Endpoint { call: rung, .. },
+            ..
+        }) = self.connections.get_mut(&conn)
+        {
+            *rung = Some(call.clone());
+        }
+        if let Some(live) = self.calls.get_mut(call) {
+            live.caller_conn = Some(conn);
+            live.ringing_since = Some(now);
+        }
+        self.send(
+            conn,
+            ServerMessage::IncomingCall {
+                call_id: call.0.clone(),
+                from: agent.0.clone(),
+            },
+        );
+    }
+
+    /// A rung endpoint answered: bridge it to the agent.
+    async fn endpoint_answered(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        req: Option<String>,
+        call: CallId,
+    ) {
+        let ringing = self.calls.get(&call).is_some_and(|l| {
+            l.caller_conn == Some(conn) && l.ringing_since.is_some() && !l.customer_answered
+        });
+        if !ringing {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                format!("{call} is not ringing here"),
+            );
+            return;
+        }
+        let now_ms = self.clock.ms(now);
+        let live = self.calls.get_mut(&call).expect("checked above");
+        live.ringing_since = None;
+        live.customer_answered = true;
+        let agent = live.agent.clone();
+        let number = live.caller.number.clone();
+        let why = live.customer_leg_why;
+        if let Some(agent) = &agent
+            && let Err(e) = self.store.call_answered(&call.0, &agent.0, now_ms).await
+        {
+            tracing::warn!("call {call}: answer not stored: {e}");
+        }
+        self.send(conn, ServerMessage::Ok { req });
+        self.start_leg(&call, &number, "caller", why, None, now_ms)
+            .await;
+        if let Some(agent) = agent
+            && let Some(agent_conn) = self.users.get(&agent.0).copied()
+        {
+            self.bridge(conn, agent_conn);
+            self.send(
+                conn,
+                ServerMessage::CallConnected {
+                    call_id: call.0,
+                    peer: agent.0,
+                },
+            );
+        }
+    }
+
+    /// Endpoints that ring longer than the ring-no-answer time are given up.
+    fn give_up_unanswered_rings(&mut self) {
+        let now = Instant::now();
+        let limit = self.config.ring_no_answer();
+        let late: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, l)| {
+                l.ringing_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= limit)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for call in late {
+            if let Some(live) = self.calls.get_mut(&call) {
+                live.ringing_since = None;
+            }
+            let _ = self
+                .acd
+                .handle_input(now, AcdInput::CustomerNotReached { call });
+        }
+    }
+
+    /// Stores a new outbound call (or callback) and its live record.
+    async fn new_outbound_call(
+        &mut self,
+        now: Instant,
+        number: &str,
+        name: Option<String>,
+        queue: &str,
+        callback_id: Option<String>,
+        handover: Option<Handover>,
+    ) -> Result<CallId, store::StoreError> {
+        let now_ms = self.clock.ms(now);
+        let call = new_call_id(now_ms);
+        self.store
+            .call_arrived(&store::NewCall {
+                id: call.0.clone(),
+                direction: store::Direction::Outbound,
+                queue: queue.to_owned(),
+                caller_number: number.to_owned(),
+                caller_name: name.clone(),
+                arrived_at: now_ms,
+            })
+            .await?;
+        let notes = self
+            .store
+            .customer(number)
+            .await?
+            .and_then(|c| c.notes)
+            .filter(|n| !n.is_empty());
+        self.calls.insert(
+            call.clone(),
+            LiveCall {
+                caller_conn: None,
+                queue: QueueId(queue.to_owned()),
+                caller: CallerInfo {
+                    number: number.to_owned(),
+                    name,
+                    notes,
+                },
+                arrived: now,
+                agent: None,
+                answered: false,
+                in_acd: true,
+                held_since: None,
+                ring_customer: true,
+                customer_answered: false,
+                ringing_since: None,
+                callback_id,
+                handover,
+                legs: HashMap::new(),
+                customer_leg_why: "outbound",
+                muted_since: None,
+                menu: MenuStage::None,
+            },
+        );
+        Ok(call)
+    }
+
+    /// `dial_out`: the agent calls a registered customer number.
+    async fn dial_out(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        req: Option<String>,
+        number: String,
+        queue: Option<String>,
+    ) {
+        let Some(agent) = self.agent_of(conn, &req) else {
+            return;
+        };
+        let number = number.trim().to_owned();
+        let queue = queue.unwrap_or_else(|| self.config.default_queue().to_owned());
+        if self.config.queue(&queue).is_none() {
+            self.error(
+                conn,
+                req,
+                ErrorCode::UnknownQueue,
+                format!("no queue named {queue:?}"),
+            );
+            return;
+        }
+        if !self.endpoints.contains_key(&number) {
+            self.error(
+                conn,
+                req,
+                ErrorCode::Unreachable,
+                format!("no endpoint is registered for {number:?}"),
+            );
+            return;
+        }
+        if !self.acd.agent_state(&agent).is_some_and(|s| {
+            matches!(
+                s,
+                AgentState::Available { .. } | AgentState::NotReady { .. }
+            )
+        }) {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                "finish the current call first".into(),
+            );
+            return;
+        }
+        let name = self
+            .store
+            .customer(&number)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.name);
+        let call = match self
+            .new_outbound_call(now, &number, name, &queue, None, None)
+            .await
+        {
+            Ok(call) => call,
+            Err(e) => {
+                self.error(conn, req, ErrorCode::Internal, format!("not dialed: {e}"));
+                return;
+            }
+        };
+        self.dial_as_agent(now, conn, req, agent, call, queue, Via::Outbound);
+    }
+
+    /// `dial_callback`: the agent carries out one of its callbacks now.
+    async fn dial_callback(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        req: Option<String>,
+        callback_id: String,
+    ) {
+        let Some(agent) = self.agent_of(conn, &req) else {
+            return;
+        };
+        let callback = match self.store.callback(&callback_id).await {
+            Ok(Some(cb)) if cb.agent.as_deref() == Some(agent.0.as_str()) => cb,
+            Ok(_) => {
+                self.error(
+                    conn,
+                    req,
+                    ErrorCode::BadRequest,
+                    format!("no callback {callback_id:?} of yours"),
+                );
+                return;
+            }
+            Err(e) => {
+                self.error(conn, req, ErrorCode::Internal, e.to_string());
+                return;
+            }
+        };
+        if callback.status != store::CallbackStatus::Pending {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                format!("callback {callback_id} is already {}", callback.status),
+            );
+            return;
+        }
+        if !self.acd.agent_state(&agent).is_some_and(|s| {
+            matches!(
+                s,
+                AgentState::Available { .. } | AgentState::NotReady { .. }
+            )
+        }) {
+            self.error(
+                conn,
+                req,
+                ErrorCode::InvalidState,
+                "finish the current call first".into(),
+            );
+            return;
+        }
+        let call = match self.start_callback_call(now, &callback).await {
+            Ok(call) => call,
+            Err(e) => {
+                self.error(conn, req, ErrorCode::Internal, format!("not dialed: {e}"));
+                return;
+            }
+        };
+        self.dial_as_agent(
+            now,
+            conn,
+            req,
+            agent,
+            call,
+            callback.queue.clone(),
+            Via::Callback,
+        );
+    }
+
+    /// Stores the outbound call that carries out `callback` and marks it dialing.
+    async fn start_callback_call(
+        &mut self,
+        now: Instant,
+        callback: &store::Callback,
+    ) -> Result<CallId, store::StoreError> {
+        let call = self
+            .new_outbound_call(
+                now,
+                &callback.number,
+                callback.name.clone(),
+                &callback.queue,
+                Some(callback.id.clone()),
+                Some(Handover {
+                    kind: "callback",
+                    from: callback.agent.clone(),
+                    notes: Some(callback.notes.clone()),
+                }),
+            )
+            .await?;
+        self.store
+            .set_callback_status(
+                &callback.id,
+                store::CallbackStatus::Dialing,
+                Some(&call.0),
+                self.clock.ms(now),
+            )
+            .await?;
+        Ok(call)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dial_as_agent(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        req: Option<String>,
+        agent: AgentId,
+        call: CallId,
+        queue: String,
+        via: Via,
+    ) {
+        let input = AcdInput::OutboundDialed {
+            agent,
+            call: call.clone(),
+            queue: QueueId(queue),
+            via,
+        };
+        if let Err(e) = self.acd.handle_input(now, input) {
+            self.calls.remove(&call);
+            self.error(conn, req, e.code(), e.to_string());
+            return;
+        }
+        self.send(conn, ServerMessage::Ok { req });
+    }
+
+    /// Queues every callback that is due (the 1 s tick), offered first to the agent who
+    /// promised it. The store is asked only when the earliest known due time has passed.
+    async fn start_due_callbacks(&mut self) {
+        let now = Instant::now();
+        let now_ms = self.clock.ms(now);
+        if self.next_callback_ms.is_none_or(|due| due > now_ms) {
+            return;
+        }
+        let due = match self.store.due_callbacks(now_ms).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!("cannot read due callbacks: {e}");
+                return;
+            }
+        };
+        for callback in due {
+            let call = match self.start_callback_call(now, &callback).await {
+                Ok(call) => call,
+                Err(e) => {
+                    tracing::error!("callback {} not started: {e}", callback.id);
+                    continue;
+                }
+            };
+            tracing::info!("callback {} due: call {call}", callback.id);
+            let input = AcdInput::CallbackDue {
+                call: call.clone(),
+                queue: QueueId(callback.queue.clone()),
+                agent: callback.agent.clone().map(AgentId),
+            };
+            if let Err(e) = self.acd.handle_input(now, input) {
+                tracing::error!("callback {} refused: {e}", callback.id);
+                self.calls.remove(&call);
+            }
+        }
+        self.queues_dirty = true;
+        self.refresh_next_callback().await;
+    }
+
+    async fn refresh_next_callback(&mut self) {
+        match self.store.next_callback_due().await {
+            Ok(next) => self.next_callback_ms = next,
+            Err(e) => tracing::error!("cannot read the next callback time: {e}"),
+        }
     }
 
     /// Today's figures (UTC day) from the store plus the live state of the ACD.
@@ -1819,7 +3155,7 @@ impl Core {
                     return None;
                 }
                 let agent_conn = *self.users.get(&agent.name)?;
-                Some((i, PeerId(agent_conn), PeerId(call.caller_conn)))
+                Some((i, PeerId(agent_conn), PeerId(call.caller_conn?)))
             })
             .collect();
         if legs.is_empty() {
@@ -1952,6 +3288,7 @@ fn end_reason_label(reason: CallEndReason) -> &'static str {
         CallEndReason::AgentHungUp => "agent_hung_up",
         CallEndReason::Abandoned => "abandoned",
         CallEndReason::AgentDisconnected => "agent_disconnected",
+        CallEndReason::NotReached => "not_reached",
     }
 }
 
@@ -1964,6 +3301,18 @@ pub(crate) fn history_entry(h: store::HistoryEntry) -> crate::protocol::HistoryE
         end_reason: h.end_reason,
         talk_ms: h.talk_ms,
         csat: h.csat,
+        legs: h
+            .legs
+            .into_iter()
+            .map(|l| crate::protocol::LegInfo {
+                party: l.party,
+                role: l.role,
+                why: l.why,
+                started_at_ms: l.started_at,
+                ended_at_ms: l.ended_at,
+                notes: l.notes,
+            })
+            .collect(),
         hold_ms: h.hold_ms,
         hold_count: h.hold_count,
         mute_ms: h.mute_ms,
@@ -2006,6 +3355,30 @@ fn store_mode(mode: MonitorMode) -> store::MonitorMode {
         MonitorMode::Listen => store::MonitorMode::Listen,
         MonitorMode::Whisper => store::MonitorMode::Whisper,
         MonitorMode::Barge => store::MonitorMode::Barge,
+    }
+}
+
+fn consult_end_label(why: ConsultEnd) -> &'static str {
+    match why {
+        ConsultEnd::Cancelled => "cancelled",
+        ConsultEnd::Declined => "declined",
+        ConsultEnd::RingNoAnswer => "ring_no_answer",
+        ConsultEnd::TargetLeft => "colleague_left",
+        ConsultEnd::TargetLoggedOut => "colleague_logged_out",
+        ConsultEnd::CallEnded => "call_ended",
+    }
+}
+
+fn callback_info(cb: store::Callback) -> CallbackInfo {
+    CallbackInfo {
+        callback_id: cb.id,
+        call_id: cb.call_id,
+        number: cb.number,
+        name: cb.name,
+        queue: cb.queue,
+        due_at_ms: cb.due_at,
+        notes: cb.notes,
+        status: cb.status.as_str().to_owned(),
     }
 }
 

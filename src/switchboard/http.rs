@@ -95,6 +95,8 @@ enum Standing {
     Anonymous,
     User(Role),
     Caller,
+    /// A customer endpoint (`register`): rung for outbound calls, answers and hangs up.
+    Endpoint,
 }
 
 async fn connection(socket: WebSocket, state: Arc<HttpState>) {
@@ -297,6 +299,42 @@ async fn handle_message(
             }
             Some(CoreInput::MediaOffer { conn, req, sdp })
         }
+        ClientMessage::Register {
+            protocol,
+            number,
+            name,
+            ..
+        } => {
+            if protocol != PROTOCOL_VERSION {
+                reply(error(
+                    req,
+                    ErrorCode::UnsupportedVersion,
+                    &format!("this switchboard speaks protocol {PROTOCOL_VERSION}"),
+                ));
+                return None;
+            }
+            if *standing != Standing::Anonymous {
+                reply(error(
+                    req,
+                    ErrorCode::InvalidState,
+                    "this connection is already in use",
+                ));
+                return None;
+            }
+            *standing = Standing::Endpoint;
+            Some(CoreInput::Register {
+                conn,
+                req,
+                number,
+                name,
+            })
+        }
+        ClientMessage::RequestCallback { .. } if *standing == Standing::Caller => {
+            Some(CoreInput::RequestCallback { conn, req })
+        }
+        ClientMessage::Answer { call_id, .. } if *standing == Standing::Endpoint => {
+            Some(CoreInput::Answer { conn, req, call_id })
+        }
         ClientMessage::Hangup { call_id, .. } => {
             if *standing == Standing::Anonymous {
                 reply(error(
@@ -314,7 +352,7 @@ async fn handle_message(
                     reply(error(req, ErrorCode::Unauthenticated, "log in first"));
                     return None;
                 }
-                Standing::Caller => {
+                Standing::Caller | Standing::Endpoint => {
                     reply(error(
                         req,
                         ErrorCode::Forbidden,
@@ -361,6 +399,72 @@ async fn handle_message(
                             &format!("cannot build the report: {e}"),
                         )),
                     }
+                    None
+                }
+                ClientMessage::Transfer {
+                    call_id,
+                    queue,
+                    agent,
+                    notes,
+                    ..
+                } => Some(CoreInput::Transfer {
+                    conn,
+                    req,
+                    call_id,
+                    queue,
+                    agent,
+                    notes,
+                }),
+                ClientMessage::Consult {
+                    call_id,
+                    agent,
+                    notes,
+                    ..
+                } => Some(CoreInput::Consult {
+                    conn,
+                    req,
+                    call_id,
+                    target: agent,
+                    kind: crate::acd::ConsultKind::Transfer,
+                    notes,
+                }),
+                ClientMessage::Escalate {
+                    call_id,
+                    supervisor,
+                    notes,
+                    ..
+                } => Some(CoreInput::Consult {
+                    conn,
+                    req,
+                    call_id,
+                    target: supervisor,
+                    kind: crate::acd::ConsultKind::Conference,
+                    notes,
+                }),
+                ClientMessage::CompleteTransfer { call_id, .. } => {
+                    Some(CoreInput::CompleteTransfer { conn, req, call_id })
+                }
+                ClientMessage::CancelConsult { call_id, .. } => {
+                    Some(CoreInput::CancelConsult { conn, req, call_id })
+                }
+                ClientMessage::Callbacks { .. } => Some(CoreInput::Callbacks { conn, req }),
+                ClientMessage::DialCallback { callback_id, .. } => Some(CoreInput::DialCallback {
+                    conn,
+                    req,
+                    callback_id,
+                }),
+                ClientMessage::DialOut { number, queue, .. } => Some(CoreInput::DialOut {
+                    conn,
+                    req,
+                    number,
+                    queue,
+                }),
+                ClientMessage::RequestCallback { .. } => {
+                    reply(error(
+                        req,
+                        ErrorCode::Forbidden,
+                        "only a waiting caller may ask to be called back",
+                    ));
                     None
                 }
                 ClientMessage::Hold { call_id, on, .. } => Some(CoreInput::Hold {

@@ -49,6 +49,8 @@ pub enum Intent {
     TransferToAgent(String),
     /// Escalate the call to a supervisor.
     Escalate,
+    /// Call a customer number from the dial pad (digits and `+` as typed, trimmed).
+    DialOut(String),
     /// The draft changed (every keystroke); the engine stores it so nothing typed is lost,
     /// then sets `PhoneView::draft_status` to `Saved`.
     DraftChanged(DispositionDraft),

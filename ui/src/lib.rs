@@ -19,6 +19,7 @@
 //! `egui_kittest` find it by its label.
 
 pub mod call;
+pub mod dial_pad;
 pub mod header;
 pub mod history;
 pub mod intent;
@@ -100,7 +101,7 @@ fn body_ui(ui: &mut Ui, view: &mut PhoneView, intents: &mut Vec<Intent>) {
     }
     match view.tab {
         Tab::Call => match &view.call {
-            CallView::Idle => idle_ui(ui, view),
+            CallView::Idle => idle_ui(ui, view, intents),
             // Drawn above.
             CallView::Ringing(_) => {}
             CallView::InCall(call) => call::in_call_ui(
@@ -141,13 +142,13 @@ fn body_ui(ui: &mut Ui, view: &mut PhoneView, intents: &mut Vec<Intent>) {
 }
 
 /// The call tab with no call: what the agent is waiting for.
-fn idle_ui(ui: &mut Ui, view: &PhoneView) {
-    let Some(agent) = &view.agent else {
+fn idle_ui(ui: &mut Ui, view: &mut PhoneView, intents: &mut Vec<Intent>) {
+    let Some(state) = view.agent.as_ref().map(|a| a.state.clone()) else {
         return;
     };
     ui.add_space(40.0);
     ui.vertical_centered(|ui| {
-        let (headline, hint) = match &agent.state {
+        let (headline, hint) = match &state {
             AgentState::Available => ("Waiting for a call", "Calls ring here. Answer with F9."),
             AgentState::NotReady { .. } => (
                 "Not ready",
@@ -158,9 +159,14 @@ fn idle_ui(ui: &mut Ui, view: &PhoneView) {
         ui.label(
             egui::RichText::new(headline)
                 .size(26.0)
-                .color(theme::state_color(&agent.state)),
+                .color(theme::state_color(&state)),
         );
         ui.label(egui::RichText::new(hint).weak());
+        // Calling a customer: from available or not ready, never while offered a call.
+        if matches!(state, AgentState::Available | AgentState::NotReady { .. }) {
+            ui.add_space(24.0);
+            dial_pad::dial_pad_ui(ui, &mut view.dial_number, intents);
+        }
     });
 }
 

@@ -58,6 +58,8 @@ pub struct PhoneView {
     pub notices: Vec<Notice>,
     /// Keyboard shortcuts, configurable; the defaults are F6 to F10 and Ctrl+Enter.
     pub shortcuts: Shortcuts,
+    /// The number typed on the dial pad (kept while the agent does something else).
+    pub dial_number: String,
 }
 
 impl PhoneView {
