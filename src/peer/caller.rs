@@ -156,6 +156,8 @@ pub async fn run_with(
                 if let Some((ts, frame)) = voice.tick(Instant::now()) {
                     voice.send(&media, ts, frame).await?;
                 }
+                // Menu keys go out while waiting (the prompt plays before any agent).
+                voice.send_dtmf(&media).await?;
                 if !asked && ask_callback_at.is_some_and(|t| Instant::now() >= t) {
                     asked = true;
                     signal.send(ClientMessage::RequestCallback { req: None })?;
