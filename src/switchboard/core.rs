@@ -1524,6 +1524,27 @@ impl Core {
         Ok(())
     }
 
+    /// Whether `call` is the current (connected) call of the agent on `conn`; if not, an
+    /// error goes back to it.
+    fn is_current_call_of(&mut self, conn: ConnId, req: &Option<String>, call: &CallId) -> bool {
+        let Some(agent) = self.agent_of(conn, req) else {
+            return false;
+        };
+        let current = matches!(
+            self.acd.agent_state(&agent),
+            Some(AgentState::OnCall { call: c, .. }) if c == call
+        ) && self.calls.contains_key(call);
+        if !current {
+            self.error(
+                conn,
+                req.clone(),
+                ErrorCode::InvalidState,
+                format!("{call} is not your current call"),
+            );
+        }
+        current
+    }
+
     /// Hold: the caller hears hold music and the agent nothing; resume restores the bridge.
     /// Hold time is added to the call record when the hold ends (or the call does).
     async fn hold(
@@ -1534,20 +1555,10 @@ impl Core {
         call: CallId,
         on: bool,
     ) {
-        let Some(agent) = self.agent_of(conn, &req) else {
+        if !self.is_current_call_of(conn, &req, &call) {
             return;
-        };
-        let on_this_call = matches!(
-            self.acd.agent_state(&agent),
-            Some(AgentState::OnCall { call: c, .. }) if *c == call
-        );
-        let Some(live) = self.calls.get_mut(&call).filter(|_| on_this_call) else {
-            self.error(
-                conn,
-                req,
-                ErrorCode::InvalidState,
-                format!("{call} is not your current call"),
-            );
+        }
+        let Some(live) = self.calls.get_mut(&call) else {
             return;
         };
         let Some(caller) = live.caller_conn.map(PeerId) else {
@@ -1604,20 +1615,10 @@ impl Core {
         call: CallId,
         on: bool,
     ) {
-        let Some(agent) = self.agent_of(conn, &req) else {
+        if !self.is_current_call_of(conn, &req, &call) {
             return;
-        };
-        let on_this_call = matches!(
-            self.acd.agent_state(&agent),
-            Some(AgentState::OnCall { call: c, .. }) if *c == call
-        );
-        let Some(live) = self.calls.get_mut(&call).filter(|_| on_this_call) else {
-            self.error(
-                conn,
-                req,
-                ErrorCode::InvalidState,
-                format!("{call} is not your current call"),
-            );
+        }
+        let Some(live) = self.calls.get_mut(&call) else {
             return;
         };
         match (on, live.muted_since) {
