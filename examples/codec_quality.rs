@@ -25,23 +25,28 @@ fn main() {
         let n = enc.encode_float(&f, &mut buf).unwrap();
         packets.push(buf[..n].to_vec());
     }
-    // SAPA_RANDOM_LOSS=PCT: random loss instead (fixed seed), like `--impair loss=PCT`.
+    // SAPA_RANDOM_LOSS=PCT: random loss instead, drawn by the peers' own `--impair loss=PCT`
+    // (seed 1). Decided once, so both runs below lose the same packets.
     let random_loss: Option<u32> = std::env::var("SAPA_RANDOM_LOSS")
         .ok()
         .and_then(|v| v.parse().ok());
-    let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut impairment = random_loss
+        .map(|pct| sapa::peer::impair::Impairment::parse(&format!("loss={pct},seed=1")).unwrap());
+    let lost: Vec<bool> = (0..packets.len())
+        .map(|i| match &mut impairment {
+            Some(imp) => imp.decide().is_none(),
+            None => loss_every > 0 && i % loss_every == loss_every - 1,
+        })
+        .collect();
     let mut out = Vec::new();
     let mut pcm = [0f32; 960];
     for i in 0..packets.len() {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let lost = match random_loss {
-            Some(pct) => (rng % 100) < pct as u64,
-            None => loss_every > 0 && i % loss_every == loss_every - 1,
-        };
-        if lost {
-            match packets.get(i + 1) {
+        if lost[i] {
+            // FEC only from a next packet that itself arrived.
+            match packets
+                .get(i + 1)
+                .filter(|_| !lost.get(i + 1).copied().unwrap_or(true))
+            {
                 Some(next) => dec.decode_float(next, &mut pcm, true).unwrap(),
                 None => dec.decode_float(&[], &mut pcm, false).unwrap(),
             };
@@ -63,18 +68,10 @@ fn main() {
     }
     let mut rx = sapa::audio::receive::AudioReceiver::new(cfg).unwrap();
     let t0 = std::time::Instant::now();
-    let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut through = Vec::new();
     for i in 0..packets.len() + 10 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let lost = match random_loss {
-            Some(pct) => (rng % 100) < pct as u64,
-            None => loss_every > 0 && i % loss_every == loss_every - 1,
-        };
         let at = t0 + std::time::Duration::from_millis(20 * i as u64);
-        if let Some(p) = packets.get(i).filter(|_| !lost) {
+        if let Some(p) = packets.get(i).filter(|_| !lost[i]) {
             rx.push_packet(
                 at + std::time::Duration::from_millis(1),
                 i as u16,
