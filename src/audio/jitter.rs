@@ -643,13 +643,19 @@ impl JitterBuffer {
         if let Some(peak) = self.jitter.recurring_peak(now_ms) {
             target = target.max(peak + guard);
         }
-        if self.cfg.use_fec && now_ms - self.last_loss_ms < LOSS_MEMORY_MS {
+        if self.keeps_fec_headroom(now_ms) {
             // While packets are being lost, wait one frame more so that the packet after a
             // lost one is usually here in time to rebuild it from its FEC.
             target += self.frame_ms;
         }
         self.target_ms = target.clamp(self.cfg.min_delay_ms as f64, self.cfg.max_delay_ms as f64);
         self.stats.target_delay_ms = self.target_ms;
+    }
+
+    /// Packets were lost lately (and FEC is on): the target holds a frame of headroom for
+    /// FEC, the shrink margin is wider, and a missing packet counts as lost, not late.
+    fn keeps_fec_headroom(&self, now_ms: f64) -> bool {
+        self.cfg.use_fec && now_ms - self.last_loss_ms < LOSS_MEMORY_MS
     }
 
     /// Marks sequence numbers up to `seq` as passed (not played).
@@ -689,7 +695,7 @@ impl JitterBuffer {
     /// packet raises the delay by one frame, and dropping it again right away would turn
     /// every loss into an insert-then-drop (two audible time jumps) instead of one.
     fn shrink_threshold_ms(&self) -> f64 {
-        if self.cfg.use_fec && self.now_ms - self.last_loss_ms < LOSS_MEMORY_MS {
+        if self.keeps_fec_headroom(self.now_ms) {
             self.frame_ms * 1.5
         } else {
             self.frame_ms * 1.125
@@ -766,9 +772,7 @@ impl JitterBuffer {
             // and the delay already has the loss headroom, a missing packet is most likely
             // lost, not late: give it up too, so a loss costs a concealed frame, not a
             // concealed frame plus a one-frame jump in delay.
-            let probably_lost = self.cfg.use_fec
-                && now_ms - self.last_loss_ms < LOSS_MEMORY_MS
-                && delay >= self.target_ms;
+            let probably_lost = self.keeps_fec_headroom(now_ms) && delay >= self.target_ms;
             if delay < self.cfg.max_delay_ms as f64 && !probably_lost {
                 self.stats.underrun_frames += 1;
             } else {
