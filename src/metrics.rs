@@ -10,7 +10,8 @@
 //! let board = metrics::wallboard(&calls, &live, &config.queues, day_start_ms, now_ms);
 //! push_to_supervisors(&board); // and serve it as JSON
 //!
-//! let rows = metrics::report(&calls, &later_calls, from_ms, to_ms, ReportBy::Queue);
+//! let follow_ups = store.callbacks_due_between(from_ms, to_ms).await?;
+//! let rows = metrics::report(&calls, &later_calls, &follow_ups, from_ms, to_ms, ReportBy::Queue);
 //! let csv = metrics::report_csv(&rows);
 //! ```
 //!
@@ -36,6 +37,12 @@
 //!   `ended_at`, at least 0, and 0 when there is no disposition. Calls still connected have no
 //!   handle time yet.
 //! - **Abandon rate** = abandoned ÷ offered (short abandons included).
+//! - **Resolution time** of a call whose disposition is `resolved`: the disposition's
+//!   `submitted_at` − the arrival of the first call of the same problem (`problem_started_at`,
+//!   set by the store: a call continues the problem of the number's previous call when that one
+//!   arrived within 7 days and was not resolved). Counted in the row of the resolving call.
+//! - **Follow-up on time**: a callback promised by a disposition, due in the period, whose
+//!   customer answered no later than [`FOLLOW_UP_ON_TIME_MS`] after the promised time.
 //!
 //! Every average and share is `None` when its denominator is 0, never NaN.
 
@@ -45,7 +52,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::QueueConfig;
-use crate::store::{CallRecord, CallReport, Direction, Resolution};
+use crate::store::{CallRecord, CallReport, Callback, CallbackStatus, Direction, Resolution};
 
 /// Length of one chart interval.
 pub const INTERVAL_MS: i64 = 15 * 60 * 1000;
@@ -459,7 +466,27 @@ pub struct ReportRow {
     /// Average time answered calls had the agent's microphone muted.
     #[serde(default)]
     pub avg_mute_ms: Option<u64>,
+    /// Calls whose disposition resolved a problem (`resolved`, with the problem's first call
+    /// known), and the average time from that first call's arrival to the disposition.
+    #[serde(default)]
+    pub resolved_problems: u32,
+    #[serde(default)]
+    pub avg_resolution_ms: Option<u64>,
+    /// Follow-ups (callbacks promised by a disposition) due in the period, by the agent who
+    /// promised them or their queue; and of those, the ones whose customer was reached no later
+    /// than [`FOLLOW_UP_ON_TIME_MS`] after the promised time.
+    #[serde(default)]
+    pub follow_ups: u32,
+    #[serde(default)]
+    pub follow_ups_on_time: u32,
+    /// `follow_ups_on_time ÷ follow_ups`.
+    #[serde(default)]
+    pub follow_up_on_time_pct: Option<f64>,
 }
+
+/// How late a follow-up may reach its customer and still count as on time: 15 minutes after
+/// the time the agent promised.
+pub const FOLLOW_UP_ON_TIME_MS: i64 = 15 * 60 * 1000;
 
 /// A report of the calls that arrived in `[from_ms, to_ms)`, one row per agent or per queue,
 /// sorted by key.
@@ -470,10 +497,14 @@ pub struct ReportRow {
 /// days after it (outbound calls to the customer are not repeats). The window is cut at the data
 /// given: a repeat that is in neither list, because it is still in the future or was not passed,
 /// is not seen, so calls near the end of a recent period may count as resolved until it comes.
+///
+/// `follow_ups` are the callbacks promised by dispositions; those due in `[from_ms, to_ms)`
+/// count in the row of the agent who promised them (or of their queue).
 #[must_use]
 pub fn report(
     calls: &[CallReport],
     later_calls: &[CallReport],
+    follow_ups: &[Callback],
     from_ms: i64,
     to_ms: i64,
     by: ReportBy,
@@ -494,6 +525,27 @@ pub fn report(
         };
         rows.entry(key).or_default().add(report, &repeats);
     }
+    for callback in follow_ups {
+        if callback.due_at < from_ms || callback.due_at >= to_ms {
+            continue;
+        }
+        let key = match by {
+            ReportBy::Queue => callback.queue.as_str(),
+            ReportBy::Agent => match &callback.agent {
+                Some(agent) => agent.as_str(),
+                None => continue,
+            },
+        };
+        let row = rows.entry(key).or_default();
+        row.follow_ups += 1;
+        let reached_in_time = callback.status == CallbackStatus::Done
+            && callback
+                .reached_at
+                .is_some_and(|at| at <= callback.due_at.saturating_add(FOLLOW_UP_ON_TIME_MS));
+        if reached_in_time {
+            row.follow_ups_on_time += 1;
+        }
+    }
     rows.into_iter()
         .map(|(key, row)| row.finish(key.to_owned()))
         .collect()
@@ -504,7 +556,7 @@ pub fn report(
 /// breakdowns are `code=count;code=count`, sorted by code.
 #[must_use]
 pub fn report_csv(rows: &[ReportRow]) -> String {
-    const HEADER: [&str; 19] = [
+    const HEADER: [&str; 24] = [
         "key",
         "offered",
         "answered",
@@ -524,6 +576,11 @@ pub fn report_csv(rows: &[ReportRow]) -> String {
         "avg_hold_ms",
         "holds",
         "avg_mute_ms",
+        "resolved_problems",
+        "avg_resolution_ms",
+        "follow_ups",
+        "follow_ups_on_time",
+        "follow_up_on_time_pct",
     ];
     let mut out = String::new();
     push_csv_line(&mut out, HEADER.map(str::to_owned));
@@ -550,6 +607,11 @@ pub fn report_csv(rows: &[ReportRow]) -> String {
                 optional(row.avg_hold_ms),
                 row.holds.to_string(),
                 optional(row.avg_mute_ms),
+                row.resolved_problems.to_string(),
+                optional(row.avg_resolution_ms),
+                row.follow_ups.to_string(),
+                row.follow_ups_on_time.to_string(),
+                optional_f64(row.follow_up_on_time_pct),
             ],
         );
     }
@@ -641,6 +703,10 @@ struct RowTally {
     hold_sum_ms: u128,
     holds: u32,
     mute_sum_ms: u128,
+    resolution_sum_ms: u128,
+    resolved_problems: u32,
+    follow_ups: u32,
+    follow_ups_on_time: u32,
 }
 
 impl RowTally {
@@ -657,6 +723,12 @@ impl RowTally {
                 .resolutions
                 .entry(d.resolution.as_str().to_owned())
                 .or_default() += 1;
+            if d.resolution == Resolution::Resolved
+                && let Some(started) = report.call.problem_started_at
+            {
+                self.resolution_sum_ms += d.submitted_at.saturating_sub(started).max(0) as u128;
+                self.resolved_problems += 1;
+            }
             if facts.answered {
                 self.fcr_base += 1;
                 if d.resolution == Resolution::Resolved && !repeats.called_again(&report.call) {
@@ -706,6 +778,11 @@ impl RowTally {
             avg_hold_ms: average(self.hold_sum_ms, t.answered),
             holds: self.holds,
             avg_mute_ms: average(self.mute_sum_ms, t.answered),
+            resolved_problems: self.resolved_problems,
+            avg_resolution_ms: average(self.resolution_sum_ms, self.resolved_problems),
+            follow_ups: self.follow_ups,
+            follow_ups_on_time: self.follow_ups_on_time,
+            follow_up_on_time_pct: pct(self.follow_ups_on_time, self.follow_ups),
         }
     }
 }
@@ -893,6 +970,8 @@ mod tests {
                 menu: None,
                 menu_choice: None,
                 survey: None,
+                problem_call_id: Some(id.into()),
+                problem_started_at: Some(at),
             },
             disposition: None,
         }
@@ -1306,7 +1385,7 @@ mod tests {
             && q.asa_ms.is_none()
             && q.aht_ms.is_none()
             && q.abandon_pct.is_none()));
-        assert_eq!(report(&[], &[], DAY, DAY + DAYS, ReportBy::Agent), []);
+        assert_eq!(report(&[], &[], &[], DAY, DAY + DAYS, ReportBy::Agent), []);
         assert_eq!(report_csv(&[]).lines().count(), 1);
     }
 
@@ -1394,7 +1473,7 @@ mod tests {
 
     #[test]
     fn report_by_queue() {
-        let rows = report(&report_calls(), &[], DAY, DAY + DAYS, ReportBy::Queue);
+        let rows = report(&report_calls(), &[], &[], DAY, DAY + DAYS, ReportBy::Queue);
         let keys: Vec<_> = rows.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["billing", "support"]);
 
@@ -1449,7 +1528,7 @@ mod tests {
 
     #[test]
     fn report_by_agent_leaves_out_unanswered_calls() {
-        let rows = report(&report_calls(), &[], DAY, DAY + DAYS, ReportBy::Agent);
+        let rows = report(&report_calls(), &[], &[], DAY, DAY + DAYS, ReportBy::Agent);
         let keys: Vec<_> = rows.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["ana", "bo"]);
         let ana = &rows[0];
@@ -1511,14 +1590,14 @@ mod tests {
             from_number(answered("b2", "support", "bo", t + 8 * DAYS, 1, 1), "+2000"),
             callback,
         ];
-        let rows = report(&calls, &later, DAY, DAY + DAYS, ReportBy::Queue);
+        let rows = report(&calls, &later, &[], DAY, DAY + DAYS, ReportBy::Queue);
         // base: a1, b1, c1, d1 = 4; FCR: b1, d1 = 2 -> 50 %
         assert_eq!((rows[0].fcr_base, rows[0].first_contact_resolved), (4, 2));
         assert_eq!(rows[0].fcr_pct, Some(50.0));
 
         // The window is inclusive: a repeat exactly 7 days later still counts as a repeat.
         let edge = vec![from_number(waiting("a3", "support", t + 7 * DAYS), "+2000")];
-        let rows = report(&calls, &edge, DAY, DAY + DAYS, ReportBy::Queue);
+        let rows = report(&calls, &edge, &[], DAY, DAY + DAYS, ReportBy::Queue);
         // a2 is not passed now, so a1 is FCR; b1's repeat is exactly 7 days later, so it is
         // not: FCR = a1, d1 = 2 of 4
         assert_eq!(rows[0].first_contact_resolved, 2);
@@ -1526,9 +1605,101 @@ mod tests {
         // A repeat inside the period (in `calls` itself) is seen without `later_calls`.
         let mut same_day = calls.clone();
         same_day.push(from_number(waiting("b9", "support", t + 60 * MIN), "+2000"));
-        let rows = report(&same_day, &[], DAY, DAY + DAYS, ReportBy::Queue);
+        let rows = report(&same_day, &[], &[], DAY, DAY + DAYS, ReportBy::Queue);
         // a1, d1 are FCR (a2 not passed); b1 has a repeat: 2 of 4
         assert_eq!(rows[0].first_contact_resolved, 2);
+    }
+
+    #[test]
+    fn resolution_time_runs_from_the_problems_first_call_and_follow_ups_count_if_on_time() {
+        let t = DAY + 9 * 60 * MIN;
+        // A follow-up on day 0 (problem starts), resolved on the callback a day later.
+        let mut first = disposed(
+            answered("r1", "support", "ana", t, 5, 60),
+            "billing",
+            Resolution::FollowUp,
+            10,
+        );
+        first.call.caller_number = "+1000".into();
+        let mut resolving = disposed(
+            answered("r2", "support", "ana", t + 2 * 60 * MIN, 0, 120),
+            "billing",
+            Resolution::Resolved,
+            30,
+        );
+        resolving.call.caller_number = "+1000".into();
+        resolving.call.problem_call_id = Some("r1".into());
+        resolving.call.problem_started_at = Some(t);
+        // Resolved on its first call: resolution time = the call itself plus wrap-up.
+        let single = disposed(
+            answered("s1", "support", "bo", t, 10, 50),
+            "sales",
+            Resolution::Resolved,
+            0,
+        );
+        // An old call stored before problems were: no resolution time.
+        let mut legacy = disposed(
+            answered("l1", "support", "bo", t, 0, 10),
+            "sales",
+            Resolution::Resolved,
+            0,
+        );
+        legacy.call.problem_started_at = None;
+        let calls = vec![first, resolving, single, legacy];
+
+        let promised = |id: &str, agent: &str, due: i64, status, reached| Callback {
+            id: id.into(),
+            call_id: "r1".into(),
+            number: "+1000".into(),
+            name: None,
+            queue: "support".into(),
+            agent: Some(agent.into()),
+            notes: String::new(),
+            due_at: due,
+            status,
+            created_at: t,
+            dialed_call_id: None,
+            completed_at: reached,
+            reached_at: reached,
+        };
+        let due = t + 2 * 60 * MIN;
+        let follow_ups = vec![
+            // Reached 1 minute late: on time.
+            promised("cb1", "ana", due, CallbackStatus::Done, Some(due + MIN)),
+            // Reached 20 minutes late: not on time.
+            promised(
+                "cb2",
+                "ana",
+                due,
+                CallbackStatus::Done,
+                Some(due + 20 * MIN),
+            ),
+            // Never reached.
+            promised("cb3", "bo", due, CallbackStatus::Failed, None),
+            // Still pending.
+            promised("cb4", "bo", due, CallbackStatus::Pending, None),
+            // Due outside the period: not counted.
+            promised("cb5", "bo", DAY + 2 * DAYS, CallbackStatus::Pending, None),
+        ];
+        let rows = report(&calls, &[], &follow_ups, DAY, DAY + DAYS, ReportBy::Agent);
+        let ana = &rows[0];
+        assert_eq!(ana.key, "ana");
+        assert_eq!(ana.resolved_problems, 1);
+        // r2 was disposed 2 h + 120 s + 30 s after r1 arrived.
+        assert_eq!(ana.avg_resolution_ms, Some((2 * 60 * MIN + 150 * S) as u64));
+        assert_eq!((ana.follow_ups, ana.follow_ups_on_time), (2, 1));
+        assert_eq!(ana.follow_up_on_time_pct, Some(50.0));
+        let bo = &rows[1];
+        assert_eq!(bo.resolved_problems, 1);
+        assert_eq!(bo.avg_resolution_ms, Some((60 * S) as u64));
+        assert_eq!((bo.follow_ups, bo.follow_ups_on_time), (2, 0));
+
+        let by_queue = report(&calls, &[], &follow_ups, DAY, DAY + DAYS, ReportBy::Queue);
+        assert_eq!(by_queue[0].resolved_problems, 2);
+        assert_eq!(
+            (by_queue[0].follow_ups, by_queue[0].follow_ups_on_time),
+            (4, 1)
+        );
     }
 
     #[test]
@@ -1554,6 +1725,11 @@ mod tests {
                 avg_hold_ms: Some(1_500),
                 holds: 2,
                 avg_mute_ms: Some(0),
+                resolved_problems: 1,
+                avg_resolution_ms: Some(86_400_000),
+                follow_ups: 2,
+                follow_ups_on_time: 1,
+                follow_up_on_time_pct: Some(50.0),
             },
             ReportRow {
                 key: "plain".into(),
@@ -1564,10 +1740,12 @@ mod tests {
         let expected = concat!(
             "key,offered,answered,abandoned,avg_handle_ms,avg_after_call_work_ms,avg_wait_ms,",
             "dispositions,resolutions,fcr_base,first_contact_resolved,fcr_pct,csat_avg,",
-            "csat_count,surveys,avg_first_response_ms,avg_hold_ms,holds,avg_mute_ms\n",
+            "csat_count,surveys,avg_first_response_ms,avg_hold_ms,holds,avg_mute_ms,",
+            "resolved_problems,avg_resolution_ms,follow_ups,follow_ups_on_time,",
+            "follow_up_on_time_pct\n",
             "\"Doe, \"\"Jo\"\"\nJr\",3,2,1,120000,0,,billing=2;sales=1,resolved=3,3,2,66.67,",
-            "4.50,2,3,4000,1500,2,0\n",
-            "plain,0,0,0,,,,,,0,0,,,0,0,,,0,\n",
+            "4.50,2,3,4000,1500,2,0,1,86400000,2,1,50.00\n",
+            "plain,0,0,0,,,,,,0,0,,,0,0,,,0,,0,,0,0,\n",
         );
         assert_eq!(csv, expected);
     }
@@ -1625,7 +1803,7 @@ mod tests {
             prop_assert_eq!(sum(|i| i.abandoned), rows(|q| q.abandoned));
 
             for by in [ReportBy::Agent, ReportBy::Queue] {
-                let rows = report(&calls, &calls, DAY, now, by);
+                let rows = report(&calls, &calls, &[], DAY, now, by);
                 for row in &rows {
                     for p in [row.fcr_pct, row.csat_avg].into_iter().flatten() {
                         prop_assert!(p.is_finite());

@@ -67,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "transfers callbacks",
         include_str!("../migrations/sqlite/0003_transfers_callbacks.sql"),
     ),
+    (
+        4,
+        "problems",
+        include_str!("../migrations/sqlite/0004_problems.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -84,7 +89,17 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "transfers callbacks",
         include_str!("../migrations/postgres/0003_transfers_callbacks.sql"),
     ),
+    (
+        4,
+        "problems",
+        include_str!("../migrations/postgres/0004_problems.sql"),
+    ),
 ];
+
+/// How long an unresolved problem stays open for the same number's next call: a call that
+/// arrives within this time after an earlier call whose newest disposition is not `resolved`
+/// belongs to that call's problem (7 days, like first-contact resolution).
+pub const PROBLEM_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The outcomes an offer (one agent's phone ringing for one call) can end with.
 pub const OFFER_OUTCOMES: &[&str] = &[
@@ -292,6 +307,13 @@ pub struct CallRecord {
     pub menu_choice: Option<String>,
     /// How the post-call survey ended (`answered`, `invalid`, `no_answer`); `None`: not asked.
     pub survey: Option<String>,
+    /// The first call of the customer problem this call belongs to (this call itself when it
+    /// started one; see [`PROBLEM_WINDOW_MS`]). `None` for calls stored before problems were.
+    #[serde(default)]
+    pub problem_call_id: Option<String>,
+    /// When that first call arrived, epoch milliseconds.
+    #[serde(default)]
+    pub problem_started_at: Option<i64>,
 }
 
 /// One time a call rang one agent.
@@ -419,6 +441,10 @@ pub struct Callback {
     /// The outbound call that carried it out.
     pub dialed_call_id: Option<String>,
     pub completed_at: Option<i64>,
+    /// When the customer answered the outbound call that carried it out (the follow-up
+    /// happened then); `None` until they did.
+    #[serde(default)]
+    pub reached_at: Option<i64>,
 }
 
 /// The database handle. Cheap to clone: clones share one connection pool.
@@ -550,7 +576,7 @@ macro_rules! call_select {
         "SELECT c.id, c.direction, c.queue, c.caller_number, c.caller_name, c.agent,
                 c.arrived_at, c.answered_at, c.ended_at, c.end_reason, c.wait_ms, c.talk_ms,
                 c.hold_ms, c.csat, c.hold_count, c.mute_ms, c.first_response_ms, c.menu,
-                c.menu_choice, c.survey"
+                c.menu_choice, c.survey, c.problem_call_id, c.problem_started_at"
     };
 }
 
@@ -579,7 +605,10 @@ macro_rules! calls_with_disposition {
 macro_rules! callback_select {
     () => {
         "SELECT id, call_id, number, name, queue, agent, notes, due_at, status, created_at,
-                dialed_call_id, completed_at FROM callbacks"
+                dialed_call_id, completed_at,
+                (SELECT answered_at FROM calls WHERE calls.id = callbacks.dialed_call_id)
+                    AS reached_at
+         FROM callbacks"
     };
 }
 
@@ -860,9 +889,14 @@ impl Store {
         if let Some(name) = caller_name {
             text("caller name", name, MAX_KEY_BYTES)?;
         }
+        let (problem_call_id, problem_started_at) = self
+            .open_problem(&call.caller_number, &call.id, call.arrived_at)
+            .await?
+            .unwrap_or_else(|| (call.id.clone(), call.arrived_at));
         let done = sqlx::query(
-            "INSERT INTO calls (id, direction, queue, caller_number, caller_name, arrived_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO calls (id, direction, queue, caller_number, caller_name, arrived_at,
+                                problem_call_id, problem_started_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&call.id)
@@ -871,12 +905,55 @@ impl Store {
         .bind(&call.caller_number)
         .bind(caller_name)
         .bind(call.arrived_at)
+        .bind(&problem_call_id)
+        .bind(problem_started_at)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::DuplicateCall(call.id.clone()));
         }
         Ok(())
+    }
+
+    /// The problem a new call of `number` arriving at `at` continues, as (first call,
+    /// its arrival): the problem of the number's previous call if that call arrived within
+    /// [`PROBLEM_WINDOW_MS`] and its newest disposition is not `resolved`. `None`: a new
+    /// problem.
+    async fn open_problem(
+        &self,
+        number: &str,
+        call_id: &str,
+        at: i64,
+    ) -> Result<Option<(String, i64)>> {
+        let row = sqlx::query(
+            "SELECT c.id, c.arrived_at, c.problem_call_id, c.problem_started_at,
+                    (SELECT d.resolution FROM dispositions d WHERE d.call_id = c.id
+                     ORDER BY d.submitted_at DESC, d.request_id DESC LIMIT 1) AS resolution
+             FROM calls c
+             WHERE c.caller_number = $1 AND c.arrived_at <= $2 AND c.arrived_at >= $3
+                   AND c.id <> $4
+             ORDER BY c.arrived_at DESC, c.id DESC LIMIT 1",
+        )
+        .bind(number)
+        .bind(at)
+        .bind(at.saturating_sub(PROBLEM_WINDOW_MS))
+        .bind(call_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let resolution: Option<String> = row.try_get("resolution")?;
+        if resolution.as_deref() == Some(Resolution::Resolved.as_str()) {
+            return Ok(None);
+        }
+        let first: Option<String> = row.try_get("problem_call_id")?;
+        let started: Option<i64> = row.try_get("problem_started_at")?;
+        Ok(Some(match (first, started) {
+            (Some(first), Some(started)) => (first, started),
+            // A call stored before problems were: its problem starts with it.
+            _ => (row.try_get("id")?, row.try_get("arrived_at")?),
+        }))
     }
 
     /// Records that `agent` answered the call at `at`, its wait time, and its first response
@@ -1741,6 +1818,20 @@ impl Store {
         Ok(row.try_get("due")?)
     }
 
+    /// Callbacks due in `[from_ms, to_ms)`, whatever became of them, earliest first: the
+    /// follow-ups a report counts.
+    pub async fn callbacks_due_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Callback>> {
+        let rows = sqlx::query(concat!(
+            callback_select!(),
+            " WHERE due_at >= $1 AND due_at < $2 ORDER BY due_at, id"
+        ))
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(callback_from_row).collect()
+    }
+
     /// `agent`'s callbacks that are not carried out yet (pending or being dialed), earliest
     /// first.
     pub async fn open_callbacks(&self, agent: &str) -> Result<Vec<Callback>> {
@@ -1835,6 +1926,7 @@ fn callback_from_row(row: &AnyRow) -> Result<Callback> {
         created_at: row.try_get("created_at")?,
         dialed_call_id: row.try_get("dialed_call_id")?,
         completed_at: row.try_get("completed_at")?,
+        reached_at: row.try_get("reached_at")?,
     })
 }
 
@@ -1875,6 +1967,8 @@ fn call_from_row(row: &AnyRow) -> Result<CallRecord> {
         menu: row.try_get("menu")?,
         menu_choice: row.try_get("menu_choice")?,
         survey: row.try_get("survey")?,
+        problem_call_id: row.try_get("problem_call_id")?,
+        problem_started_at: row.try_get("problem_started_at")?,
     })
 }
 
@@ -2087,6 +2181,7 @@ mod tests {
 
     /// A fixed "now" for the tests: 2027-01-15, in epoch milliseconds.
     const T0: i64 = 1_800_000_000_000;
+    const DAY_MS: i64 = 86_400_000;
 
     #[test]
     fn a_login_check_in_reused_memory_agrees_with_argon2() {
@@ -2261,6 +2356,7 @@ mod tests {
         monitoring_is_audited,
         legs_follow_the_call,
         callbacks_are_promised_once_and_carried_out,
+        a_problem_runs_from_its_first_call_to_its_resolution,
         calls_between_joins_dispositions,
         bad_input_is_an_error_not_a_panic,
         reopening_keeps_the_data,
@@ -2467,6 +2563,8 @@ mod tests {
                 menu: None,
                 menu_choice: None,
                 survey: None,
+                problem_call_id: Some("c1".into()),
+                problem_started_at: Some(T0),
             })
         );
 
@@ -3162,6 +3260,87 @@ mod tests {
         assert_eq!(history[0].legs.len(), 1);
         assert_eq!(history[0].legs[0].id, leg);
         assert_eq!(history[0].legs[0].notes.as_deref(), Some("vip"));
+    }
+
+    async fn a_problem_runs_from_its_first_call_to_its_resolution(cx: Ctx) {
+        let s = &cx.store;
+        let problem = |id: &'static str| async move {
+            let c = s.call(id).await.unwrap().unwrap();
+            (c.problem_call_id.unwrap(), c.problem_started_at.unwrap())
+        };
+        // p1 abandoned, p2 promised a follow-up, p3 (the callback, outbound) resolved it.
+        s.call_arrived(&new_call("p1", "+15550100", T0))
+            .await
+            .unwrap();
+        s.call_ended("p1", T0 + 30_000, "abandoned").await.unwrap();
+        s.call_arrived(&new_call("p2", "+15550100", T0 + 60_000))
+            .await
+            .unwrap();
+        let mut follow_up = resolved("p2", "ana", "ana-p2", T0 + 200_000);
+        follow_up.resolution = Resolution::FollowUp;
+        follow_up.follow_up_at = Some(T0 + DAY_MS);
+        s.save_disposition(&follow_up).await.unwrap();
+        let cb = s
+            .add_callback(
+                "p2",
+                "ana",
+                "+15550100",
+                None,
+                "support",
+                "",
+                T0 + DAY_MS,
+                T0,
+            )
+            .await
+            .unwrap();
+        let mut callback_call = new_call("p3", "+15550100", T0 + DAY_MS + 1_000);
+        callback_call.direction = Direction::Outbound;
+        s.call_arrived(&callback_call).await.unwrap();
+        s.set_callback_status(&cb.id, CallbackStatus::Dialing, Some("p3"), T0 + DAY_MS)
+            .await
+            .unwrap();
+        s.call_answered("p3", "ana", T0 + DAY_MS + 5_000)
+            .await
+            .unwrap();
+        s.save_disposition(&resolved("p3", "ana", "ana-p3", T0 + DAY_MS + 90_000))
+            .await
+            .unwrap();
+        assert_eq!(problem("p1").await, ("p1".to_owned(), T0));
+        assert_eq!(problem("p2").await, ("p1".to_owned(), T0));
+        assert_eq!(problem("p3").await, ("p1".to_owned(), T0));
+        // After the resolution the number's next call is a new problem; another number's
+        // calls never join it.
+        s.call_arrived(&new_call("p4", "+15550100", T0 + DAY_MS + 100_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            problem("p4").await,
+            ("p4".to_owned(), T0 + DAY_MS + 100_000)
+        );
+        s.call_arrived(&new_call("q1", "+15550199", T0 + 61_000))
+            .await
+            .unwrap();
+        assert_eq!(problem("q1").await, ("q1".to_owned(), T0 + 61_000));
+        // An unresolved call more than 7 days back does not hold a problem open.
+        let late = T0 + DAY_MS + 100_000 + PROBLEM_WINDOW_MS + 1;
+        s.call_arrived(&new_call("p5", "+15550100", late))
+            .await
+            .unwrap();
+        assert_eq!(problem("p5").await, ("p5".to_owned(), late));
+
+        // The follow-up is reported with when its customer answered.
+        let due = s
+            .callbacks_due_between(T0 + DAY_MS, T0 + DAY_MS + 1)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].reached_at, Some(T0 + DAY_MS + 5_000));
+        assert!(
+            s.callbacks_due_between(T0, T0 + DAY_MS)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     async fn calls_between_joins_dispositions(cx: Ctx) {

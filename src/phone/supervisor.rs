@@ -180,6 +180,9 @@ pub fn report_table(rows: &[ReportRow], by: ReportGrouping) -> ReportTable {
         "CSAT",
         "Dispositions",
         "Resolutions",
+        "First response",
+        "Resolution time",
+        "Follow-ups on time",
     ];
     let duration =
         |ms: Option<u64>| ms.map_or_else(|| "—".to_owned(), sapa_ui::time_text::duration_text);
@@ -212,6 +215,12 @@ pub fn report_table(rows: &[ReportRow], by: ReportGrouping) -> ReportTable {
                         .map_or_else(|| "—".to_owned(), |c| format!("{c:.1} ({})", r.csat_count)),
                     breakdown(&r.dispositions),
                     breakdown(&r.resolutions),
+                    duration(r.avg_first_response_ms),
+                    duration(r.avg_resolution_ms),
+                    r.follow_up_on_time_pct.map_or_else(
+                        || "—".to_owned(),
+                        |p| format!("{p:.0} % of {}", r.follow_ups),
+                    ),
                 ]
             })
             .collect(),
@@ -324,6 +333,9 @@ mod tests {
             avg_handle_ms: Some(185_000),
             fcr_base: 2,
             fcr_pct: Some(50.0),
+            avg_resolution_ms: Some(3_725_000),
+            follow_ups: 4,
+            follow_up_on_time_pct: Some(75.0),
             ..ReportRow::default()
         };
         row.dispositions.insert("billing".into(), 3);
@@ -335,6 +347,9 @@ mod tests {
         assert_eq!(table.rows[0][5], "—");
         assert_eq!(table.rows[0][7], "50 % of 2");
         assert_eq!(table.rows[0][9], "billing 3, general 1");
+        assert_eq!(table.rows[0][11], "—");
+        assert_eq!(table.rows[0][12], "1:02:05");
+        assert_eq!(table.rows[0][13], "75 % of 4");
     }
 
     #[test]

@@ -534,7 +534,8 @@ async fn handle_message(
     }
 }
 
-/// Reads the range (plus seven days after it, for first-contact resolution) and computes it.
+/// Reads the range (plus seven days after it, for first-contact resolution) and the follow-ups
+/// due in it, and computes the report.
 async fn report(
     store: &Store,
     from_ms: i64,
@@ -548,7 +549,15 @@ async fn report(
             to_ms.saturating_add(crate::metrics::FCR_WINDOW_MS + 1),
         )
         .await?;
-    Ok(crate::metrics::report(&calls, &later, from_ms, to_ms, by))
+    let follow_ups = store.callbacks_due_between(from_ms, to_ms).await?;
+    Ok(crate::metrics::report(
+        &calls,
+        &later,
+        &follow_ups,
+        from_ms,
+        to_ms,
+        by,
+    ))
 }
 
 async fn history(
