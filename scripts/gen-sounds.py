@@ -307,6 +307,8 @@ PROMPTS = {
     "queue-prompt.wav": "Please hold, an agent will be with you shortly.",
     "survey-prompt.wav": "Please rate your call from one to five on your keypad.",
     "menu-prompt.wav": "For billing, press 1. For technical support, press 2.",
+    "callback-prompt.wav": "To be called back instead of waiting, press star. "
+    "You keep your place in the queue.",
 }
 
 

@@ -36,8 +36,10 @@ not_ready_reasons = ["break", "lunch", "meeting", "training", "coaching", "techn
 # Show agents a "monitored" badge while a supervisor listens, whispers or barges in.
 announce_monitoring = false
 
-# A caller who has waited this many seconds may ask to be called back instead of waiting
-# (it keeps its place; the callback is offered when its turn comes).
+# A caller who has waited this many seconds hears sounds/callback-prompt.wav once ("to be
+# called back instead of waiting, press star") and may then press * (or send
+# request_callback) to hang up and be called back: it keeps its place, and its number is rung
+# for the agent when its turn comes.
 callback_offer_after_secs = 60
 
 # Post-call survey: how long the caller has to press 1-5 after the prompt has played.

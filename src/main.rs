@@ -213,6 +213,13 @@ struct CallerArgs {
     /// its turn comes) and hang up.
     #[arg(long, value_name = "SECS")]
     callback_after: Option<f64>,
+    /// Ask for the callback as a customer on a telephone does: press * (the switchboard
+    /// announces it to callers who have waited long enough) instead of sending a message.
+    #[arg(long, requires = "callback_after")]
+    callback_by_key: bool,
+    /// Record what the caller hears while waiting (ringback, prompts) into this WAV.
+    #[arg(long, value_name = "PATH")]
+    record_waiting: Option<PathBuf>,
     /// The caller's name, if the network gives one.
     #[arg(long)]
     name: Option<String>,
@@ -510,6 +517,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 None => {
                     let extras = caller::CallerExtras {
                         callback_after_secs: args.callback_after,
+                        callback_by_key: args.callback_by_key,
+                        record_waiting: args.record_waiting,
                     };
                     caller::run_with(options, extras).await?
                 }

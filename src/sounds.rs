@@ -18,10 +18,13 @@ pub enum Sound {
     QueuePrompt,
     SurveyPrompt,
     MenuPrompt,
+    /// "To be called back instead of waiting, press star": played once to a caller who has
+    /// waited `callback_offer_after_secs`.
+    CallbackPrompt,
 }
 
 impl Sound {
-    pub const ALL: [Sound; 8] = [
+    pub const ALL: [Sound; 9] = [
         Sound::Ringback,
         Sound::HoldMusic,
         Sound::Ringtone,
@@ -30,6 +33,7 @@ impl Sound {
         Sound::QueuePrompt,
         Sound::SurveyPrompt,
         Sound::MenuPrompt,
+        Sound::CallbackPrompt,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -42,6 +46,7 @@ impl Sound {
             Sound::QueuePrompt => "queue-prompt.wav",
             Sound::SurveyPrompt => "survey-prompt.wav",
             Sound::MenuPrompt => "menu-prompt.wav",
+            Sound::CallbackPrompt => "callback-prompt.wav",
         }
     }
 
@@ -61,6 +66,7 @@ impl Sound {
             Sound::QueuePrompt => include_bytes!("../sounds/queue-prompt.wav"),
             Sound::SurveyPrompt => include_bytes!("../sounds/survey-prompt.wav"),
             Sound::MenuPrompt => include_bytes!("../sounds/menu-prompt.wav"),
+            Sound::CallbackPrompt => include_bytes!("../sounds/callback-prompt.wav"),
         }
     }
 

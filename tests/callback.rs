@@ -163,7 +163,7 @@ async fn a_follow_up_callback_rings_the_customer_for_the_agent_who_promised_it()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_waiting_caller_asks_to_be_called_back_and_keeps_its_place() {
+async fn waiting_callers_ask_to_be_called_back_by_key_or_message_and_keep_their_place() {
     let dir = tempfile::tempdir().unwrap();
     let config = SwitchboardConfig {
         callback_offer_after_secs: 1,
@@ -172,23 +172,48 @@ async fn a_waiting_caller_asks_to_be_called_back_and_keeps_its_place() {
     let sb = start_switchboard(dir.path(), config).await;
     add_agents(&sb, &["ana"]).await;
     let url = sb.ws_url();
-    let number = "+15550901";
-    let endpoint = tokio::spawn(caller::listen(
-        customer(&url, dir.path(), number, 4.0, "endpoint-heard.wav"),
-        number.into(),
-    ));
+    // Two customers: one presses * on the keypad, one's client sends request_callback.
+    let (by_key, by_message) = ("+15550901", "+15550903");
+    let endpoint = |number: &'static str| {
+        tokio::spawn(caller::listen(
+            customer(&url, dir.path(), number, 4.0, &format!("{number}-rung.wav")),
+            number.into(),
+        ))
+    };
+    let (key_endpoint, message_endpoint) = (endpoint(by_key), endpoint(by_message));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // Nobody answers: the caller asks for a callback after 1.5 s and hangs up.
-    let kept = caller::run_with(
-        customer(&url, dir.path(), number, 3.0, "kept-heard.wav"),
-        CallerExtras {
-            callback_after_secs: Some(1.5),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(kept.ended_by, "callback_scheduled");
-    // A later caller waits behind it.
+    // Nobody answers: each asks for a callback after 1.5 s and hangs up.
+    let mut kept = Vec::new();
+    // The one with the keypad waits until it has heard the prompt that offers it.
+    let waiting_wav = dir.path().join("waiting.wav");
+    for (number, callback_by_key, after) in [(by_key, true, 3.5), (by_message, false, 1.5)] {
+        let report = caller::run_with(
+            customer(&url, dir.path(), number, 3.0, &format!("{number}-kept.wav")),
+            CallerExtras {
+                callback_after_secs: Some(after),
+                callback_by_key,
+                record_waiting: callback_by_key.then(|| waiting_wav.clone()),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.ended_by, "callback_scheduled", "{number}");
+        kept.push(report);
+    }
+    // Waiting 1 s (plus up to 1 s until the switchboard's next look) starts the prompt
+    // "press star to be called back"; ringback (440 + 480 Hz, 2 s on from when the media is
+    // up, then 4 s off) is silent by then, so the sound before the key press is the prompt.
+    let waiting = read(&waiting_wav);
+    let end_s = waiting.len() as f32 / 48_000.0;
+    assert!(end_s > 2.5, "recorded {end_s} s of waiting");
+    let tail = &waiting[waiting.len() - 28_800..];
+    let tail_rms = (tail.iter().map(|x| x * x).sum::<f32>() / tail.len() as f32).sqrt();
+    assert!(
+        tail_rms > 0.01,
+        "the callback prompt plays before the key (rms {tail_rms})"
+    );
+    assert!(heard(&waiting, 0.6, 1.4, 440.0) > 0.2, "ringback first");
+    // A later caller waits behind them.
     let later = tokio::spawn(caller::run(customer(
         &url,
         dir.path(),
@@ -197,37 +222,52 @@ async fn a_waiting_caller_asks_to_be_called_back_and_keeps_its_place() {
         "later-heard.wav",
     )));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let reports = agent::run(agent_options(&url, "ana", dir.path(), 2), |_| {})
+    let reports = agent::run(agent_options(&url, "ana", dir.path(), 3), |_| {})
         .await
         .unwrap();
-    assert_eq!(
-        reports[0].call_id, kept.call_id,
-        "the kept place is served first"
-    );
-    assert_eq!(
-        reports[0].context.as_ref().map(|c| c.kind.as_str()),
-        Some("callback")
-    );
+    let served: Vec<&str> = reports.iter().map(|r| r.call_id.as_str()).collect();
     let later = later.await.unwrap().unwrap();
-    assert_eq!(reports[1].call_id, later.call_id);
-    let rung = endpoint.await.unwrap().unwrap();
-    assert_eq!(rung.call_id, kept.call_id);
-    assert!(rung.answered);
-    let heard_by_customer = read(&dir.path().join("endpoint-heard.wav"));
-    assert!(heard(&heard_by_customer, 0.5, 3.5, ANA_HZ) > 0.8);
-    let legs = sb.store.legs(&kept.call_id).await.unwrap();
-    let whys: Vec<(&str, &str)> = legs
-        .iter()
-        .map(|l| (l.party.as_str(), l.why.as_str()))
-        .collect();
     assert_eq!(
-        whys,
+        served,
         [
-            (number, "dialed"),
-            ("ana", "callback"),
-            (number, "callback")
-        ]
+            kept[0].call_id.as_str(),
+            kept[1].call_id.as_str(),
+            later.call_id.as_str()
+        ],
+        "the kept places are served first, in order"
     );
+    for report in &reports[..2] {
+        assert_eq!(
+            report.context.as_ref().map(|c| c.kind.as_str()),
+            Some("callback")
+        );
+    }
+    for (endpoint, kept, number) in [
+        (key_endpoint, &kept[0], by_key),
+        (message_endpoint, &kept[1], by_message),
+    ] {
+        let rung = endpoint.await.unwrap().unwrap();
+        assert_eq!(rung.call_id, kept.call_id);
+        assert!(rung.answered);
+        let heard_by_customer = read(&dir.path().join(format!("{number}-rung.wav")));
+        assert!(
+            heard(&heard_by_customer, 0.5, 3.5, ANA_HZ) > 0.8,
+            "{number}"
+        );
+        let legs = sb.store.legs(&kept.call_id).await.unwrap();
+        let whys: Vec<(&str, &str)> = legs
+            .iter()
+            .map(|l| (l.party.as_str(), l.why.as_str()))
+            .collect();
+        assert_eq!(
+            whys,
+            [
+                (number, "dialed"),
+                ("ana", "callback"),
+                (number, "callback")
+            ]
+        );
+    }
     sb.shutdown().await;
 }
 

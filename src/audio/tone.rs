@@ -1080,6 +1080,7 @@ mod sound_files {
             sound!("queue-prompt.wav"),
             sound!("survey-prompt.wav"),
             sound!("menu-prompt.wav"),
+            sound!("callback-prompt.wav"),
         ] {
             let secs = s.len() as f64 / RATE;
             assert!((2.0..=8.0).contains(&secs), "{secs} s");

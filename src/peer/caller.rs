@@ -75,6 +75,12 @@ pub struct CallerExtras {
     /// Ask to be called back after waiting this long (then hang up and report
     /// `callback_scheduled`).
     pub callback_after_secs: Option<f64>,
+    /// Ask by pressing the callback key (`*`, RFC 4733, or in band with `inband_dtmf`), as a
+    /// customer on a telephone does, instead of sending a `request_callback` message.
+    pub callback_by_key: bool,
+    /// Record what the caller hears while it waits (ringback, prompts), until an agent answers
+    /// or the wait ends, into this WAV.
+    pub record_waiting: Option<std::path::PathBuf>,
 }
 
 /// Places the call and runs it to the end.
@@ -143,6 +149,11 @@ pub async fn run_with(
         .callback_after_secs
         .map(|s| dialed + Duration::from_secs_f64(s.max(0.0)));
     let mut asked = false;
+    let mut waiting_audio: Vec<f32> = Vec::new();
+    let save_waiting = |audio: &[f32]| match &extras.record_waiting {
+        Some(path) => wav::write_mono_48k(path, audio),
+        None => Ok(()),
+    };
 
     // Waiting in queue: the voice loop runs (ringback plays) but nothing is recorded.
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -158,9 +169,17 @@ pub async fn run_with(
                 }
                 // Menu keys go out while waiting (the prompt plays before any agent).
                 voice.send_dtmf(&media).await?;
+                if extras.record_waiting.is_some() {
+                    waiting_audio.extend_from_slice(voice.heard());
+                }
                 if !asked && ask_callback_at.is_some_and(|t| Instant::now() >= t) {
                     asked = true;
-                    signal.send(ClientMessage::RequestCallback { req: None })?;
+                    if extras.callback_by_key {
+                        let key = crate::switchboard::core::CALLBACK_KEY.to_string();
+                        keys.press(&mut voice, &key)?;
+                    } else {
+                        signal.send(ClientMessage::RequestCallback { req: None })?;
+                    }
                 }
                 if Instant::now() >= give_up {
                     let _ = signal.send(ClientMessage::Hangup { req: None, call_id: None });
@@ -168,6 +187,7 @@ pub async fn run_with(
                     report.ended_by = "caller_gave_up".into();
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     media.close().await;
+                    save_waiting(&waiting_audio)?;
                     return Ok(report);
                 }
             }
@@ -177,18 +197,21 @@ pub async fn run_with(
                     report.agent = Some(peer.clone());
                     report.agents.push(peer);
                     report.queued_ms = dialed.elapsed().as_millis() as u64;
+                    save_waiting(&waiting_audio)?;
                     break;
                 }
                 Some(ServerMessage::CallbackScheduled { .. }) => {
                     report.queued_ms = dialed.elapsed().as_millis() as u64;
                     report.ended_by = "callback_scheduled".into();
                     media.close().await;
+                    save_waiting(&waiting_audio)?;
                     return Ok(report);
                 }
                 Some(ServerMessage::CallEnded { reason, .. }) => {
                     report.ended_by = reason;
                     report.queued_ms = dialed.elapsed().as_millis() as u64;
                     media.close().await;
+                    save_waiting(&waiting_audio)?;
                     return Ok(report);
                 }
                 Some(ServerMessage::CallQueued { queue, .. }) => report.queue = Some(queue),

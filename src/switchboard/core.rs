@@ -32,13 +32,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::acd::{
     Acd, AcdConfig, AcdError, AcdInput, AcdOutput, AgentId, AgentState, CallEndReason, CallId,
-    ConsultEnd, ConsultKind, OfferEnd, QueueId, Via,
+    CallPhase, ConsultEnd, ConsultKind, OfferEnd, QueueId, Via,
 };
 use crate::config::SwitchboardConfig;
 use crate::ivr::{Menu, MenuSpec, Survey, SurveyResult};
 use crate::protocol::{
-    AgentStateName, CallbackInfo, CallerInfo, ClientConfig, ConsultPhase, ErrorCode, MonitorMode,
-    OfferContext, QueueSummary, RequestedState, Resolution, Role, ServerMessage,
+    AgentStateName, CallbackInfo, CallerInfo, ClientConfig, Colleague, ConsultPhase, ErrorCode,
+    MonitorMode, OfferContext, QueueSummary, RequestedState, Resolution, Role, ServerMessage,
 };
 use crate::sounds::Sound;
 use crate::store::{self, Store};
@@ -271,6 +271,23 @@ struct LiveCall {
     muted_since: Option<Instant>,
     /// The queue-entry menu: `Waiting` until the caller's media is up, then `Running`.
     menu: MenuStage,
+    /// Whether the waiting caller has heard that it may press [`CALLBACK_KEY`].
+    callback_prompt: CallbackPrompt,
+}
+
+/// The key a waiting caller presses to be called back instead of waiting, once it has waited
+/// `callback_offer_after_secs` (`sounds/callback-prompt.wav` says "press star").
+pub const CALLBACK_KEY: char = '*';
+
+/// Where a waiting caller stands with the callback prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallbackPrompt {
+    NotYet,
+    /// Playing until then; ringback resumes after it.
+    Playing {
+        until: Instant,
+    },
+    Played,
 }
 
 #[derive(Debug, Clone)]
@@ -335,6 +352,11 @@ pub struct Core {
     menu_prompts: HashMap<String, Sound>,
     /// How long the survey prompt plays.
     survey_prompt_len: Duration,
+    /// How long the "press star to be called back" prompt plays.
+    callback_prompt_len: Duration,
+    /// The colleague list as last pushed, and the connections that have had that version.
+    colleagues_sent: Vec<Colleague>,
+    colleagues_told: std::collections::HashSet<ConnId>,
     /// Post-call surveys by the caller's connection.
     surveys: HashMap<ConnId, LiveSurvey>,
 }
@@ -426,6 +448,9 @@ impl Core {
             menus,
             menu_prompts,
             survey_prompt_len: sound_len(Sound::SurveyPrompt),
+            callback_prompt_len: sound_len(Sound::CallbackPrompt),
+            colleagues_sent: Vec::new(),
+            colleagues_told: std::collections::HashSet::new(),
             surveys: HashMap::new(),
         }
     }
@@ -471,6 +496,7 @@ impl Core {
                         self.queues_dirty = true;
                     }
                     self.push_wallboard().await;
+                    self.announce_callback_option(Instant::now());
                     self.start_due_callbacks().await;
                     self.give_up_unanswered_rings();
                 }
@@ -786,25 +812,7 @@ impl Core {
                 name,
             } => self.register(conn, req, number, name).await,
             CoreInput::RequestCallback { conn, req } => {
-                let Some(Party::Caller { call }) =
-                    self.connections.get(&conn).map(|c| c.party.clone())
-                else {
-                    self.error(conn, req, ErrorCode::InvalidState, "no waiting call".into());
-                    return;
-                };
-                match self.acd.handle_input(
-                    now,
-                    AcdInput::CallerRequestedCallback { call: call.clone() },
-                ) {
-                    Ok(()) => self.send(
-                        conn,
-                        ServerMessage::CallbackScheduled {
-                            req,
-                            call_id: call.0,
-                        },
-                    ),
-                    Err(e) => self.error(conn, req, e.code(), e.to_string()),
-                }
+                self.caller_asks_for_callback(now, conn, req);
             }
             CoreInput::Mute {
                 conn,
@@ -1055,6 +1063,7 @@ impl Core {
                     Some(spec) => MenuStage::Waiting(spec.clone()),
                     None => MenuStage::None,
                 },
+                callback_prompt: CallbackPrompt::NotYet,
             },
         );
         self.start_leg(&call, &from_number, "caller", "dialed", None, now_ms)
@@ -1118,12 +1127,25 @@ impl Core {
             .surveys
             .values()
             .filter_map(|s| s.survey.poll_timeout());
-        menus.chain(surveys).min()
+        let callback_prompts = self.calls.values().filter_map(|c| match c.callback_prompt {
+            CallbackPrompt::Playing { until } => Some(until),
+            _ => None,
+        });
+        menus.chain(surveys).chain(callback_prompts).min()
     }
 
     async fn handle_ivr_timeouts(&mut self, now: Instant) {
         let mut decided = Vec::new();
         for (id, live) in &mut self.calls {
+            if let CallbackPrompt::Playing { until } = live.callback_prompt
+                && until <= now
+            {
+                live.callback_prompt = CallbackPrompt::Played;
+                if let Some(conn) = live.caller_conn.filter(|_| !live.answered) {
+                    self.media
+                        .route(PeerId(conn), Slot::Main, Source::Sound(Sound::Ringback));
+                }
+            }
             if let MenuStage::Running(menu) = &mut live.menu {
                 menu.handle_timeout(now);
                 if let Some(choice) = menu.poll_choice() {
@@ -1174,8 +1196,61 @@ impl Core {
         self.enter_queue(now, call);
     }
 
-    /// A key from a peer: a menu or survey choice from a caller, or an agent's key for the
-    /// caller's ear.
+    /// A waiting caller asks to be called back instead of waiting (a `request_callback`
+    /// message, or [`CALLBACK_KEY`] on its keypad): it keeps its place, and the switchboard
+    /// rings its number when its turn comes.
+    fn caller_asks_for_callback(&mut self, now: Instant, conn: ConnId, req: Option<String>) {
+        let Some(Party::Caller { call }) = self.connections.get(&conn).map(|c| c.party.clone())
+        else {
+            self.error(conn, req, ErrorCode::InvalidState, "no waiting call".into());
+            return;
+        };
+        match self.acd.handle_input(
+            now,
+            AcdInput::CallerRequestedCallback { call: call.clone() },
+        ) {
+            Ok(()) => self.send(
+                conn,
+                ServerMessage::CallbackScheduled {
+                    req,
+                    call_id: call.0,
+                },
+            ),
+            Err(e) => self.error(conn, req, e.code(), e.to_string()),
+        }
+    }
+
+    /// Callers who have waited `callback_offer_after_secs` hear, once, that they may press
+    /// [`CALLBACK_KEY`] to be called back; ringback resumes when the prompt ends
+    /// ([`Self::handle_ivr_timeouts`]).
+    fn announce_callback_option(&mut self, now: Instant) {
+        let after = Duration::from_secs(self.config.callback_offer_after_secs);
+        for (call, live) in &mut self.calls {
+            if live.callback_prompt != CallbackPrompt::NotYet || live.answered || !live.in_acd {
+                continue;
+            }
+            let Some(conn) = live.caller_conn else {
+                continue;
+            };
+            let waiting_long = self.acd.call_status(call).is_some_and(|status| {
+                matches!(status.phase, CallPhase::Queued { .. })
+                    && now.saturating_duration_since(status.arrived) >= after
+            });
+            if waiting_long {
+                live.callback_prompt = CallbackPrompt::Playing {
+                    until: now + self.callback_prompt_len,
+                };
+                self.media.route(
+                    PeerId(conn),
+                    Slot::Main,
+                    Source::Prompt(Sound::CallbackPrompt),
+                );
+            }
+        }
+    }
+
+    /// A key from a peer: a menu or survey choice from a caller, a waiting caller's
+    /// [`CALLBACK_KEY`], or an agent's key for the caller's ear.
     async fn digit(
         &mut self,
         now: Instant,
@@ -1203,6 +1278,14 @@ impl Core {
                 };
                 if let Some(choice) = choice {
                     self.leave_menu(now, &call, choice).await;
+                    return;
+                }
+                let waiting = self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|c| matches!(c.menu, MenuStage::None) && !c.answered);
+                if waiting && key == CALLBACK_KEY {
+                    self.caller_asks_for_callback(now, conn, None);
                 }
             }
             Some(Party::User { name, .. }) => {
@@ -2831,6 +2914,8 @@ impl Core {
                 customer_leg_why: "outbound",
                 muted_since: None,
                 menu: MenuStage::None,
+                // Nobody waits on an outbound call.
+                callback_prompt: CallbackPrompt::Played,
             },
         );
         Ok(call)
@@ -3232,15 +3317,49 @@ impl Core {
 
     fn push_queue_status(&mut self) {
         let queues = self.queue_summaries(Instant::now());
+        let colleagues = self.colleagues();
+        let changed = colleagues != self.colleagues_sent;
+        if changed {
+            self.colleagues_told.clear();
+        }
         let conns: Vec<ConnId> = self.users.values().copied().collect();
         for conn in conns {
+            // The list goes to whoever has not had this version of it.
+            let colleagues = self
+                .colleagues_told
+                .insert(conn)
+                .then(|| colleagues.clone());
             self.send(
                 conn,
                 ServerMessage::QueueStatus {
                     queues: queues.clone(),
+                    colleagues,
                 },
             );
         }
+        self.colleagues_sent = colleagues;
+    }
+
+    /// Everyone logged in, by name, with their role and state.
+    fn colleagues(&self) -> Vec<Colleague> {
+        let mut list: Vec<Colleague> = self
+            .users
+            .iter()
+            .filter_map(|(name, conn)| {
+                let Some(Party::User { role, .. }) = self.connections.get(conn).map(|c| &c.party)
+                else {
+                    return None;
+                };
+                let state = self.acd.agent_state(&AgentId(name.clone()))?;
+                Some(Colleague {
+                    name: name.clone(),
+                    role: *role,
+                    state: state_name(state),
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
     }
 
     fn send(&self, conn: ConnId, message: ServerMessage) {
