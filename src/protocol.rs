@@ -176,6 +176,14 @@ pub struct QueueSummary {
     pub longest_wait_ms: u64,
 }
 
+/// A logged-in agent or supervisor, as its colleagues see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Colleague {
+    pub name: String,
+    pub role: Role,
+    pub state: AgentStateName,
+}
+
 /// Configuration a logged-in client needs to draw its forms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientConfig {
@@ -575,9 +583,13 @@ pub enum ServerMessage {
         entries: Vec<HistoryEntry>,
     },
     /// Pushed to agents and supervisors whenever a queue changes, and at least every second
-    /// while calls wait.
+    /// while calls wait. `colleagues` comes with the first push after login and whenever a
+    /// colleague's state changes (absent: unchanged): who can take a transfer, a consult or an
+    /// escalation.
     QueueStatus {
         queues: Vec<QueueSummary>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        colleagues: Option<Vec<Colleague>>,
     },
     /// Supervisors: the live wallboard, pushed every second.
     Wallboard {

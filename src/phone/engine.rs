@@ -188,6 +188,8 @@ pub enum Update {
     /// A call handled in this shift, new or updated (by call id).
     TodayCall(PastCall),
     Queues(QueueSummary),
+    /// Everyone logged in (this user included), as the switchboard last said.
+    Colleagues(Vec<crate::protocol::Colleague>),
     Settings(SettingsView),
     Notice {
         level: NoticeLevel,
@@ -1158,7 +1160,10 @@ impl Engine {
                     .collect();
                 self.out.send(Update::HistoryResults { query, results });
             }
-            ServerMessage::QueueStatus { queues } => {
+            ServerMessage::QueueStatus { queues, colleagues } => {
+                if let Some(colleagues) = colleagues {
+                    self.out.send(Update::Colleagues(colleagues));
+                }
                 self.out.send(Update::Queues(QueueSummary {
                     calls_waiting: queues.iter().map(|q| q.waiting).sum(),
                     longest_wait_ms: queues.iter().map(|q| q.longest_wait_ms).max().unwrap_or(0),

@@ -6,8 +6,9 @@
 //! search text, the tab); everything else here comes from the engine.
 
 use sapa_ui::{
-    AgentHeader, AgentState, CallView, ConnectionHealth, Directory, DispositionCode, DraftStatus,
-    Intent, Notice, NoticeLevel, PhoneView, QueueRef, RingingCall, Role, Tab, WrapUpCall,
+    AgentHeader, AgentRef, AgentState, CallView, ConnectionHealth, Directory, DispositionCode,
+    DraftStatus, Intent, Notice, NoticeLevel, PhoneView, QueueRef, RingingCall, Role, Tab,
+    WrapUpCall,
 };
 
 use super::clock;
@@ -92,7 +93,8 @@ impl PhoneState {
                             name: q.clone(),
                         })
                         .collect(),
-                    agents: Vec::new(),
+                    // Colleagues arrive with the first queue status.
+                    ..Directory::default()
                 };
                 if role == protocol::Role::Supervisor {
                     // Reports start on today; the supervisor changes the dates as needed.
@@ -129,16 +131,7 @@ impl PhoneState {
                 call_id,
             } => {
                 if let Some(agent) = &mut view.agent {
-                    agent.state = match state {
-                        AgentStateName::Available => AgentState::Available,
-                        AgentStateName::NotReady => AgentState::NotReady {
-                            reason: reason.unwrap_or_default(),
-                        },
-                        AgentStateName::Offered => AgentState::Ringing,
-                        AgentStateName::OnCall => AgentState::OnCall,
-                        AgentStateName::AfterCallWork => AgentState::WrapUp,
-                        AgentStateName::LoggedOut => AgentState::Unknown,
-                    };
+                    agent.state = agent_state(state, reason);
                     agent.state_since_ms = since_ms.max(0) as u64;
                 }
                 match (&mut view.call, state) {
@@ -302,6 +295,26 @@ impl PhoneState {
                     None => today.push(call),
                 }
             }
+            Update::Colleagues(colleagues) => {
+                let me = view.agent.as_ref().map(|a| a.agent_id.clone());
+                let (mut agents, mut supervisors) = (Vec::new(), Vec::new());
+                for c in colleagues {
+                    if me.as_deref() == Some(c.name.as_str()) {
+                        continue;
+                    }
+                    let entry = AgentRef {
+                        agent_id: c.name.clone(),
+                        name: c.name,
+                        state: agent_state(c.state, None),
+                    };
+                    match c.role {
+                        protocol::Role::Agent => agents.push(entry),
+                        protocol::Role::Supervisor => supervisors.push(entry),
+                    }
+                }
+                view.directory.agents = agents;
+                view.directory.supervisors = supervisors;
+            }
             Update::Queues(queues) => {
                 if let Some(agent) = &mut view.agent {
                     agent.queues = queues;
@@ -389,6 +402,20 @@ fn code_label(code: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+/// The switchboard's state name as the views show it.
+fn agent_state(state: AgentStateName, reason: Option<String>) -> AgentState {
+    match state {
+        AgentStateName::Available => AgentState::Available,
+        AgentStateName::NotReady => AgentState::NotReady {
+            reason: reason.unwrap_or_default(),
+        },
+        AgentStateName::Offered => AgentState::Ringing,
+        AgentStateName::OnCall => AgentState::OnCall,
+        AgentStateName::AfterCallWork => AgentState::WrapUp,
+        AgentStateName::LoggedOut => AgentState::Unknown,
     }
 }
 

@@ -596,7 +596,10 @@ pub enum DraftStatus {
 #[serde(default)]
 pub struct Directory {
     pub queues: Vec<QueueRef>,
+    /// Other agents logged in (not the one at this desk).
     pub agents: Vec<AgentRef>,
+    /// Supervisors logged in: who can take an escalation.
+    pub supervisors: Vec<AgentRef>,
 }
 
 /// A queue by id and display name.

@@ -128,6 +128,7 @@ fn in_call_transfer_keypad_and_after_call_break() {
                 state: AgentState::OnCall,
             },
         ],
+        supervisors: vec![],
     };
     offer_call(&mut view);
     let mut harness = app_harness(view);
