@@ -71,7 +71,8 @@ fn main() {
     let mut through = Vec::new();
     for i in 0..packets.len() + 10 {
         let at = t0 + std::time::Duration::from_millis(20 * i as u64);
-        if let Some(p) = packets.get(i).filter(|_| !lost[i]) {
+        let arrived = packets.get(i).zip(lost.get(i)).filter(|(_, lost)| !**lost);
+        if let Some((p, _)) = arrived {
             rx.push_packet(
                 at + std::time::Duration::from_millis(1),
                 i as u16,

@@ -6,6 +6,11 @@
 #   sapa_ring      null sink: a separate ring device (the PC speaker of a real desk)
 # Defaults are set to sapa_ear / sapa_mouth, so an app that takes the defaults uses the headset.
 #
+# Each null sink also gets a silent keep-alive stream (pacat from /dev/zero). A null sink with
+# no running stream renders in blocks of up to 2 s, so a stream that starts or resumes on it
+# (the phone pauses its devices between calls) would wait that long for its first period; a
+# sound card starts in one period. The keep-alives make the sinks behave like hardware.
+#
 #   eval "$(bash scripts/virtual-headset.sh start)"   # idempotent; prints export lines only
 #   bash scripts/virtual-headset.sh stop
 #
@@ -59,6 +64,12 @@ start() {
     if alive; then
       pactl set-default-sink sapa_ear >&2
       pactl set-default-source sapa_mouth >&2
+      : >"$DIR/keepalive.pids"
+      for sink in sapa_ear sapa_mouth_in sapa_ring; do
+        setsid pacat --playback --device="$sink" --latency-msec=20 --rate=48000 --channels=1 \
+          --format=s16le --client-name=sapa-keepalive /dev/zero </dev/null >/dev/null 2>&1 &
+        echo $! >>"$DIR/keepalive.pids"
+      done
       exports
       return 0
     fi
@@ -70,6 +81,12 @@ start() {
 }
 
 stop() {
+  if [ -f "$DIR/keepalive.pids" ]; then
+    while read -r pid; do
+      kill "$pid" 2>/dev/null || true
+    done <"$DIR/keepalive.pids"
+    rm -f "$DIR/keepalive.pids"
+  fi
   if [ -f "$DIR/pid" ]; then
     pid="$(cat "$DIR/pid")"
     # Only the server this script started (its pid file), never processes found by name.

@@ -98,6 +98,8 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
         is_state(u, AgentStateName::Available)
     })
     .await;
+    // Nothing needs the headset while waiting for a call: the engine lets it go.
+    released_within(&tap, 1, Duration::from_secs(4)).await;
 
     let play = tone_wav(dir.path(), "caller.wav", 1000.0, 4.0);
     let record = dir.path().join("caller-heard.wav");
@@ -129,6 +131,8 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
         tap.lock().unwrap().ringing,
         "the ringer rings while offered"
     );
+    // The offer takes the headset back before the answer, so answering waits for nothing.
+    wait_until(Duration::from_secs(1), || tap.lock().unwrap().in_use).await;
     handle.send(Intent::Answer);
     wait_for(&handle, "connected", |u| {
         matches!(u, Update::Connected { .. })
@@ -188,9 +192,32 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
     );
     let call = running.store.call(&call_id).await.unwrap().unwrap();
     assert_eq!(call.agent.as_deref(), Some("ana"));
+    // After the call the headset is let go again.
+    released_within(&tap, 2, Duration::from_secs(4)).await;
 
     handle.shutdown();
     running.shutdown().await;
+}
+
+/// Waits until `done` holds, polling every 20 ms; panics after `limit`.
+async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the engine has let the headset go `times` times in all and holds it no more.
+async fn released_within(tap: &Arc<Mutex<TestTap>>, times: u32, limit: Duration) {
+    wait_until(limit, || {
+        let tap = tap.lock().unwrap();
+        !tap.in_use && tap.released >= times
+    })
+    .await;
 }
 
 /// A call that happened in an earlier run, as the switchboard stored it.

@@ -69,6 +69,9 @@ pub enum DeviceError {
         name: String,
         reason: String,
     },
+    /// A running stream would not pause or resume.
+    #[error("audio device '{name}' does not pause or resume: {reason}")]
+    Stream { name: String, reason: String },
 }
 
 /// Which way audio flows through a device.
@@ -234,6 +237,9 @@ pub struct Headset {
     counters: Arc<Counters>,
     mic_meter: LevelMeter,
     speaker_meter: LevelMeter,
+    /// False while paused ([`Headset::set_running`]): the streams are corked, the device
+    /// callbacks do not run, and frames are neither read nor written.
+    running: bool,
 }
 
 impl Headset {
@@ -262,6 +268,7 @@ impl Headset {
                 counters,
                 mic_meter: LevelMeter::default(),
                 speaker_meter: LevelMeter::default(),
+                running: true,
             },
             notices,
         ))
@@ -270,6 +277,10 @@ impl Headset {
     /// Takes the next 20 ms of the microphone at 48 kHz mono. Returns false (and silence)
     /// when not enough has arrived yet; drops the oldest audio when too much has.
     pub fn read_mic_frame(&mut self, out: &mut [f32; FRAME]) -> bool {
+        if !self.running {
+            out.fill(0.0);
+            return false;
+        }
         let ok = self.mic.fifo.read_frame(out, &self.counters);
         self.mic_meter.update(out, 0.02);
         ok
@@ -277,8 +288,35 @@ impl Headset {
 
     /// Queues 20 ms (48 kHz mono) for the speaker, keeping 20-40 ms queued.
     pub fn write_speaker_frame(&mut self, frame: &[f32; FRAME]) {
+        if !self.running {
+            return;
+        }
         self.speaker_meter.update(frame, 0.02);
         self.speaker.fifo.write_frame(frame, &self.counters);
+    }
+
+    /// Pauses (corks) or resumes both streams. Paused, the device callbacks stop and the
+    /// PulseAudio connections go quiet, so an idle phone costs almost nothing; resuming takes
+    /// one server round trip plus the microphone's first period. What the microphone held
+    /// before the pause is dropped, so it adds no delay.
+    pub fn set_running(&mut self, on: bool) -> Result<(), DeviceError> {
+        if on == self.running {
+            return Ok(());
+        }
+        if on {
+            self.mic.fifo.discard();
+            self.speaker.play()?;
+            self.mic.play()?;
+        } else {
+            self.mic.pause()?;
+            self.speaker.pause()?;
+        }
+        self.running = on;
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running
     }
 
     /// Replaces the microphone stream only; the speaker (and the call) go on. A name that is
@@ -292,8 +330,12 @@ impl Headset {
         let host = AudioHost::open()?;
         let (device, notice) = host.find(Role::Microphone, name)?;
         // The new stream is built before the old one goes, so a failure leaves the old one.
-        self.mic = MicStream::open(&device, &self.counters)
+        let mic = MicStream::open(&device, &self.counters)
             .map_err(|e| host.explain(Direction::Input, e))?;
+        if !self.running {
+            mic.pause()?;
+        }
+        self.mic = mic;
         Ok(notice)
     }
 
@@ -306,8 +348,12 @@ impl Headset {
         // answered "Invalid argument" (seen with the virtual headset, cause not pinned down).
         let host = AudioHost::open()?;
         let (device, notice) = host.find(Role::Speaker, name)?;
-        self.speaker = SpeakerStream::open(&device, &self.counters)
+        let speaker = SpeakerStream::open(&device, &self.counters)
             .map_err(|e| host.explain(Direction::Output, e))?;
+        if !self.running {
+            speaker.pause()?;
+        }
+        self.speaker = speaker;
         Ok(notice)
     }
 
@@ -338,8 +384,9 @@ impl Headset {
 /// The ring device: plays a sound in a loop on its own output (often the PC speaker, so the
 /// agent hears a call with the headset off).
 pub struct Ringer {
-    /// Keeps the stream running; dropping it stops the device.
-    _stream: cpal::Stream,
+    /// Dropping it stops the device. Paused (corked) while nothing rings.
+    stream: cpal::Stream,
+    playing: bool,
     name: String,
     rate_hz: u32,
     /// Commands to the callback: a new loop to play, or stop.
@@ -385,9 +432,14 @@ impl Ringer {
                 )
             })
             .map_err(|e| host.explain(Direction::Output, e))?;
+        // Nothing rings yet: no callbacks until the first ring.
+        stream
+            .pause()
+            .map_err(|e| stream_control_error(&device_name, e))?;
         Ok((
             Ringer {
-                _stream: stream,
+                stream,
+                playing: false,
                 name: device_name,
                 rate_hz: chosen.config.sample_rate,
                 commands,
@@ -415,11 +467,25 @@ impl Ringer {
             std::thread::sleep(Duration::from_millis(20));
             let _ = self.commands.push(cmd);
         }
+        if !self.playing {
+            match self.stream.play() {
+                Ok(()) => self.playing = true,
+                Err(e) => tracing::warn!("ringer {} does not start: {e}", self.name),
+            }
+        }
     }
 
+    /// Stops the ring and pauses the device until the next one.
     pub fn stop(&mut self) {
         let _ = self.commands.push(RingCommand::Stop);
         self.free_returned();
+        if self.playing {
+            // The Stop above is taken at the next callback, after the resume.
+            match self.stream.pause() {
+                Ok(()) => self.playing = false,
+                Err(e) => tracing::warn!("ringer {} does not pause: {e}", self.name),
+            }
+        }
     }
 
     fn free_returned(&mut self) {
@@ -577,8 +643,8 @@ fn device_name(device: &cpal::Device) -> String {
 
 /// The microphone stream and the reading side of its ring.
 struct MicStream {
-    /// Keeps the stream running; dropping it stops the device.
-    _stream: cpal::Stream,
+    /// Dropping it stops the device.
+    stream: cpal::Stream,
     name: String,
     fifo: MicFifo,
 }
@@ -600,7 +666,7 @@ impl MicStream {
             counters,
         )?;
         Ok(MicStream {
-            _stream: stream,
+            stream,
             name,
             fifo: MicFifo::new(consumer, rate_hz),
         })
@@ -609,8 +675,8 @@ impl MicStream {
 
 /// The speaker stream and the writing side of its ring.
 struct SpeakerStream {
-    /// Keeps the stream running; dropping it stops the device.
-    _stream: cpal::Stream,
+    /// Dropping it stops the device.
+    stream: cpal::Stream,
     name: String,
     fifo: SpeakerFifo,
 }
@@ -652,10 +718,46 @@ impl SpeakerStream {
             (fill, producer)
         })?;
         Ok(SpeakerStream {
-            _stream: stream,
+            stream,
             name,
             fifo: SpeakerFifo::new(producer, rate_hz),
         })
+    }
+}
+
+impl MicStream {
+    fn play(&self) -> Result<(), DeviceError> {
+        self.stream
+            .play()
+            .map_err(|e| stream_control_error(&self.name, e))
+    }
+
+    fn pause(&self) -> Result<(), DeviceError> {
+        self.stream
+            .pause()
+            .map_err(|e| stream_control_error(&self.name, e))
+    }
+}
+
+impl SpeakerStream {
+    fn play(&self) -> Result<(), DeviceError> {
+        self.stream
+            .play()
+            .map_err(|e| stream_control_error(&self.name, e))
+    }
+
+    fn pause(&self) -> Result<(), DeviceError> {
+        self.stream
+            .pause()
+            .map_err(|e| stream_control_error(&self.name, e))
+    }
+}
+
+/// A stream that would not pause or resume.
+fn stream_control_error(name: &str, e: impl fmt::Display) -> DeviceError {
+    DeviceError::Stream {
+        name: name.to_owned(),
+        reason: e.to_string(),
     }
 }
 
@@ -690,6 +792,16 @@ impl MicFifo {
     fn buffered_ms(&self) -> f32 {
         self.ring.slots() as f32 * 1000.0 / self.rate_hz as f32
             + self.pending.len() as f32 * 1000.0 / RATE_HZ as f32
+    }
+
+    /// Drops everything captured so far and primes again.
+    fn discard(&mut self) {
+        let queued = self.ring.slots();
+        if let Ok(chunk) = self.ring.read_chunk(queued) {
+            chunk.commit_all();
+        }
+        self.pending.clear();
+        self.primed = false;
     }
 
     fn read_frame(&mut self, out: &mut [f32; FRAME], counters: &Counters) -> bool {

@@ -36,6 +36,12 @@ pub trait AudioEndpoint {
     /// Switches a role to a device (`None`: the system default). Err is a sentence for the
     /// agent; the previous device stays in use.
     fn select(&mut self, role: DeviceRole, name: Option<&str>) -> Result<(), String>;
+    /// The headset is needed (a call rings or runs, a supervisor listens, a device test) or
+    /// not: an implementation may pause its devices while not, so an idle shift costs no
+    /// device wake-ups. Err is a sentence for the agent.
+    fn set_in_use(&mut self, _in_use: bool) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// No audio hardware: the microphone is silent, what would be played is dropped.
@@ -79,6 +85,9 @@ pub struct TestTap {
     pub ringing: bool,
     /// How many times the ring started.
     pub rings: u32,
+    /// Whether the engine says the headset is needed now, and how often it let it go.
+    pub in_use: bool,
+    pub released: u32,
 }
 
 /// A scripted microphone (loops `mic`) and a recorded speaker, for tests.
@@ -90,7 +99,11 @@ pub struct TestEndpoint {
 
 impl TestEndpoint {
     pub fn new(mic: Vec<f32>) -> (TestEndpoint, Arc<Mutex<TestTap>>) {
-        let tap = Arc::new(Mutex::new(TestTap::default()));
+        // Like a real device, it starts open.
+        let tap = Arc::new(Mutex::new(TestTap {
+            in_use: true,
+            ..TestTap::default()
+        }));
         (
             TestEndpoint {
                 mic,
@@ -149,6 +162,16 @@ impl AudioEndpoint for TestEndpoint {
     }
 
     fn select(&mut self, _role: DeviceRole, _name: Option<&str>) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn set_in_use(&mut self, in_use: bool) -> Result<(), String> {
+        self.with_tap(|tap| {
+            if tap.in_use && !in_use {
+                tap.released += 1;
+            }
+            tap.in_use = in_use;
+        });
         Ok(())
     }
 }

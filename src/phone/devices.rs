@@ -1,7 +1,8 @@
 //! The headset endpoint: the agent's real microphone, speaker and ringer (`audio::device`)
 //! behind the engine's [`AudioEndpoint`]. Devices named in the config that are gone fall back
 //! to the defaults with a notice; no device at all is an error the engine shows as a notice
-//! while it runs with [`super::audio::NoDevice`].
+//! while it runs with [`super::audio::NoDevice`]. Between calls the headset is paused and the
+//! ringer runs only while it rings, so an idle phone wakes no device.
 
 use sapa_ui::DeviceRole;
 
@@ -92,6 +93,10 @@ impl AudioEndpoint for HeadsetEndpoint {
             },
             Err(_) => DeviceLists::default(),
         }
+    }
+
+    fn set_in_use(&mut self, in_use: bool) -> Result<(), String> {
+        self.headset.set_running(in_use).map_err(|e| e.to_string())
     }
 
     fn select(&mut self, role: DeviceRole, name: Option<&str>) -> Result<(), String> {

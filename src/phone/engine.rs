@@ -65,6 +65,9 @@ const LEVEL_EVERY_TICKS: u32 = 10;
 const STATS_WINDOW_TICKS: u32 = 250;
 /// The test tone: 440 Hz for this many 20 ms frames.
 const TEST_TONE_FRAMES: u32 = 75;
+/// How long the headset stays open after the last thing that needed it (a call, a test):
+/// long enough that answering the next call in a busy queue finds it running.
+const AUDIO_RELEASE_AFTER: Duration = Duration::from_secs(2);
 
 /// Where to log in.
 #[derive(Clone)]
@@ -517,6 +520,10 @@ struct Engine {
     mic_test: bool,
     test_tone_left: u32,
     test_tone_phase: f32,
+    /// Whether the headset is held open ([`AudioEndpoint::set_in_use`]), and since when
+    /// nothing has needed it.
+    audio_in_use: bool,
+    audio_idle_since: Option<Instant>,
     ticks: u32,
     peak_mic_dbfs: f32,
     peak_speaker_dbfs: f32,
@@ -582,6 +589,8 @@ impl Engine {
             muted: false,
             mic_test: false,
             test_tone_left: 0,
+            audio_in_use: true,
+            audio_idle_since: None,
             test_tone_phase: 0.0,
             ticks: 0,
             peak_mic_dbfs: -100.0,
@@ -656,6 +665,13 @@ impl Engine {
 
     /// Logged out: serve intents until a login (or shutdown, `None`).
     async fn wait_for_login(&mut self) -> Option<Credentials> {
+        // No calls come while logged out: the devices rest.
+        if self.audio_in_use {
+            self.audio_in_use = false;
+            if let Err(e) = self.endpoint.set_in_use(false) {
+                self.out.notice(NoticeLevel::Warning, e);
+            }
+        }
         loop {
             match self.commands.recv().await {
                 None | Some(Command::Shutdown) => return None,
@@ -871,8 +887,33 @@ impl Engine {
         }
     }
 
+    /// Holds the headset open while something needs it (a ringing or connected call, a
+    /// supervisor's monitoring, a device test) and lets it go after [`AUDIO_RELEASE_AFTER`]
+    /// with nothing, so that answering never waits for a device and an idle shift costs none.
+    fn hold_audio_while_needed(&mut self, now: Instant) {
+        let needed = self.offered.is_some()
+            || self.active.is_some()
+            || self.monitoring.is_some()
+            || self.mic_test
+            || self.test_tone_left > 0;
+        let wanted = if needed {
+            self.audio_idle_since = None;
+            true
+        } else {
+            let since = *self.audio_idle_since.get_or_insert(now);
+            self.audio_in_use && now.duration_since(since) < AUDIO_RELEASE_AFTER
+        };
+        if wanted != self.audio_in_use {
+            self.audio_in_use = wanted;
+            if let Err(e) = self.endpoint.set_in_use(wanted) {
+                self.out.notice(NoticeLevel::Warning, e);
+            }
+        }
+    }
+
     /// One 20 ms frame: microphone to the switchboard, the switchboard to the speaker.
     async fn voice_tick(&mut self, session: &mut Session) {
+        self.hold_audio_while_needed(Instant::now());
         session.voice.receive(&mut session.packets);
         let mut mic = [0f32; FRAME];
         if !self.endpoint.read_mic_frame(&mut mic) {
