@@ -44,6 +44,7 @@ use super::config::PhoneConfig;
 use super::draft::{DraftCall, DraftStore, StoredDraft, SubmittedForm, request_id};
 use super::notify::{CallNotification, DesktopNotifier, NotifyBus};
 use super::supervisor;
+use crate::audio::process::MicProcessor;
 use crate::peer::rtc::{LinkState, PeerMedia, RxPacket, RxSlot};
 use crate::peer::voice::{FRAME, Mouth, Voice};
 use crate::peer::{REQUEST_TIMEOUT, connect_media, now_ms, signal};
@@ -524,6 +525,8 @@ struct Engine {
     /// nothing has needed it.
     audio_in_use: bool,
     audio_idle_since: Option<Instant>,
+    /// Noise suppression and automatic gain on the microphone, as Settings says.
+    mic_processor: MicProcessor,
     ticks: u32,
     peak_mic_dbfs: f32,
     peak_speaker_dbfs: f32,
@@ -563,7 +566,12 @@ impl Engine {
                 }
             },
         };
+        let mic_processor = MicProcessor::new(
+            options.config.noise_suppression,
+            options.config.auto_gain,
+        );
         Engine {
+            mic_processor,
             options_drafts_root: options.drafts_root,
             remember_login: options.remember_login,
             go_available: options.go_available,
@@ -916,8 +924,15 @@ impl Engine {
         self.hold_audio_while_needed(Instant::now());
         session.voice.receive(&mut session.packets);
         let mut mic = [0f32; FRAME];
+        let coaching = matches!(
+            self.monitoring,
+            Some(MonitorMode::Whisper | MonitorMode::Barge)
+        );
         if !self.endpoint.read_mic_frame(&mut mic) {
             mic.fill(0.0);
+        } else if self.active.is_some() || coaching || self.mic_test {
+            // Only a microphone someone hears is cleaned (the mic test shows the result).
+            self.mic_processor.process(&mut mic);
         }
         // The voice loop says what its `Mouth` gives; a one-frame "WAV" refilled every tick
         // makes it say the microphone, without a second copy of the voice loop.
@@ -933,10 +948,6 @@ impl Engine {
         // clock still advances, so the first frame of a call carries the right time.
         // A supervisor speaks into a monitored call only in whisper and barge; in listen the
         // microphone stays home (the switchboard would not forward it either).
-        let coaching = matches!(
-            self.monitoring,
-            Some(MonitorMode::Whisper | MonitorMode::Barge)
-        );
         session.voice.muted = self.muted || !(self.active.is_some() || coaching);
         if let Some((ts, frame)) = session.voice.tick(Instant::now()) {
             match session.voice.send(&session.media, ts, frame).await {
@@ -1691,11 +1702,13 @@ impl Engine {
             }
             Intent::SetNoiseSuppression(on) => {
                 self.config.noise_suppression = on;
+                self.mic_processor.set_noise_suppression(on);
                 self.save_config();
                 self.out.send(Update::Settings(self.settings_view()));
             }
             Intent::SetAutoGain(on) => {
                 self.config.auto_gain = on;
+                self.mic_processor.set_agc(on);
                 self.save_config();
                 self.out.send(Update::Settings(self.settings_view()));
             }
