@@ -14,7 +14,8 @@ db="sqlite:$dir/b.db"
 $SAPA user add --db "$db" --name bench --role agent --password pw >/dev/null
 $SAPA switchboard --listen 127.0.0.1:17170 --media-listen 127.0.0.1:17171 --db "$db" 2>/dev/null &
 sb=$!
-sleep 1.5
+# Wait until it listens (a dev build pre-encodes its sounds for a few seconds).
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/17170) 2>/dev/null && break; sleep 0.1; done
 for impair in "" "loss=10,seed=1" "loss=20,jitter=30,seed=2"; do
   $SAPA agent --switchboard 127.0.0.1:17170 --user bench --password pw --record "$dir/heard.wav" --calls 1 >/dev/null &
   ag=$!

@@ -210,8 +210,12 @@ impl fmt::Debug for AgentBoard {
 /// Loss and jitter of one stream the switchboard receives, over the last few seconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamQuality {
-    /// Packets missing from the sequence, percent of those expected.
+    /// Packets missing from the sequence, percent of those expected: what the network lost.
     pub loss_pct: f64,
+    /// Of those, the ones rebuilt from the redundancy in later packets (RFC 2198 RED), percent
+    /// of those expected. `loss_pct - repaired_pct` is what listeners miss.
+    #[serde(default)]
+    pub repaired_pct: f64,
     /// RFC 3550 interarrival jitter, milliseconds.
     pub jitter_ms: f64,
     /// Packets received in the window the figures are over.
@@ -230,10 +234,12 @@ pub enum QualityRating {
 impl StreamQuality {
     /// Good: under 1 % loss and 30 ms jitter; Poor: 5 % loss or 60 ms jitter or more; Fair in
     /// between. The same thresholds as the phone's own indicator (`sapa_ui::VoiceStats`).
+    /// Loss is what listeners miss: repaired packets do not count.
     pub fn rating(&self) -> QualityRating {
-        if self.loss_pct >= 5.0 || self.jitter_ms >= 60.0 {
+        let missed = self.loss_pct - self.repaired_pct;
+        if missed >= 5.0 || self.jitter_ms >= 60.0 {
             QualityRating::Poor
-        } else if self.loss_pct >= 1.0 || self.jitter_ms >= 30.0 {
+        } else if missed >= 1.0 || self.jitter_ms >= 30.0 {
             QualityRating::Fair
         } else {
             QualityRating::Good
@@ -1285,10 +1291,28 @@ mod tests {
             for jitter_ms in [0.0, 29.0, 30.0, 59.0, 60.0, 200.0] {
                 let ours = StreamQuality {
                     loss_pct,
+                    repaired_pct: 0.0,
                     jitter_ms,
                     packets: 250,
                 }
                 .rating();
+                // Repaired packets are not missed: the same stream with all of its loss
+                // repaired rates as if it had none.
+                let repaired = StreamQuality {
+                    loss_pct,
+                    repaired_pct: loss_pct,
+                    jitter_ms,
+                    packets: 250,
+                }
+                .rating();
+                let clean = StreamQuality {
+                    loss_pct: 0.0,
+                    repaired_pct: 0.0,
+                    jitter_ms,
+                    packets: 250,
+                }
+                .rating();
+                assert_eq!(repaired, clean);
                 let phone = sapa_ui::VoiceStats {
                     loss_pct: loss_pct as f32,
                     jitter_ms: jitter_ms as f32,
@@ -1320,11 +1344,13 @@ mod tests {
                     call_started_ms: Some(now - 30 * S),
                     voice_quality: VoiceQuality::of(
                         Some(StreamQuality {
+                            repaired_pct: 0.0,
                             loss_pct: 0.2,
                             jitter_ms: 3.0,
                             packets: 250,
                         }),
                         Some(StreamQuality {
+                            repaired_pct: 0.0,
                             loss_pct: 6.0,
                             jitter_ms: 3.0,
                             packets: 235,

@@ -88,11 +88,13 @@ fn board() -> Wallboard {
                 call_duration_ms: Some(65_000),
                 voice_quality: VoiceQuality::of(
                     Some(StreamQuality {
+                        repaired_pct: 0.0,
                         loss_pct: 19.5,
                         jitter_ms: 4.0,
                         packets: 200,
                     }),
                     Some(StreamQuality {
+                        repaired_pct: 0.0,
                         loss_pct: 0.0,
                         jitter_ms: 1.0,
                         packets: 250,

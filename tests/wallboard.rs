@@ -256,7 +256,17 @@ async fn voice_quality_shows_loss_on_the_lossy_callers_leg_only() {
         (10.0..=30.0).contains(&lossy_in),
         "about 20 % lost from the lossy caller, got {lossy_in}"
     );
-    assert_eq!(lossy["voice_quality"]["rating"], "poor");
+    // The caller's phone sends RED: the switchboard rebuilds most of what the network lost
+    // from the copies in later packets (with two copies about 99 % at 20 % loss), and the
+    // rating counts only what the agent misses.
+    let repaired = lossy["voice_quality"]["caller_to_agent"]["repaired_pct"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        repaired >= 0.9 * lossy_in - 1.0 && repaired <= lossy_in,
+        "repaired {repaired} of {lossy_in} % lost"
+    );
+    assert_ne!(lossy["voice_quality"]["rating"], "poor");
     // The agents' streams and the clean caller's lose nothing on loopback.
     assert!(loss(&lossy, "agent_to_caller") < 1.0);
     assert!(loss(&clean, "caller_to_agent") < 1.0);

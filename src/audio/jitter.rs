@@ -194,6 +194,8 @@ pub struct JitterStats {
     /// Times the stream was re-anchored (sequence or timestamp discontinuity, or after it
     /// had stopped).
     pub resyncs: u64,
+    /// Missing frames filled from a later packet's redundancy (RFC 2198 RED) before their turn.
+    pub red_recovered: u64,
 }
 
 /// One buffered packet. Slots are reused; `data` keeps its capacity.
@@ -578,6 +580,42 @@ impl JitterBuffer {
         }
         self.store(idx, ext_seq, ext_ts, payload);
         self.highest_seq = self.highest_seq.max(ext_seq);
+        Pushed::Buffered
+    }
+
+    /// A frame carried again in a later packet (RFC 2198 redundancy): fills its slot if that is
+    /// still empty and its turn has not come; ignored otherwise. It arrives late by design, so
+    /// it takes no part in the jitter estimate or the packet counts; a hole it fills counts as
+    /// recent loss for the headroom (the next loss is likely rebuilt the same way).
+    pub fn push_redundant(
+        &mut self,
+        now: Instant,
+        seq: u16,
+        rtp_ts: u32,
+        payload: &[u8],
+    ) -> Pushed {
+        let now_ms = self.ms(now);
+        if payload.is_empty() || payload.len() > MAX_PAYLOAD {
+            return Pushed::Invalid;
+        }
+        if !matches!(self.phase, Phase::Buffering | Phase::Playing) {
+            return Pushed::Late;
+        }
+        let ext_seq = extend_seq(self.highest_seq, seq);
+        let ext_ts = extend_ts(self.highest_ts, rtp_ts);
+        if ext_seq < self.next_seq
+            || ext_seq > self.highest_seq
+            || ext_ts + self.frame_ts <= self.cursor
+        {
+            return Pushed::Late;
+        }
+        let idx = self.slot_index(ext_seq);
+        if self.slots[idx].seq == Some(ext_seq) {
+            return Pushed::Duplicate;
+        }
+        self.store(idx, ext_seq, ext_ts, payload);
+        self.stats.red_recovered += 1;
+        self.last_loss_ms = now_ms;
         Pushed::Buffered
     }
 

@@ -3,5 +3,6 @@ pub mod jitter;
 pub mod mixer;
 pub mod process;
 pub mod receive;
+pub mod red;
 pub mod rfc4733;
 pub mod tone;

@@ -187,6 +187,18 @@ impl AudioReceiver {
         self.jb.push(now, seq, rtp_ts, payload)
     }
 
+    /// A frame that a later packet carried again (RFC 2198 RED); see
+    /// [`JitterBuffer::push_redundant`](crate::audio::jitter::JitterBuffer::push_redundant).
+    pub fn push_redundant(
+        &mut self,
+        now: Instant,
+        seq: u16,
+        rtp_ts: u32,
+        payload: &[u8],
+    ) -> Pushed {
+        self.jb.push_redundant(now, seq, rtp_ts, payload)
+    }
+
     /// Fills `out` (exactly one frame) with the next frame of 48 kHz mono PCM.
     pub fn pull_frame(&mut self, now: Instant, out: &mut [f32]) -> Pulled {
         if out.len() != self.frame_len {

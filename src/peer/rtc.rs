@@ -6,13 +6,17 @@
 //! [`PeerMedia::send_opus`], which builds RTP with our own sequence numbers and timestamps so
 //! the send clock is exact.
 //!
+//! Voice goes out as RFC 2198 RED (`audio/red`, payload type [`RED_PT`], each packet also
+//! carrying the two frames before it; `audio::red`) when the answer accepts it, plain Opus
+//! otherwise; received RED is split into its frames by `peer::voice`.
+//!
 //! DTMF travels as RFC 4733 telephone events (`telephone-event/48000`, payload type
 //! [`TELEPHONE_EVENT_PT`]) negotiated next to Opus on `main`: [`PeerMedia::send_telephone_event`]
 //! sends them on the voice's SSRC, sequence numbers and clock; received ones arrive on the same
 //! channel as audio, told apart by their payload type.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,6 +43,7 @@ use webrtc::peer_connection::{
 pub const OPUS_PT: u8 = 111;
 /// Payload type we offer for RFC 4733 telephone events (DTMF) at 48 kHz.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
+pub use crate::audio::red::RED_PT;
 
 /// Which of the two incoming streams a packet came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +163,8 @@ struct Inner {
     link: watch::Receiver<LinkState>,
     gathered: watch::Receiver<bool>,
     ssrcs: watch::Sender<[Option<u32>; 2]>,
+    /// The answer accepted RED: voice goes out wrapped (`audio::red`).
+    red: AtomicBool,
 }
 
 fn opus_codec() -> RTCRtpCodec {
@@ -181,12 +188,27 @@ fn telephone_event_codec() -> RTCRtpCodec {
     }
 }
 
+/// RFC 2198 redundancy over our Opus payload type, as browsers offer it.
+fn red_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/red".to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: format!("{OPUS_PT}/{OPUS_PT}"),
+        rtcp_feedback: vec![],
+    }
+}
+
 /// The codecs of both m-lines, in order of preference.
-fn audio_codecs() -> [RTCRtpCodecParameters; 2] {
+fn audio_codecs() -> [RTCRtpCodecParameters; 3] {
     [
         RTCRtpCodecParameters {
             rtp_codec: opus_codec(),
             payload_type: OPUS_PT,
+        },
+        RTCRtpCodecParameters {
+            rtp_codec: red_codec(),
+            payload_type: RED_PT,
         },
         RTCRtpCodecParameters {
             rtp_codec: telephone_event_codec(),
@@ -266,6 +288,7 @@ impl PeerMedia {
                     link,
                     gathered,
                     ssrcs,
+                    red: AtomicBool::new(false),
                 }),
             },
             packets,
@@ -294,6 +317,9 @@ impl PeerMedia {
     /// Applies the switchboard's answer.
     pub async fn accept_answer(&self, sdp: String) -> Result<(), RtcError> {
         let _ = self.inner.ssrcs.send(answer_ssrcs(&sdp));
+        self.inner
+            .red
+            .store(answer_accepts_red(&sdp), Ordering::Relaxed);
         let answer = RTCSessionDescription::answer(sdp)?;
         self.inner.pc.set_remote_description(answer).await?;
         Ok(())
@@ -310,6 +336,11 @@ impl PeerMedia {
             LinkState::Connected => Ok(()),
             _ => Err(RtcError::Failed("ICE/DTLS failed".into())),
         }
+    }
+
+    /// Whether voice goes out as RED (the answer accepted it).
+    pub fn sends_red(&self) -> bool {
+        self.inner.red.load(Ordering::Relaxed)
     }
 
     pub fn link_state(&self) -> LinkState {
@@ -338,11 +369,23 @@ impl PeerMedia {
         timestamp: u32,
         payload: Bytes,
     ) -> Result<(), RtcError> {
+        self.send_voice_with_seq(seq, timestamp, OPUS_PT, payload)
+            .await
+    }
+
+    /// Sends one voice payload (Opus, or RED around Opus) with a sequence number taken before.
+    pub async fn send_voice_with_seq(
+        &self,
+        seq: u16,
+        timestamp: u32,
+        payload_type: u8,
+        payload: Bytes,
+    ) -> Result<(), RtcError> {
         let inner = &self.inner;
         let packet = rtc::rtp::packet::Packet {
             header: rtc::rtp::header::Header {
                 version: 2,
-                payload_type: OPUS_PT,
+                payload_type,
                 sequence_number: seq,
                 timestamp: timestamp.wrapping_add(inner.ts_base.load(Ordering::Relaxed)),
                 ssrc: inner.ssrc,
@@ -402,9 +445,25 @@ fn answer_ssrcs(sdp: &str) -> [Option<u32>; 2] {
     out
 }
 
+/// Whether the answer's first (voice) m-line kept RED at our payload type.
+fn answer_accepts_red(sdp: &str) -> bool {
+    let want = format!("a=rtpmap:{RED_PT} red/48000");
+    sdp.split("m=")
+        .nth(1)
+        .is_some_and(|first| first.lines().any(|l| l.starts_with(&want)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn red_counts_only_when_the_answer_keeps_it_on_the_voice_line() {
+        let with = "v=0\r\nm=audio 9 UDP 111 63\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:63 red/48000/2\r\nm=audio 9 UDP 111\r\n";
+        assert!(answer_accepts_red(with));
+        let without = "v=0\r\nm=audio 9 UDP 111\r\na=rtpmap:111 opus/48000/2\r\nm=audio 9 UDP 111 63\r\na=rtpmap:63 red/48000/2\r\n";
+        assert!(!answer_accepts_red(without));
+    }
 
     #[test]
     fn reads_ssrcs_per_m_line() {

@@ -20,11 +20,14 @@ use tokio::sync::mpsc;
 use crate::audio::device::Headset;
 use crate::audio::process::MicProcessor;
 use crate::audio::receive::AudioReceiver;
+use crate::audio::red::{self, RedEncoder};
 use crate::audio::rfc4733::{
     DtmfSender, ReceivedDigit, Rfc4733Error, Rfc4733Receiver, TelephonePacket,
 };
 use crate::peer::impair::Impairment;
-use crate::peer::rtc::{OPUS_PT, PeerMedia, RtcError, RxPacket, RxSlot, TELEPHONE_EVENT_PT};
+use crate::peer::rtc::{
+    OPUS_PT, PeerMedia, RED_PT, RtcError, RxPacket, RxSlot, TELEPHONE_EVENT_PT,
+};
 
 /// Samples in one 20 ms frame at 48 kHz.
 pub const FRAME: usize = 960;
@@ -100,6 +103,8 @@ pub struct Voice {
     dtmf_packets: Vec<TelephonePacket>,
     /// Telephone events received on `main`, decoded into keys.
     dtmf_in: Rfc4733Receiver,
+    /// Wraps each frame with the two before it when the link speaks RED.
+    red: RedEncoder,
 }
 
 impl Voice {
@@ -126,6 +131,7 @@ impl Voice {
             dtmf_out: DtmfSender::default(),
             dtmf_packets: Vec::with_capacity(4),
             dtmf_in: Rfc4733Receiver::default(),
+            red: RedEncoder::default(),
         })
     }
 
@@ -153,6 +159,7 @@ impl Voice {
         for r in &mut self.receivers {
             r.reset();
         }
+        self.red.reset();
     }
 
     /// Forgets what was said so far: the encoder's look-ahead and overlap would otherwise
@@ -163,11 +170,36 @@ impl Voice {
         if let Err(e) = self.encoder.reset_state() {
             tracing::warn!("Opus encoder reset failed: {e}");
         }
+        // Nor may redundant copies of earlier frames.
+        self.red.reset();
     }
 
     /// Takes every packet that has arrived into the jitter buffers.
     pub fn receive(&mut self, packets: &mut mpsc::Receiver<RxPacket>) {
         while let Ok(p) = packets.try_recv() {
+            if p.payload_type == RED_PT {
+                match red::parse(p.timestamp, &p.payload) {
+                    Ok(blocks) => {
+                        // The packet's own frame first, then the copies of earlier ones, which
+                        // only fill holes.
+                        let mut blocks = blocks.iter().rev().filter(|b| b.payload_type == OPUS_PT);
+                        if let Some(primary) = blocks.next() {
+                            self.push_opus(p.slot, p.arrived, primary.timestamp, primary.data);
+                        }
+                        for b in blocks {
+                            let frame_seq = (b.timestamp / FRAME as u32) as u16;
+                            self.receivers[p.slot as usize].push_redundant(
+                                p.arrived,
+                                frame_seq,
+                                b.timestamp,
+                                b.data,
+                            );
+                        }
+                    }
+                    Err(e) => tracing::debug!("RED packet ignored: {e}"),
+                }
+                continue;
+            }
             if p.payload_type != OPUS_PT {
                 if p.payload_type == TELEPHONE_EVENT_PT
                     && p.slot == RxSlot::Main
@@ -179,21 +211,22 @@ impl Voice {
                 }
                 continue;
             }
-            if p.slot == RxSlot::Main && self.first_packet_at.is_none() {
-                self.first_packet_at = Some(p.arrived);
-            }
-            // The bridge re-packetizes what it forwards, so its sequence numbers have no gaps
-            // where the sender's packets were lost; the timestamps keep them. The jitter
-            // buffer gets a frame index derived from the timestamp (every sender here and
-            // every browser at ptime 20 steps 960 per packet), so loss is seen as loss.
-            let frame_seq = (p.timestamp / FRAME as u32) as u16;
-            self.receivers[p.slot as usize].push_packet(
-                p.arrived,
-                frame_seq,
-                p.timestamp,
-                &p.payload,
-            );
+            self.push_opus(p.slot, p.arrived, p.timestamp, &p.payload);
         }
+    }
+
+    /// One Opus frame into its slot's jitter buffer (a copy that is already there, from a
+    /// RED packet's redundancy, is a duplicate the buffer drops).
+    fn push_opus(&mut self, slot: RxSlot, arrived: Instant, timestamp: u32, payload: &[u8]) {
+        if slot == RxSlot::Main && self.first_packet_at.is_none() {
+            self.first_packet_at = Some(arrived);
+        }
+        // The bridge re-packetizes what it forwards, so its sequence numbers have no gaps
+        // where the sender's packets were lost; the timestamps keep them. The jitter buffer
+        // gets a frame index derived from the timestamp (every sender here and every browser
+        // at ptime 20 steps 960 per packet), so loss is seen as loss.
+        let frame_seq = (timestamp / FRAME as u32) as u16;
+        self.receivers[slot as usize].push_packet(arrived, frame_seq, timestamp, payload);
     }
 
     /// One tick: plays out and mixes one frame, produces one frame to say. Returns the frame
@@ -273,19 +306,27 @@ impl Voice {
 
     /// Sends a frame, through the impairment (test use only) if one is configured.
     pub async fn send(&mut self, media: &PeerMedia, ts: u32, frame: Bytes) -> Result<(), RtcError> {
+        let (pt, payload) = if media.sends_red() {
+            (RED_PT, Bytes::from(self.red.wrap(ts, OPUS_PT, &frame)))
+        } else {
+            (OPUS_PT, frame)
+        };
         match &mut self.impairment {
-            None => media.send_opus(ts, frame).await,
+            None => {
+                let seq = media.reserve_seq();
+                media.send_voice_with_seq(seq, ts, pt, payload).await
+            }
             Some(imp) => {
                 if let Some(delay) = imp.decide() {
+                    let seq = media.reserve_seq();
                     if delay.is_zero() {
-                        media.send_opus(ts, frame).await
+                        media.send_voice_with_seq(seq, ts, pt, payload).await
                     } else {
                         // Sent later from a task: jitter reorders packets like a real network.
-                        let seq = media.reserve_seq();
                         let media = media.clone_handle();
                         tokio::spawn(async move {
                             tokio::time::sleep(delay).await;
-                            let _ = media.send_opus_with_seq(seq, ts, frame).await;
+                            let _ = media.send_voice_with_seq(seq, ts, pt, payload).await;
                         });
                         Ok(())
                     }

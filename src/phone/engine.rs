@@ -566,10 +566,8 @@ impl Engine {
                 }
             },
         };
-        let mic_processor = MicProcessor::new(
-            options.config.noise_suppression,
-            options.config.auto_gain,
-        );
+        let mic_processor =
+            MicProcessor::new(options.config.noise_suppression, options.config.auto_gain);
         Engine {
             mic_processor,
             options_drafts_root: options.drafts_root,

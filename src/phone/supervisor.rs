@@ -260,6 +260,7 @@ mod tests {
                     call_duration_ms: Some(90_000),
                     voice_quality: VoiceQuality::of(
                         Some(StreamQuality {
+                            repaired_pct: 0.0,
                             loss_pct: 19.5,
                             jitter_ms: 4.0,
                             packets: 200,

@@ -18,6 +18,11 @@
 //! Outgoing RTP time on each (peer, slot) stays continuous when its source changes: the
 //! [`OutStream`] rebases every source's timestamps onto the stream's own clock.
 //!
+//! Loss: Opus is negotiated with RFC 2198 RED when the peer offers it (our peers and browsers
+//! do). str0m restores frames lost on the way in from the copies in later packets before they
+//! are forwarded, and sends every frame with copies of the two before it, so each leg of a
+//! call survives loss on its own.
+//!
 //! DTMF: `telephone-event` (RFC 4733, 48 and 8 kHz) is negotiated next to Opus. Events a peer
 //! sends on `main` are decoded by its [`Rfc4733Receiver`] (each key once) and reported as
 //! [`MediaEvent::Digit`]; they are never forwarded as audio. [`MediaCommand::SendDigit`] sends a
@@ -325,6 +330,32 @@ impl MediaPeer {
     }
 }
 
+/// Feeds the frames one drain of a peer produced to its meter. Frames that str0m rebuilt
+/// from a RED packet's redundancy come out together with that packet's own frame, with the
+/// same arrival time: of frames sharing an arrival, the newest is the packet, the others are
+/// repairs (lost on the wire, not missed by the listener).
+fn meter_arrivals(meter: &mut StreamMeter, arrivals: &[(Instant, u64, u64, u64)]) {
+    for (i, &(at, first, last, rtp_time)) in arrivals.iter().enumerate() {
+        let newest_of_its_packet = arrivals
+            .iter()
+            .enumerate()
+            .filter(|(j, a)| *j != i && a.0 == at)
+            .all(|(_, a)| a.2 < last);
+        if newest_of_its_packet {
+            meter.on_packet(at, first, last, rtp_time);
+        }
+    }
+    for (i, &(at, _, last, _)) in arrivals.iter().enumerate() {
+        let repair = arrivals
+            .iter()
+            .enumerate()
+            .any(|(j, a)| j != i && a.0 == at && a.2 > last);
+        if repair {
+            meter.on_repaired(at);
+        }
+    }
+}
+
 /// Binds the media socket. Separate from `run` so callers learn the port (port 0 in tests).
 pub async fn bind(addr: SocketAddr) -> Result<UdpSocket, MediaError> {
     Ok(UdpSocket::bind(addr).await?)
@@ -492,7 +523,11 @@ impl Bridge {
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
-            .enable_opus(true, false)
+            // Opus with RFC 2198 redundancy (RED) where the peer offers it: str0m rebuilds
+            // frames lost on the way in from the copies in later packets, and wraps what it
+            // sends with copies of the two frames before.
+            .enable_opus(true, true)
+            .set_red_distances(&[1, 2])
             // The phone's jitter buffer reorders; the bridge forwards at once.
             .set_reordering_size_audio(0);
         // DTMF on the Opus clock (our peers, browsers) and at 8 kHz (browsers, SIP gateways).
@@ -659,6 +694,8 @@ impl Bridge {
     /// Polls one peer until it asks for a timeout: sends its packets, forwards its audio.
     fn drain(&mut self, id: PeerId) {
         let mut forwards = Vec::new();
+        // Voice frames received: (arrival, first seq, last seq, RTP time).
+        let mut arrivals: Vec<(Instant, u64, u64, u64)> = Vec::new();
         let mut digits: Vec<(ReceivedDigit, bool)> = Vec::new();
         let mut gone = false;
         {
@@ -734,12 +771,12 @@ impl Bridge {
                                     digits.push((d, true));
                                 }
                             }
-                            peer.inbound.on_packet(
+                            arrivals.push((
                                 data.network_time,
                                 **data.seq_range.start(),
                                 **data.seq_range.end(),
                                 data.time.numer(),
-                            );
+                            ));
                             forwards.push((data.time.numer(), data.network_time, data.data));
                         }
                         _ => {}
@@ -755,6 +792,9 @@ impl Bridge {
             self.remove_peer(id);
             let _ = self.events.send(MediaEvent::Disconnected { peer: id });
             return;
+        }
+        if let Some(peer) = self.peers.get_mut(&id) {
+            meter_arrivals(&mut peer.inbound, &arrivals);
         }
         for (d, in_band) in digits {
             self.report_digit(id, d, in_band);

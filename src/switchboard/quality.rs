@@ -32,6 +32,8 @@ struct Bucket {
     start: Option<Instant>,
     expected: u64,
     received: u64,
+    /// Lost on the wire, rebuilt from a later packet's redundancy (RFC 2198 RED).
+    repaired: u64,
 }
 
 /// Loss and jitter of one incoming RTP stream.
@@ -116,6 +118,16 @@ impl StreamMeter {
         self.last_transit = Some(transit);
     }
 
+    /// A frame that was lost on the wire and rebuilt from the redundancy of a later packet:
+    /// still lost for the network figure, but not missed by the listener.
+    pub fn on_repaired(&mut self, arrived: Instant) {
+        if self.highest_seq.is_none() {
+            return;
+        }
+        self.rotate(arrived);
+        self.buckets[self.current].repaired += 1;
+    }
+
     /// Moves to a fresh bucket when the current one is a second old (and skips the seconds in
     /// which nothing arrived).
     fn rotate(&mut self, now: Instant) {
@@ -143,14 +155,16 @@ impl StreamMeter {
             return None;
         }
         let window = BUCKET * BUCKETS as u32;
-        let (expected, received) = self
+        let (expected, received, repaired) = self
             .buckets
             .iter()
             .filter(|b| {
                 b.start
                     .is_some_and(|s| now.saturating_duration_since(s) < window)
             })
-            .fold((0u64, 0u64), |(e, r), b| (e + b.expected, r + b.received));
+            .fold((0u64, 0u64, 0u64), |(e, r, f), b| {
+                (e + b.expected, r + b.received, f + b.repaired)
+            });
         if expected == 0 {
             return None;
         }
@@ -159,6 +173,7 @@ impl StreamMeter {
         let tenths = |x: f64| (x * 10.0).round() / 10.0;
         Some(StreamQuality {
             loss_pct: tenths(100.0 * lost as f64 / expected as f64),
+            repaired_pct: tenths(100.0 * repaired.min(lost) as f64 / expected as f64),
             jitter_ms: tenths(1000.0 * self.jitter / f64::from(self.clock_hz)),
             packets: received,
         })
