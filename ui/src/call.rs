@@ -316,9 +316,8 @@ fn transfer_menu_ui(ui: &mut Ui, directory: &Directory, intents: &mut Vec<Intent
             let label = colleague_label(colleague);
             let button =
                 CommandButton::new(&label).accessible_name(format!("Ask {} first", colleague.name));
-            let available = colleague.state == AgentState::Available;
             if ui
-                .add_enabled(available, button)
+                .add_enabled(can_join(&colleague.state), button)
                 .on_hover_text("The caller waits on hold while you talk")
                 .clicked()
             {
@@ -329,7 +328,14 @@ fn transfer_menu_ui(ui: &mut Ui, directory: &Directory, intents: &mut Vec<Intent
     });
 }
 
-/// "Bayu", or "Bayu (On call)" when the colleague cannot take a call now.
+/// Can a colleague in this state be rung for a consult or an escalation? The switchboard
+/// rings anyone who is not busy with a call: available, or not ready (supervisors who take
+/// escalations usually stay not ready so that queue calls pass them by).
+fn can_join(state: &AgentState) -> bool {
+    matches!(state, AgentState::Available | AgentState::NotReady { .. })
+}
+
+/// "Bayu", or "Bayu (On call)" with the state when the colleague is not available.
 fn colleague_label(colleague: &AgentRef) -> String {
     if colleague.state == AgentState::Available {
         colleague.name.clone()
@@ -338,15 +344,15 @@ fn colleague_label(colleague: &AgentRef) -> String {
     }
 }
 
-/// The Escalate menu: the supervisors logged in; only available ones can join.
+/// The Escalate menu: the supervisors logged in; those busy with a call cannot join.
 fn escalate_menu_ui(ui: &mut Ui, supervisors: &[AgentRef], intents: &mut Vec<Intent>) {
     ui.menu_button("Escalate", |ui| {
         ui.label(RichText::new("Bring a supervisor into the call").weak());
-        if !supervisors.iter().any(|s| s.state == AgentState::Available) {
+        if !supervisors.iter().any(|s| can_join(&s.state)) {
             ui.label(RichText::new("No supervisor available").weak());
         }
         for supervisor in supervisors {
-            let available = supervisor.state == AgentState::Available;
+            let available = can_join(&supervisor.state);
             let label = colleague_label(supervisor);
             let button = CommandButton::new(&label)
                 .accessible_name(format!("Escalate to {}", supervisor.name));

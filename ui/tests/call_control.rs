@@ -17,7 +17,8 @@ fn colleague(id: &str, name: &str, state: AgentState) -> AgentRef {
     }
 }
 
-/// An agent on a call, with one available and one busy agent and supervisor.
+/// An agent on a call. Bayu and Sri are available, Ines (a supervisor) is on a break, Lea and
+/// Tom are busy with calls.
 fn on_call_view() -> PhoneView {
     let mut view = logged_in_view(Role::Agent);
     view.directory = Directory {
@@ -29,12 +30,13 @@ fn on_call_view() -> PhoneView {
         supervisors: vec![
             colleague("sri", "Sri", AgentState::Available),
             colleague(
-                "tom",
-                "Tom",
+                "ines",
+                "Ines",
                 AgentState::NotReady {
-                    reason: "Lunch".into(),
+                    reason: "Break".into(),
                 },
             ),
+            colleague("tom", "Tom", AgentState::WrapUp),
         ],
     };
     offer_call(&mut view);
@@ -62,7 +64,9 @@ fn ask_first_rings_an_available_colleague_or_supervisor() {
     click(&mut harness, "Transfer");
     harness.get_by_label("Ask first (warm transfer)");
     assert!(is_disabled(&harness, "Ask Lea Weber first"), "on a call");
-    assert!(is_disabled(&harness, "Ask Tom first"), "at lunch");
+    assert!(is_disabled(&harness, "Ask Tom first"), "writing up a call");
+    // The switchboard rings a colleague on a break too (a supervisor's usual state).
+    assert!(!is_disabled(&harness, "Ask Ines first"));
     assert!(!is_disabled(&harness, "Ask Sri first"));
     click(&mut harness, "Ask Bayu first");
     assert_eq!(
@@ -76,6 +80,7 @@ fn escalate_offers_the_supervisors_that_are_available() {
     let mut harness = answered(on_call_view());
     click(&mut harness, "Escalate");
     assert!(is_disabled(&harness, "Escalate to Tom"));
+    assert!(!is_disabled(&harness, "Escalate to Ines"));
     assert!(harness.query_by_label("No supervisor available").is_none());
     click(&mut harness, "Escalate to Sri");
     assert_eq!(
