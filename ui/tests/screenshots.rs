@@ -273,6 +273,16 @@ fn scenes() -> Vec<(&'static str, PhoneView)> {
         in_progress: false,
         results: caller_with_history().history,
     });
+    history.history.callbacks = vec![PendingCallback {
+        callback_id: "cb-1".into(),
+        number: "+34 600 123 456".into(),
+        name: Some("Ana Ruiz".into()),
+        queue: "Billing".into(),
+        due_ms: NOW_MS - 60_000,
+        due_text: "2026-11-24 09:30".into(),
+        notes: "Confirm the refund arrived".into(),
+        dialing: false,
+    }];
     scenes.push(("5-history", history));
 
     let mut settings = logged_in_view(Role::Agent);
