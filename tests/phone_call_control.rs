@@ -4,10 +4,12 @@
 //! and an escalation (a headless supervisor who stays not ready joins a three-way call and keeps
 //! it when the phone leaves). The phone's view (a `PhoneState` fed with every update) shows the
 //! consult banner while it lasts; the notes typed on the phone travel with the call; the legs
-//! land in the call record.
+//! land in the call record. A follow-up promised in the wrap-up form shows in the phone's
+//! callback list (asked for at login, after each saved disposition, and on Refresh).
 
 mod common;
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Duration;
 
@@ -331,6 +333,75 @@ async fn the_phone_escalates_to_a_supervisor_who_keeps_the_call() {
         ],
         "{stored:?}"
     );
+    phone.shutdown();
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follow_up_promised_on_the_phone_is_listed_among_its_callbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&running, &["ana"]).await;
+    let url = running.ws_url();
+    let phone = start_phone(&url, "ana", dir.path());
+    let mut view = PhoneState::new();
+    // Asked for right after login: none yet.
+    let (listed, available) = (Cell::new(false), Cell::new(false));
+    wait_for(&phone, &mut view, "ana available, no callbacks", |u| {
+        match u {
+            Update::Callbacks(list) => listed.set(list.is_empty()),
+            Update::AgentState {
+                state: AgentStateName::Available,
+                ..
+            } => available.set(true),
+            _ => {}
+        }
+        listed.get() && available.get()
+    })
+    .await;
+    let caller_task = phone_answers_a_caller(&url, dir.path(), &phone, &mut view).await;
+    let call_id = match &view.view.call {
+        CallView::InCall(call) => call.call_id.clone(),
+        other => panic!("in call: {other:?}"),
+    };
+    phone.send(Intent::HangUp);
+    wait_for(&phone, &mut view, "ended", |u| {
+        matches!(u, Update::Ended { .. })
+    })
+    .await;
+    finished("the caller", caller_task).await;
+
+    phone.send(Intent::SubmitDisposition(sapa_ui::Disposition {
+        call_id: call_id.clone(),
+        code: "billing".into(),
+        resolution: sapa_ui::Resolution::FollowUp,
+        notes: NOTES.into(),
+        follow_up: Some(sapa_ui::time_text::parse_date_time("2099-01-05 09:30").unwrap()),
+    }));
+    // Saving the disposition asks for the list again; the promise is on it.
+    wait_for(
+        &phone,
+        &mut view,
+        "the callback listed",
+        |u| matches!(u, Update::Callbacks(list) if !list.is_empty()),
+    )
+    .await;
+    let callbacks = &view.view.history.callbacks;
+    assert_eq!(callbacks.len(), 1, "{callbacks:?}");
+    assert_eq!(callbacks[0].number, "+15550600");
+    assert_eq!(callbacks[0].notes, NOTES);
+    assert_eq!(callbacks[0].due_text, "2099-01-05 09:30");
+    assert!(!callbacks[0].dialing);
+
+    // Refresh asks again and gets the same list.
+    phone.send(Intent::RefreshCallbacks);
+    wait_for(
+        &phone,
+        &mut view,
+        "the list again",
+        |u| matches!(u, Update::Callbacks(list) if list.len() == 1),
+    )
+    .await;
     phone.shutdown();
     running.shutdown().await;
 }
