@@ -32,9 +32,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sapa_ui::{
-    ActiveCall, CalendarDate, CallerInfo as UiCaller, ConnectionHealth, DeviceRole, Disposition,
-    DispositionDraft, DraftStatus, Intent, LoginError, MonitorSession, NoticeLevel, PastCall,
-    QueueSummary, ReportGrouping, ReportTable, SettingsView, VoiceStats, WallboardView, WrapUpCall,
+    ActiveCall, CalendarDate, CallOrigin, CallerInfo as UiCaller, ConnectionHealth, ConsultView,
+    DeviceRole, Disposition, DispositionDraft, DraftStatus, Intent, LoginError, MonitorSession,
+    NoticeLevel, OriginKind, PastCall, PendingCallback, QueueSummary, ReportGrouping, ReportTable,
+    SettingsView, Tab, VoiceStats, WallboardView, WrapUpCall,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -49,8 +50,9 @@ use crate::peer::rtc::{LinkState, PeerMedia, RxPacket, RxSlot};
 use crate::peer::voice::{FRAME, Mouth, Voice};
 use crate::peer::{REQUEST_TIMEOUT, connect_media, now_ms, signal};
 use crate::protocol::{
-    AgentStateName, ClientConfig, ClientMessage, ErrorCode, HistoryEntry, MonitorMode,
-    PROTOCOL_VERSION, RequestedState, Resolution, Role, ServerMessage,
+    AgentStateName, CallbackInfo, ClientConfig, ClientMessage, ConsultKind, ConsultPhase,
+    ErrorCode, HistoryEntry, MonitorMode, OfferContext, PROTOCOL_VERSION, RequestedState,
+    Resolution, Role, ServerMessage,
 };
 use crate::sounds::Sound;
 
@@ -150,6 +152,8 @@ pub enum Update {
         waited_ms: u64,
         ring_started_ms: u64,
         ring_deadline_ms: u64,
+        /// Why the call comes to this agent (transfer, consult, escalation, callback).
+        origin: Option<CallOrigin>,
     },
     OfferWithdrawn {
         call_id: String,
@@ -172,6 +176,14 @@ pub enum Update {
         at_ms: u64,
     },
     Monitored(bool),
+    /// The consult or escalation this agent started on `call_id` is ringing or connected
+    /// (`Some`), or is over (`None`).
+    Consult {
+        call_id: String,
+        consult: Option<ConsultView>,
+    },
+    /// This agent's pending callbacks, as the switchboard listed them.
+    Callbacks(Vec<PendingCallback>),
     /// Put this draft in the form (fresh for a new call, or from disk).
     Draft(DispositionDraft),
     DraftStatus(DraftStatus),
@@ -747,6 +759,7 @@ impl Engine {
                 Pending::Plain("Going available"),
             );
         }
+        request_callbacks(session);
         let Some(store) = &self.drafts else {
             return;
         };
@@ -1080,9 +1093,10 @@ impl Engine {
                 waited_ms,
                 ring_timeout_ms,
                 history,
-                ..
+                context,
             } => {
                 let ui = ui_caller(&caller.number, caller.name.clone(), &history);
+                let origin = context.as_ref().map(call_origin);
                 if self.config.desktop_notifications {
                     let popup = CallNotification::incoming(
                         &caller.number,
@@ -1111,6 +1125,7 @@ impl Engine {
                     waited_ms,
                     ring_started_ms: now,
                     ring_deadline_ms: now + ring_timeout_ms,
+                    origin,
                 });
             }
             ServerMessage::OfferWithdrawn { call_id, reason } => {
@@ -1119,6 +1134,16 @@ impl Engine {
                     self.offered = None;
                 }
                 self.out.send(Update::OfferWithdrawn { call_id, reason });
+            }
+            ServerMessage::CallConnected { call_id, .. }
+                if self.active.as_ref().is_some_and(|a| a.call_id == call_id) =>
+            {
+                // The same call goes on with someone else: a colleague who consulted us
+                // completed the transfer, and the caller is on the line now.
+                self.out.notice(
+                    NoticeLevel::Info,
+                    "The transfer is complete: you are talking to the caller now.",
+                );
             }
             ServerMessage::CallConnected { call_id, .. } => {
                 self.stop_ring();
@@ -1192,6 +1217,8 @@ impl Engine {
                     session.pending.remove(&req);
                 }
                 self.disposition_saved(&call_id);
+                // A follow-up disposition may have promised a callback.
+                request_callbacks(session);
             }
             ServerMessage::History {
                 req,
@@ -1371,27 +1398,46 @@ impl Engine {
             | ServerMessage::CallQueued { .. }
             | ServerMessage::InMenu { .. }
             | ServerMessage::SurveyStarted { .. }
-            | ServerMessage::Callbacks { .. }
             | ServerMessage::Registered { .. }
             | ServerMessage::IncomingCall { .. }
             | ServerMessage::CallbackScheduled { .. } => {}
+            ServerMessage::Callbacks { req, entries } => {
+                if let Some(req) = req {
+                    session.pending.remove(&req);
+                }
+                let list = entries.iter().map(pending_callback).collect();
+                self.out.send(Update::Callbacks(list));
+            }
             ServerMessage::ConsultState {
+                call_id,
                 agent,
+                kind,
                 state,
                 reason,
-                ..
             } => {
-                let text = match (state, reason) {
-                    (crate::protocol::ConsultPhase::Ringing, _) => format!("Calling {agent}…"),
-                    (crate::protocol::ConsultPhase::Connected, _) => {
-                        format!("{agent} is on the line")
-                    }
-                    (crate::protocol::ConsultPhase::Ended, reason) => format!(
-                        "Back with the caller ({agent}: {})",
-                        reason.unwrap_or_default().replace('_', " ")
-                    ),
+                let phase = match state {
+                    ConsultPhase::Ringing => Some(sapa_ui::ConsultPhase::Ringing),
+                    ConsultPhase::Connected => Some(sapa_ui::ConsultPhase::Connected),
+                    ConsultPhase::Ended => None,
                 };
-                self.out.notice(NoticeLevel::Info, text);
+                if state == ConsultPhase::Ended {
+                    let why = reason.unwrap_or_default().replace('_', " ");
+                    self.out.notice(
+                        NoticeLevel::Info,
+                        format!("Back with the caller ({agent}: {why})"),
+                    );
+                }
+                self.out.send(Update::Consult {
+                    call_id,
+                    consult: phase.map(|phase| ConsultView {
+                        colleague: agent,
+                        kind: match kind {
+                            ConsultKind::Transfer => sapa_ui::ConsultKind::WarmTransfer,
+                            ConsultKind::Conference => sapa_ui::ConsultKind::Escalation,
+                        },
+                        phase,
+                    }),
+                });
             }
         }
         None
@@ -1525,13 +1571,7 @@ impl Engine {
             }
             Intent::TransferToQueue(_) | Intent::TransferToAgent(_) => {
                 if let Some(call) = &self.active {
-                    // The notes typed so far travel with the call.
-                    let notes = self
-                        .draft
-                        .as_ref()
-                        .filter(|d| d.call_id == call.call_id)
-                        .map(|d| d.notes.clone())
-                        .filter(|n| !n.trim().is_empty());
+                    let notes = self.notes_so_far(&call.call_id);
                     let (queue, agent) = match intent {
                         Intent::TransferToQueue(queue) => (Some(queue), None),
                         Intent::TransferToAgent(agent) => (None, Some(agent)),
@@ -1548,6 +1588,68 @@ impl Engine {
                         Pending::Plain("Transfer"),
                     );
                 }
+            }
+            Intent::Consult(colleague) => {
+                if let Some(call) = &self.active {
+                    let call_id = call.call_id.clone();
+                    let notes = self.notes_so_far(&call_id);
+                    session.request(
+                        ClientMessage::Consult {
+                            req: None,
+                            call_id,
+                            agent: colleague,
+                            notes,
+                        },
+                        Pending::Plain("Warm transfer"),
+                    );
+                }
+            }
+            Intent::Escalate(supervisor) => {
+                if let Some(call) = &self.active {
+                    let call_id = call.call_id.clone();
+                    let notes = self.notes_so_far(&call_id);
+                    session.request(
+                        ClientMessage::Escalate {
+                            req: None,
+                            call_id,
+                            supervisor,
+                            notes,
+                        },
+                        Pending::Plain("Escalation"),
+                    );
+                }
+            }
+            Intent::CompleteTransfer => {
+                if let Some(call) = &self.active {
+                    let call_id = call.call_id.clone();
+                    session.request(
+                        ClientMessage::CompleteTransfer { req: None, call_id },
+                        Pending::Plain("Completing the transfer"),
+                    );
+                }
+            }
+            Intent::CancelConsult => {
+                if let Some(call) = &self.active {
+                    let call_id = call.call_id.clone();
+                    session.request(
+                        ClientMessage::CancelConsult { req: None, call_id },
+                        Pending::Plain("Going back to the caller"),
+                    );
+                }
+            }
+            Intent::RefreshCallbacks | Intent::SelectTab(Tab::History) => {
+                request_callbacks(session);
+            }
+            Intent::DialCallback(callback_id) => {
+                session.request(
+                    ClientMessage::DialCallback {
+                        req: None,
+                        callback_id,
+                    },
+                    Pending::Plain("Call back"),
+                );
+                // The list shows it as being called.
+                request_callbacks(session);
             }
             Intent::DialOut(number) => session.request(
                 ClientMessage::DialOut {
@@ -1715,8 +1817,7 @@ impl Engine {
                 self.save_config();
                 self.out.send(Update::Settings(self.settings_view()));
             }
-            Intent::SendDtmf(_) => {}
-            Intent::Escalate => self.not_yet("Escalation"),
+            Intent::SendDtmf(_) | Intent::RefreshCallbacks => {}
             Intent::ExportReportCsv => self.export_report(),
             Intent::LogIn { .. }
             | Intent::LogOut
@@ -1732,6 +1833,11 @@ impl Engine {
             | Intent::StopMonitor
             | Intent::TransferToQueue(_)
             | Intent::TransferToAgent(_)
+            | Intent::Consult(_)
+            | Intent::Escalate(_)
+            | Intent::CompleteTransfer
+            | Intent::CancelConsult
+            | Intent::DialCallback(_)
             | Intent::DialOut(_)
             | Intent::RunReport { .. } => {
                 if !self.user.is_empty() {
@@ -1749,11 +1855,14 @@ impl Engine {
         }
     }
 
-    fn not_yet(&self, what: &str) {
-        self.out.notice(
-            NoticeLevel::Info,
-            format!("{what} is not available with this switchboard yet."),
-        );
+    /// The notes typed so far on this call, which travel with a transfer, consult or
+    /// escalation; `None` when there are none.
+    fn notes_so_far(&self, call_id: &str) -> Option<String> {
+        self.draft
+            .as_ref()
+            .filter(|d| d.call_id == call_id)
+            .map(|d| d.notes.trim().to_owned())
+            .filter(|n| !n.is_empty())
     }
 
     /// Writes the draft to disk and tells the window how it went.
@@ -1882,6 +1991,44 @@ fn default_export_dir() -> Option<PathBuf> {
     )
 }
 
+/// Asks for this agent's pending callbacks; the answer becomes [`Update::Callbacks`].
+fn request_callbacks(session: &mut Session) {
+    session.request(
+        ClientMessage::Callbacks { req: None },
+        Pending::Plain("Listing callbacks"),
+    );
+}
+
+/// Why an offered call comes to this agent, as the screens show it.
+fn call_origin(context: &OfferContext) -> CallOrigin {
+    CallOrigin {
+        kind: match context.kind.as_str() {
+            "blind_transfer" => OriginKind::BlindTransfer,
+            "consult" => OriginKind::Consult,
+            "escalation" => OriginKind::Escalation,
+            "callback" => OriginKind::Callback,
+            "outbound" => OriginKind::Outbound,
+            other => OriginKind::Other(other.to_owned()),
+        },
+        from: context.from.clone(),
+        notes: context.notes.clone().unwrap_or_default(),
+    }
+}
+
+/// One pending callback as the History tab lists it.
+fn pending_callback(info: &CallbackInfo) -> PendingCallback {
+    PendingCallback {
+        callback_id: info.callback_id.clone(),
+        number: info.number.clone(),
+        name: info.name.clone(),
+        queue: info.queue.clone(),
+        due_ms: info.due_at_ms.max(0) as u64,
+        due_text: clock::local_text(info.due_at_ms),
+        notes: info.notes.clone(),
+        dialing: info.status == "dialing",
+    }
+}
+
 /// The screen-pop's caller: number, name, and the history that came with the offer.
 fn ui_caller(number: &str, name: Option<String>, history: &[HistoryEntry]) -> UiCaller {
     UiCaller {
@@ -1918,11 +2065,18 @@ pub fn past_call(number: &str, name: Option<String>, e: &HistoryEntry) -> PastCa
 }
 
 /// For the in-call screen: the call as the window shows it, from what the engine knows.
-pub fn active_call(call_id: &str, caller: UiCaller, queue: &str, at_ms: u64) -> ActiveCall {
+pub fn active_call(
+    call_id: &str,
+    caller: UiCaller,
+    queue: &str,
+    origin: Option<CallOrigin>,
+    at_ms: u64,
+) -> ActiveCall {
     ActiveCall {
         call_id: call_id.to_owned(),
         caller,
         queue: queue.to_owned(),
+        origin,
         answered_at_ms: at_ms,
         mic_level_dbfs: -100.0,
         speaker_level_dbfs: -100.0,

@@ -115,6 +115,7 @@ impl PhoneState {
                 view.call = CallView::Idle;
                 view.draft = Default::default();
                 view.draft_status = DraftStatus::Saved;
+                view.history.callbacks.clear();
                 view.tab = Tab::Call;
                 view.login.in_progress = false;
             }
@@ -161,6 +162,7 @@ impl PhoneState {
                 waited_ms,
                 ring_started_ms,
                 ring_deadline_ms,
+                origin,
             } => {
                 view.call = CallView::Ringing(RingingCall {
                     call_id,
@@ -169,6 +171,7 @@ impl PhoneState {
                     waited_ms,
                     ring_started_ms,
                     ring_deadline_ms,
+                    origin,
                 });
             }
             Update::OfferWithdrawn { call_id, reason } => {
@@ -194,15 +197,23 @@ impl PhoneState {
                 }
             }
             Update::Connected { call_id, at_ms } => {
-                let (caller, queue) = match &view.call {
+                let (caller, queue, origin) = match &view.call {
                     CallView::Ringing(r) if r.call_id == call_id => {
-                        (r.caller.clone(), r.queue.clone())
+                        (r.caller.clone(), r.queue.clone(), r.origin.clone())
                     }
-                    _ => (Default::default(), String::new()),
+                    _ => (Default::default(), String::new(), None),
                 };
-                view.call = CallView::InCall(active_call(&call_id, caller, &queue, at_ms));
+                view.call = CallView::InCall(active_call(&call_id, caller, &queue, origin, at_ms));
                 view.tab = Tab::Call;
             }
+            Update::Consult { call_id, consult } => {
+                if let CallView::InCall(call) = &mut view.call
+                    && call.call_id == call_id
+                {
+                    call.consult = consult;
+                }
+            }
+            Update::Callbacks(callbacks) => view.history.callbacks = callbacks,
             Update::Ended {
                 call_id,
                 reason: _,
@@ -460,6 +471,7 @@ mod tests {
                 waited_ms: 3_000,
                 ring_started_ms: 2_000,
                 ring_deadline_ms: 17_000,
+                origin: None,
             },
             2_000,
         );
@@ -581,6 +593,7 @@ mod tests {
                     waited_ms: 0,
                     ring_started_ms: 0,
                     ring_deadline_ms: 15_000,
+                    origin: None,
                 },
                 0,
             );
@@ -597,5 +610,156 @@ mod tests {
         let id = s.view.notices[0].id;
         s.note_intent(&Intent::DismissNotice(id));
         assert!(s.view.notices.is_empty());
+    }
+
+    fn offer(s: &mut PhoneState, call_id: &str, origin: Option<sapa_ui::CallOrigin>) {
+        s.apply(
+            Update::Offered {
+                call_id: call_id.into(),
+                queue: "support".into(),
+                caller: CallerInfo {
+                    number: "+15550100".into(),
+                    name: Some("Budi".into()),
+                    history: vec![],
+                },
+                waited_ms: 0,
+                ring_started_ms: 2_000,
+                ring_deadline_ms: 17_000,
+                origin,
+            },
+            2_000,
+        );
+    }
+
+    fn in_call(s: &PhoneState) -> &sapa_ui::ActiveCall {
+        match &s.view.call {
+            CallView::InCall(call) => call,
+            other => panic!("expected a call in progress, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_transferred_call_keeps_why_it_came_from_ringing_to_the_call() {
+        let mut s = logged_in();
+        let origin = sapa_ui::CallOrigin {
+            kind: sapa_ui::OriginKind::BlindTransfer,
+            from: Some("bayu".into()),
+            notes: "wants a refund".into(),
+        };
+        offer(&mut s, "c7", Some(origin.clone()));
+        let CallView::Ringing(ringing) = &s.view.call else {
+            panic!("ringing")
+        };
+        assert_eq!(ringing.origin.as_ref(), Some(&origin));
+        s.apply(
+            Update::Connected {
+                call_id: "c7".into(),
+                at_ms: 3_000,
+            },
+            3_000,
+        );
+        assert_eq!(in_call(&s).origin.as_ref(), Some(&origin));
+        // The notes are shown, not put in this agent's draft.
+        assert!(s.view.draft.notes.is_empty());
+    }
+
+    #[test]
+    fn a_consult_shows_on_its_call_until_it_ends() {
+        let mut s = logged_in();
+        offer(&mut s, "c8", None);
+        s.apply(
+            Update::Connected {
+                call_id: "c8".into(),
+                at_ms: 3_000,
+            },
+            3_000,
+        );
+        let ringing = sapa_ui::ConsultView {
+            colleague: "bayu".into(),
+            kind: sapa_ui::ConsultKind::WarmTransfer,
+            phase: sapa_ui::ConsultPhase::Ringing,
+        };
+        // About another call: ignored.
+        s.apply(
+            Update::Consult {
+                call_id: "other".into(),
+                consult: Some(ringing.clone()),
+            },
+            3_500,
+        );
+        assert_eq!(in_call(&s).consult, None);
+        s.apply(
+            Update::Consult {
+                call_id: "c8".into(),
+                consult: Some(ringing.clone()),
+            },
+            4_000,
+        );
+        assert_eq!(in_call(&s).consult.as_ref(), Some(&ringing));
+        let connected = sapa_ui::ConsultView {
+            phase: sapa_ui::ConsultPhase::Connected,
+            ..ringing
+        };
+        s.apply(
+            Update::Consult {
+                call_id: "c8".into(),
+                consult: Some(connected.clone()),
+            },
+            5_000,
+        );
+        assert_eq!(in_call(&s).consult.as_ref(), Some(&connected));
+        s.apply(
+            Update::Consult {
+                call_id: "c8".into(),
+                consult: None,
+            },
+            6_000,
+        );
+        assert_eq!(in_call(&s).consult, None);
+        // A completed transfer ends this agent's call: the banner goes with it.
+        s.apply(
+            Update::Consult {
+                call_id: "c8".into(),
+                consult: Some(connected),
+            },
+            7_000,
+        );
+        s.apply(
+            Update::Ended {
+                call_id: "c8".into(),
+                reason: "transferred".into(),
+                at_ms: 8_000,
+            },
+            8_000,
+        );
+        assert!(matches!(s.view.call, CallView::WrapUp(_)));
+    }
+
+    #[test]
+    fn callbacks_replace_the_list_and_go_at_logout() {
+        let mut s = logged_in();
+        let callback = |id: &str| sapa_ui::PendingCallback {
+            callback_id: id.into(),
+            number: "+15550100".into(),
+            due_ms: 9_000,
+            due_text: "1970-01-01 00:00".into(),
+            ..Default::default()
+        };
+        s.apply(
+            Update::Callbacks(vec![callback("cb1"), callback("cb2")]),
+            2_000,
+        );
+        assert_eq!(s.view.history.callbacks.len(), 2);
+        s.apply(Update::Callbacks(vec![callback("cb2")]), 3_000);
+        let ids: Vec<&str> = s
+            .view
+            .history
+            .callbacks
+            .iter()
+            .map(|c| c.callback_id.as_str())
+            .collect();
+        assert_eq!(ids, ["cb2"]);
+        s.apply(Update::LoggedOut, 4_000);
+        assert!(s.view.history.callbacks.is_empty());
     }
 }

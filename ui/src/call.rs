@@ -1,7 +1,9 @@
 //! The call itself: the screen-pop while a call rings (who is calling, from which queue, how long
 //! they waited, what happened on their earlier calls, Answer / Decline and the ring countdown),
-//! and the in-call screen (timer, mute, hold, hang up, keypad, transfer, escalate, level meters,
-//! voice quality, the caller's history and the notes that start the disposition).
+//! and the in-call screen (timer, mute, hold, hang up, keypad, transfer, warm transfer, escalate,
+//! the consult in progress, level meters, voice quality, the caller's history and the notes that
+//! start the disposition). A call handed over by a colleague says so on both screens, with the
+//! notes that came with it.
 
 use egui::{
     CornerRadius, Frame, Grid, Margin, ProgressBar, RichText, ScrollArea, Stroke, TextEdit, Ui,
@@ -9,8 +11,8 @@ use egui::{
 
 use crate::intent::Intent;
 use crate::model::{
-    ActiveCall, AgentState, CallerInfo, Directory, DispositionDraft, DraftStatus, RingingCall,
-    Shortcuts,
+    ActiveCall, AgentRef, AgentState, CallOrigin, CallerInfo, ConsultKind, ConsultPhase,
+    ConsultView, Directory, DispositionDraft, DraftStatus, RingingCall, Shortcuts,
 };
 use crate::theme;
 use crate::time_text::{duration_text, elapsed_text, seconds_left};
@@ -46,6 +48,10 @@ pub fn ringing_ui(
                 ui.label(RichText::new(format!("Queue: {}", ringing.queue)).strong());
                 ui.label(format!("Waited {}", duration_text(ringing.waited_ms)));
             });
+            if let Some(origin) = &ringing.origin {
+                ui.add_space(4.0);
+                origin_ui(ui, origin);
+            }
             ui.add_space(6.0);
             caller_identity_ui(ui, &ringing.caller, 34.0);
             ui.add_space(8.0);
@@ -91,6 +97,17 @@ pub fn ringing_ui(
         });
     ui.add_space(10.0);
     caller_history_ui(ui, &ringing.caller);
+}
+
+/// Why the call came to this agent, with the notes that travelled with it.
+fn origin_ui(ui: &mut Ui, origin: &CallOrigin) {
+    Frame::new()
+        .fill(theme::ON_CALL.gamma_multiply(0.15))
+        .corner_radius(CornerRadius::same(6))
+        .inner_margin(Margin::symmetric(8, 4))
+        .show(ui, |ui| {
+            ui.label(RichText::new(origin.headline()).size(16.0).strong());
+        });
 }
 
 /// The caller's name (or "Unknown caller") large, the number below in monospace.
@@ -167,6 +184,9 @@ fn controls_ui(
         chip_ui(ui, "On call", theme::ON_CALL);
         ui.label(RichText::new(format!("Queue: {}", call.queue)).strong());
     });
+    if let Some(origin) = &call.origin {
+        origin_ui(ui, origin);
+    }
     caller_identity_ui(ui, &call.caller, 28.0);
     ui.horizontal(|ui| {
         ui.label(timer_text(elapsed_text(now_ms, call.answered_at_ms), 30.0))
@@ -220,16 +240,15 @@ fn controls_ui(
             intents.push(Intent::HangUp);
         }
     });
-    ui.horizontal_wrapped(|ui| {
-        transfer_menu_ui(ui, directory, intents);
-        if ui
-            .add(CommandButton::new("Escalate"))
-            .on_hover_text("Transfer to a supervisor")
-            .clicked()
-        {
-            intents.push(Intent::Escalate);
+    match &call.consult {
+        Some(consult) => consult_ui(ui, consult, intents),
+        None => {
+            ui.horizontal_wrapped(|ui| {
+                transfer_menu_ui(ui, directory, intents);
+                escalate_menu_ui(ui, &directory.supervisors, intents);
+            });
         }
-    });
+    }
     ui.add_space(6.0);
 
     ui.horizontal(|ui| {
@@ -283,7 +302,127 @@ fn transfer_menu_ui(ui: &mut Ui, directory: &Directory, intents: &mut Vec<Intent
                 ui.close();
             }
         }
+        ui.separator();
+        ui.label(RichText::new("Ask first (warm transfer)").weak());
+        let colleagues: Vec<&AgentRef> = directory
+            .agents
+            .iter()
+            .chain(&directory.supervisors)
+            .collect();
+        if colleagues.is_empty() {
+            ui.label(RichText::new("No colleagues logged in").weak());
+        }
+        for colleague in colleagues {
+            let label = colleague_label(colleague);
+            let button =
+                CommandButton::new(&label).accessible_name(format!("Ask {} first", colleague.name));
+            if ui
+                .add_enabled(can_join(&colleague.state), button)
+                .on_hover_text("The caller waits on hold while you talk")
+                .clicked()
+            {
+                intents.push(Intent::Consult(colleague.agent_id.clone()));
+                ui.close();
+            }
+        }
     });
+}
+
+/// Can a colleague in this state be rung for a consult or an escalation? The switchboard
+/// rings anyone who is not busy with a call: available, or not ready (supervisors who take
+/// escalations usually stay not ready so that queue calls pass them by).
+fn can_join(state: &AgentState) -> bool {
+    matches!(state, AgentState::Available | AgentState::NotReady { .. })
+}
+
+/// "Bayu", or "Bayu (On call)" with the state when the colleague is not available.
+fn colleague_label(colleague: &AgentRef) -> String {
+    if colleague.state == AgentState::Available {
+        colleague.name.clone()
+    } else {
+        format!("{} ({})", colleague.name, colleague.state.label())
+    }
+}
+
+/// The Escalate menu: the supervisors logged in; those busy with a call cannot join.
+fn escalate_menu_ui(ui: &mut Ui, supervisors: &[AgentRef], intents: &mut Vec<Intent>) {
+    ui.menu_button("Escalate", |ui| {
+        ui.label(RichText::new("Bring a supervisor into the call").weak());
+        if !supervisors.iter().any(|s| can_join(&s.state)) {
+            ui.label(RichText::new("No supervisor available").weak());
+        }
+        for supervisor in supervisors {
+            let available = can_join(&supervisor.state);
+            let label = colleague_label(supervisor);
+            let button = CommandButton::new(&label)
+                .accessible_name(format!("Escalate to {}", supervisor.name));
+            if ui
+                .add_enabled(available, button)
+                .on_hover_text("All three of you hear each other; your notes go along")
+                .clicked()
+            {
+                intents.push(Intent::Escalate(supervisor.agent_id.clone()));
+                ui.close();
+            }
+        }
+    });
+}
+
+/// The consult or escalation in progress: who, where it stands, and how to end it.
+fn consult_ui(ui: &mut Ui, consult: &ConsultView, intents: &mut Vec<Intent>) {
+    let who = &consult.colleague;
+    let connected = consult.phase == ConsultPhase::Connected;
+    let (banner, complete, cancel) = match (consult.kind, consult.phase) {
+        (ConsultKind::WarmTransfer, ConsultPhase::Ringing) => (
+            format!("Calling {who} — caller on hold"),
+            "Complete transfer".to_owned(),
+            "Back to caller",
+        ),
+        (ConsultKind::WarmTransfer, ConsultPhase::Connected) => (
+            format!("Consulting {who} — caller on hold"),
+            "Complete transfer".to_owned(),
+            "Back to caller",
+        ),
+        (ConsultKind::Escalation, ConsultPhase::Ringing) => (
+            format!("Calling {who} to join the call"),
+            format!("Leave the call to {who}"),
+            "End escalation",
+        ),
+        (ConsultKind::Escalation, ConsultPhase::Connected) => (
+            format!("Three-way with {who}"),
+            format!("Leave the call to {who}"),
+            "End escalation",
+        ),
+    };
+    Frame::new()
+        .fill(theme::CAUTION.gamma_multiply(0.15))
+        .stroke(Stroke::new(2.0, theme::CAUTION))
+        .corner_radius(CornerRadius::same(8))
+        .inner_margin(Margin::same(8))
+        .show(ui, |ui| {
+            ui.label(RichText::new(banner).size(18.0).strong());
+            ui.horizontal_wrapped(|ui| {
+                let hover = if connected {
+                    "You leave the call; the caller stays with them"
+                } else {
+                    "Possible once they answer"
+                };
+                if ui
+                    .add_enabled(
+                        connected,
+                        CommandButton::new(&complete).fill(theme::AVAILABLE),
+                    )
+                    .on_hover_text(hover)
+                    .on_disabled_hover_text(hover)
+                    .clicked()
+                {
+                    intents.push(Intent::CompleteTransfer);
+                }
+                if ui.add(CommandButton::new(cancel)).clicked() {
+                    intents.push(Intent::CancelConsult);
+                }
+            });
+        });
 }
 
 fn keypad_ui(ui: &mut Ui, intents: &mut Vec<Intent>) {

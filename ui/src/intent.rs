@@ -47,8 +47,21 @@ pub enum Intent {
     TransferToQueue(String),
     /// Blind-transfer the call to an agent, by `AgentRef::agent_id`.
     TransferToAgent(String),
-    /// Escalate the call to a supervisor.
-    Escalate,
+    /// Warm transfer: ring a colleague (by `AgentRef::agent_id`) about the call while the
+    /// caller waits on hold; then `CompleteTransfer` or `CancelConsult`.
+    Consult(String),
+    /// Bring a supervisor (by `AgentRef::agent_id`) into the call, all three hearing each
+    /// other; the notes typed so far go with it. Then `CompleteTransfer` leaves the call to
+    /// the supervisor, `CancelConsult` ends the escalation.
+    Escalate(String),
+    /// Hand the call to the consulted colleague (or leave it to the supervisor) and hang up.
+    CompleteTransfer,
+    /// End the consult or escalation and go back to the caller alone.
+    CancelConsult,
+    /// Ask the switchboard again for this agent's pending callbacks.
+    RefreshCallbacks,
+    /// Carry out a pending callback now, by `PendingCallback::callback_id`.
+    DialCallback(String),
     /// Call a customer number from the dial pad (digits and `+` as typed, trimmed).
     DialOut(String),
     /// The draft changed (every keystroke); the engine stores it so nothing typed is lost,

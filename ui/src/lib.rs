@@ -129,7 +129,7 @@ fn body_ui(ui: &mut Ui, view: &mut PhoneView, intents: &mut Vec<Intent>) {
                 intents,
             ),
         },
-        Tab::History => history::history_ui(ui, &mut view.history, intents),
+        Tab::History => history::history_ui(ui, now_ms, &mut view.history, intents),
         Tab::Settings => settings::settings_ui(ui, &view.settings, &view.shortcuts, intents),
         Tab::Wallboard => match &view.wallboard {
             Some(wallboard) => wallboard::wallboard_ui(ui, now_ms, wallboard, intents),

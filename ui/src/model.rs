@@ -315,6 +315,61 @@ pub struct RingingCall {
     pub ring_started_ms: u64,
     /// When the offer times out and goes to another agent, on the engine clock.
     pub ring_deadline_ms: u64,
+    /// Why the call comes to this agent (a transfer, a consult, an escalation, a callback);
+    /// `None` for the next caller of a queue.
+    pub origin: Option<CallOrigin>,
+}
+
+/// Why a call comes to this agent rather than as the next caller of a queue, with the notes
+/// that travelled with it. Shown on the ringing screen and kept on the in-call screen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CallOrigin {
+    pub kind: OriginKind,
+    /// The colleague who transferred, consults or escalates (or who promised the callback).
+    pub from: Option<String>,
+    /// The notes that travelled with the call; empty when none did.
+    pub notes: String,
+}
+
+/// How a call was handed to this agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OriginKind {
+    /// A colleague sent the call straight over.
+    #[default]
+    BlindTransfer,
+    /// A colleague asks first, before a warm transfer; the caller is on hold.
+    Consult,
+    /// An agent brings this supervisor into the call (all three hear each other).
+    Escalation,
+    /// A callback this agent promised: answering rings the customer.
+    Callback,
+    /// A call this agent dialled.
+    Outbound,
+    /// A kind this version does not know, as the switchboard named it.
+    Other(String),
+}
+
+impl CallOrigin {
+    /// One line for the screen: "Transfer from ana: wants a refund", "Your callback: …",
+    /// "Consult from ana".
+    pub fn headline(&self) -> String {
+        let from = self.from.as_deref().unwrap_or("a colleague");
+        let what = match &self.kind {
+            OriginKind::BlindTransfer => format!("Transfer from {from}"),
+            OriginKind::Consult => format!("Consult from {from}"),
+            OriginKind::Escalation => format!("Escalation from {from}"),
+            OriginKind::Callback => "Your callback".to_owned(),
+            OriginKind::Outbound => "Your outbound call".to_owned(),
+            OriginKind::Other(kind) => format!("Handed over ({kind}) by {from}"),
+        };
+        let notes = self.notes.trim();
+        if notes.is_empty() {
+            what
+        } else {
+            format!("{what}: {notes}")
+        }
+    }
 }
 
 /// A connected call.
@@ -337,6 +392,40 @@ pub struct ActiveCall {
     pub voice: VoiceStats,
     /// The DTMF digits sent so far on this call, e.g. "1#".
     pub dtmf_sent: String,
+    /// Why the call came to this agent, as the ringing screen showed it.
+    pub origin: Option<CallOrigin>,
+    /// A colleague this agent is consulting or a supervisor it escalated to, while that lasts.
+    pub consult: Option<ConsultView>,
+}
+
+/// A consult (warm transfer) or escalation this agent started on its call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsultView {
+    /// The colleague or supervisor, by name.
+    pub colleague: String,
+    pub kind: ConsultKind,
+    pub phase: ConsultPhase,
+}
+
+/// What the consulted colleague joins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConsultKind {
+    /// Warm transfer: the agent talks to the colleague while the caller is on hold.
+    #[default]
+    WarmTransfer,
+    /// Escalation: caller, agent and supervisor all hear each other.
+    Escalation,
+}
+
+/// Where a consult stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConsultPhase {
+    /// The colleague's phone rings.
+    #[default]
+    Ringing,
+    /// The colleague answered; the transfer can be completed.
+    Connected,
 }
 
 /// A call that has ended, while the agent writes the disposition.
@@ -630,6 +719,37 @@ pub struct HistoryTab {
     pub search_text: String,
     /// The last search the engine ran, if any.
     pub search: Option<HistorySearch>,
+    /// The callbacks this agent promised that are not done yet, as the switchboard last said
+    /// (any order; shown soonest first).
+    pub callbacks: Vec<PendingCallback>,
+}
+
+/// A callback the agent promised, for the list on the History tab.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingCallback {
+    pub callback_id: String,
+    pub number: String,
+    pub name: Option<String>,
+    pub queue: String,
+    /// When it is due, on the engine clock (sorting and "overdue").
+    pub due_ms: u64,
+    /// When it is due as the agent reads it, e.g. "2026-11-24 09:30".
+    pub due_text: String,
+    pub notes: String,
+    /// The switchboard is calling the customer for it now.
+    pub dialing: bool,
+}
+
+/// Numbers, names and notes are personal data: `Debug` shows only the id and the time.
+impl fmt::Debug for PendingCallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingCallback")
+            .field("callback_id", &self.callback_id)
+            .field("due_text", &self.due_text)
+            .field("dialing", &self.dialing)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A search by caller number and its results.

@@ -138,14 +138,12 @@ fn in_call_transfer_keypad_and_after_call_break() {
     click(&mut harness, "Keypad 5");
     click(&mut harness, "Keypad #");
     click(&mut harness, "Mute");
-    click(&mut harness, "Escalate");
     assert_eq!(
         harness.state_mut().take_intents(),
         vec![
             Intent::SendDtmf('5'),
             Intent::SendDtmf('#'),
             Intent::SetMuted(true),
-            Intent::Escalate
         ]
     );
     harness.get_by_label("Muted");

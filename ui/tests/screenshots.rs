@@ -225,6 +225,12 @@ fn scenes() -> Vec<(&'static str, PhoneView)> {
             concealment_pct: 1.1,
         },
         dtmf_sent: "1#".into(),
+        origin: Some(CallOrigin {
+            kind: OriginKind::BlindTransfer,
+            from: Some("Jon Ander".into()),
+            notes: "Billing question, already verified".into(),
+        }),
+        consult: None,
     });
     in_call.draft = DispositionDraft {
         call_id: "call-42".into(),
@@ -232,6 +238,15 @@ fn scenes() -> Vec<(&'static str, PhoneView)> {
         ..DispositionDraft::default()
     };
     scenes.push(("3-in-call", in_call.clone()));
+    let mut consulting = in_call.clone();
+    if let CallView::InCall(call) = &mut consulting.call {
+        call.consult = Some(ConsultView {
+            colleague: "Lea Weber".into(),
+            kind: ConsultKind::WarmTransfer,
+            phase: ConsultPhase::Connected,
+        });
+    }
+    scenes.push(("3b-consulting", consulting));
 
     let mut wrap_up = in_call;
     wrap_up.agent.as_mut().unwrap().state = AgentState::WrapUp;
@@ -258,6 +273,16 @@ fn scenes() -> Vec<(&'static str, PhoneView)> {
         in_progress: false,
         results: caller_with_history().history,
     });
+    history.history.callbacks = vec![PendingCallback {
+        callback_id: "cb-1".into(),
+        number: "+34 600 123 456".into(),
+        name: Some("Ana Ruiz".into()),
+        queue: "Billing".into(),
+        due_ms: NOW_MS - 60_000,
+        due_text: "2026-11-24 09:30".into(),
+        notes: "Confirm the refund arrived".into(),
+        dialing: false,
+    }];
     scenes.push(("5-history", history));
 
     let mut settings = logged_in_view(Role::Agent);

@@ -52,6 +52,7 @@ impl App {
                             call_id: call_id.clone(),
                             caller: ringing.caller.clone(),
                             queue: ringing.queue.clone(),
+                            origin: ringing.origin.clone(),
                             answered_at_ms: view.now_ms,
                             mic_level_dbfs: -20.0,
                             speaker_level_dbfs: -25.0,
@@ -210,6 +211,7 @@ pub fn ringing_call() -> RingingCall {
         waited_ms: 83_000,
         ring_started_ms: NOW_MS,
         ring_deadline_ms: NOW_MS + 20_000,
+        origin: None,
     }
 }
 
