@@ -225,14 +225,20 @@ async fn noise_suppression_cleans_the_microphone_before_it_leaves() {
     let dir = tempfile::tempdir().unwrap();
     let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
     add_agents(&running, &["ana"]).await;
-    // The agent sits in a noisy room: the microphone hears only hiss (RMS about -23 dBFS).
+    // The agent sits in a noisy room: the microphone hears only a fan's rumble, brown noise
+    // (white noise through a leaky integrator) at about -35 dBFS.
     let mut seed = 12_345u32;
-    let hiss: Vec<f32> = (0..48_000)
+    let mut level = 0f32;
+    let hiss: Vec<f32> = (0..48_000 * 3)
         .map(|_| {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 * 0.2 - 0.1
+            let white = (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
+            level = 0.98 * level + 0.02 * white;
+            level
         })
         .collect();
+    let scale = 0.018 / rms(&hiss);
+    let hiss: Vec<f32> = hiss.iter().map(|s| s * scale).collect();
     let hiss_rms = rms(&hiss);
     let (handle, _tap) = start_engine(&running.ws_url(), &dir.path().join("d"), hiss);
     wait_for(&handle, "available", |u| {
