@@ -327,10 +327,10 @@ async fn the_keypad_reaches_the_caller_and_mute_time_is_stored() {
         )
         .await;
     }
-    // Known issue (open): muting within a few frames of the last key loses that key's end
-    // at the far end, although keys are meant to go out while muted. Until that is fixed
-    // the mute here comes after the key is through.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Mute at once: the '#' is still waiting its turn and goes out while muted (keys are not
+    // voice). The switchboard re-sends each key on the caller's stream, which here has
+    // carried no audio yet (the phone's microphone is digital silence); the two keys must
+    // still reach the caller as two keys, not one with a repeated timestamp.
     handle.send(Intent::SetMuted(true));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     handle.send(Intent::SetMuted(false));

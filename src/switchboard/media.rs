@@ -259,12 +259,12 @@ impl OutStream {
     }
 
     /// This stream's RTP time at `now`, continuing its clock (for a telephone event that
-    /// starts now), without changing the mapping.
-    fn now_ts(&self, now: Instant) -> u64 {
-        match self.last {
-            Some((ts, at)) => ts + now.saturating_duration_since(at).as_micros() as u64 * 48 / 1000,
-            None => 0,
-        }
+    /// starts now), without changing the mapping. A stream that has carried nothing yet
+    /// starts its clock here, so that two keys sent on it never share a timestamp (a
+    /// receiver takes the second for a copy of the first).
+    fn now_ts(&mut self, now: Instant) -> u64 {
+        let (ts, at) = *self.last.get_or_insert((0, now));
+        ts + now.saturating_duration_since(at).as_micros() as u64 * 48 / 1000
     }
 }
 
@@ -983,6 +983,17 @@ mod tests {
         let ts = out.map(b, 5, t0 + 2 * FRAME);
         assert_eq!(ts, 1920);
         assert_eq!(out.map(b, 965, t0 + 3 * FRAME), 2880);
+    }
+
+    #[test]
+    fn keys_on_a_stream_that_carried_nothing_get_distinct_timestamps() {
+        let t0 = Instant::now();
+        let mut out = OutStream::default();
+        let first = out.now_ts(t0);
+        let second = out.now_ts(t0 + Duration::from_millis(160));
+        assert_eq!(second - first, 160 * 48);
+        // Media written later continues the same clock.
+        assert!(out.map(Source::Peer(PeerId(1)), 5, t0 + Duration::from_millis(200)) > second);
     }
 
     #[test]
