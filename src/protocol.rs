@@ -657,6 +657,12 @@ pub enum ServerMessage {
         req: Option<String>,
         call_id: String,
     },
+    /// Every few seconds while media flows: how much of this client's voice the switchboard
+    /// lost over the last seconds, percent, before any repair from redundancy (what an RTCP
+    /// receiver report's fraction lost says). Clients size their Opus FEC from it.
+    ReceptionReport {
+        loss_pct: f64,
+    },
     Pong {
         req: Option<String>,
         t: u64,

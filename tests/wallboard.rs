@@ -276,9 +276,23 @@ async fn voice_quality_shows_loss_on_the_lossy_callers_leg_only() {
         .unwrap();
     assert!((0.0..30.0).contains(&jitter), "jitter {jitter}");
 
+    let mut reports = Vec::new();
     for task in callers {
-        assert!(task.await.unwrap().unwrap().answered);
+        let report = task.await.unwrap().unwrap();
+        assert!(report.answered);
+        reports.push(report);
     }
+    // The switchboard's reception reports told the lossy caller's encoder to plan its FEC
+    // for more loss; the clean caller stays at the floor.
+    eprintln!(
+        "FEC planned for {} % (lossy) and {} % (clean)",
+        reports[0].fec_loss_pct, reports[1].fec_loss_pct
+    );
+    assert!(reports[0].fec_loss_pct >= 20, "{:?}", reports[0]);
+    assert_eq!(
+        reports[1].fec_loss_pct,
+        sapa::peer::voice::EXPECTED_LOSS_PCT
+    );
     for task in agents {
         task.await.unwrap().unwrap();
     }

@@ -489,6 +489,7 @@ pub async fn run_with(
                         on_call(&report);
                         reports.push(report);
                     }
+                    ServerMessage::ReceptionReport { loss_pct } => voice.on_reception_report(loss_pct),
                     _ => {}
                 }
             }

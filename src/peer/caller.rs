@@ -67,6 +67,9 @@ pub struct CallerReport {
     /// Whether the switchboard asked for a rating, and the key pressed.
     pub survey_asked: bool,
     pub survey_key: Option<char>,
+    /// The loss the Opus encoder planned its FEC for at the end, percent (raised when the
+    /// switchboard's reception reports say it lost more than the floor).
+    pub fec_loss_pct: i32,
 }
 
 /// More of what a headless caller may do.
@@ -144,6 +147,7 @@ pub async fn run_with(
         digits_heard: String::new(),
         survey_asked: false,
         survey_key: None,
+        fec_loss_pct: 0,
     };
     let ask_callback_at = extras
         .callback_after_secs
@@ -215,6 +219,9 @@ pub async fn run_with(
                     return Ok(report);
                 }
                 Some(ServerMessage::CallQueued { queue, .. }) => report.queue = Some(queue),
+                Some(ServerMessage::ReceptionReport { loss_pct }) => {
+                    voice.on_reception_report(loss_pct);
+                }
                 Some(_) => {}
                 None => return Err(PeerError::Signal(signal::SignalError::Closed)),
             }
@@ -302,6 +309,9 @@ async fn talk(
                         report.survey_key = Some(key);
                     }
                 }
+                Some(ServerMessage::ReceptionReport { loss_pct }) => {
+                    voice.on_reception_report(loss_pct);
+                }
                 Some(_) => {}
                 None => {
                     hung_up_by_us = false;
@@ -314,6 +324,7 @@ async fn talk(
     if !report.survey_asked {
         report.talk_ms = started.elapsed().as_millis() as u64;
     }
+    report.fec_loss_pct = voice.expected_loss_pct();
     tracing::info!(
         stats = ?voice.receiver_stats(crate::peer::rtc::RxSlot::Main),
         "what the caller heard, after the call"
@@ -377,6 +388,7 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
         digits_heard: String::new(),
         survey_asked: false,
         survey_key: None,
+        fec_loss_pct: 0,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -411,6 +423,9 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
                     report.ended_by = reason;
                     media.close().await;
                     return Ok(report);
+                }
+                Some(ServerMessage::ReceptionReport { loss_pct }) => {
+                    voice.on_reception_report(loss_pct);
                 }
                 Some(_) => {}
                 None => return Err(PeerError::Signal(signal::SignalError::Closed)),

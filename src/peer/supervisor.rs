@@ -157,6 +157,9 @@ pub async fn run(options: SupervisorOptions) -> Result<SupervisorReport, PeerErr
                         ended = true;
                         break 'phases;
                     }
+                    Some(ServerMessage::ReceptionReport { loss_pct }) => {
+                        voice.on_reception_report(loss_pct);
+                    }
                     Some(_) => {}
                     None => return Err(PeerError::Signal(signal::SignalError::Closed)),
                 }

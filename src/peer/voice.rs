@@ -37,7 +37,8 @@ pub const FRAME: usize = 960;
 /// (codec alone: 3.76 at 32 kbit/s, 4.19 at 48, 4.36 at 64 clean; 3.09 / 3.67 / 3.99 with
 /// every tenth packet lost and rebuilt from FEC).
 pub const VOICE_BITRATE: i32 = 64_000;
-/// Loss the encoder plans its in-band FEC for.
+/// Loss the encoder plans its in-band FEC for at least; more when the switchboard reports more
+/// ([`Voice::on_reception_report`]).
 pub const EXPECTED_LOSS_PCT: i32 = 10;
 
 /// What the peer says on each tick.
@@ -105,6 +106,8 @@ pub struct Voice {
     dtmf_in: Rfc4733Receiver,
     /// Wraps each frame with the two before it when the link speaks RED.
     red: RedEncoder,
+    /// The loss the encoder plans its in-band FEC for now, percent.
+    expected_loss_pct: i32,
 }
 
 impl Voice {
@@ -132,6 +135,7 @@ impl Voice {
             dtmf_packets: Vec::with_capacity(4),
             dtmf_in: Rfc4733Receiver::default(),
             red: RedEncoder::default(),
+            expected_loss_pct: EXPECTED_LOSS_PCT,
         })
     }
 
@@ -172,6 +176,27 @@ impl Voice {
         }
         // Nor may redundant copies of earlier frames.
         self.red.reset();
+    }
+
+    /// The switchboard's report of how much of our voice it lost (percent, before repair):
+    /// the encoder's in-band FEC is sized for it ([`expected_loss_for`]).
+    pub fn on_reception_report(&mut self, loss_pct: f64) {
+        let pct = expected_loss_for(loss_pct / 100.0);
+        if pct == self.expected_loss_pct {
+            return;
+        }
+        match self.encoder.set_packet_loss_perc(pct) {
+            Ok(()) => {
+                tracing::debug!("the switchboard lost {loss_pct:.1} %: FEC planned for {pct} %");
+                self.expected_loss_pct = pct;
+            }
+            Err(e) => tracing::warn!("Opus expected loss not set: {e}"),
+        }
+    }
+
+    /// The loss the encoder plans its in-band FEC for now, percent.
+    pub fn expected_loss_pct(&self) -> i32 {
+        self.expected_loss_pct
     }
 
     /// Takes every packet that has arrived into the jitter buffers.
@@ -340,6 +365,13 @@ impl Voice {
     }
 }
 
+/// The expected loss to give Opus for a reported loss share (0 to 1): half again what is
+/// reported (loss comes in bursts), never below [`EXPECTED_LOSS_PCT`], at most 40 %.
+pub fn expected_loss_for(reported: f64) -> i32 {
+    let pct = (reported.clamp(0.0, 1.0) * 150.0).round() as i32;
+    pct.clamp(EXPECTED_LOSS_PCT, 40)
+}
+
 /// Gentle limiter for the sum of two voices: linear below 0.8, smooth above, never past 1.
 fn soft_clip(x: f32) -> f32 {
     let a = x.abs();
@@ -348,5 +380,20 @@ fn soft_clip(x: f32) -> f32 {
     } else {
         let over = a - 0.8;
         x.signum() * (0.8 + 0.2 * (over / 0.2).tanh())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_loss_follows_reports_within_bounds() {
+        assert_eq!(expected_loss_for(0.0), EXPECTED_LOSS_PCT);
+        assert_eq!(expected_loss_for(0.05), EXPECTED_LOSS_PCT);
+        assert_eq!(expected_loss_for(0.1), 15);
+        assert_eq!(expected_loss_for(0.2), 30);
+        assert_eq!(expected_loss_for(0.9), 40);
+        assert_eq!(expected_loss_for(f64::NAN), EXPECTED_LOSS_PCT);
     }
 }

@@ -1408,6 +1408,9 @@ impl Engine {
                 let list = entries.iter().map(pending_callback).collect();
                 self.out.send(Update::Callbacks(list));
             }
+            ServerMessage::ReceptionReport { loss_pct } => {
+                session.voice.on_reception_report(loss_pct);
+            }
             ServerMessage::ConsultState {
                 call_id,
                 agent,

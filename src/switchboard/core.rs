@@ -275,6 +275,9 @@ struct LiveCall {
     callback_prompt: CallbackPrompt,
 }
 
+/// Reception reports go to clients every this many status ticks (seconds).
+const RECEPTION_REPORT_EVERY: u64 = 2;
+
 /// The key a waiting caller presses to be called back instead of waiting, once it has waited
 /// `callback_offer_after_secs` (`sounds/callback-prompt.wav` says "press star").
 pub const CALLBACK_KEY: char = '*';
@@ -354,6 +357,8 @@ pub struct Core {
     survey_prompt_len: Duration,
     /// How long the "press star to be called back" prompt plays.
     callback_prompt_len: Duration,
+    /// Status ticks so far, for what runs every few of them.
+    status_ticks: u64,
     /// The colleague list as last pushed, and the connections that have had that version.
     colleagues_sent: Vec<Colleague>,
     colleagues_told: std::collections::HashSet<ConnId>,
@@ -449,6 +454,7 @@ impl Core {
             menu_prompts,
             survey_prompt_len: sound_len(Sound::SurveyPrompt),
             callback_prompt_len: sound_len(Sound::CallbackPrompt),
+            status_ticks: 0,
             colleagues_sent: Vec::new(),
             colleagues_told: std::collections::HashSet::new(),
             surveys: HashMap::new(),
@@ -496,6 +502,7 @@ impl Core {
                         self.queues_dirty = true;
                     }
                     self.push_wallboard().await;
+                    self.send_reception_reports().await;
                     self.announce_callback_option(Instant::now());
                     self.start_due_callbacks().await;
                     self.give_up_unanswered_rings();
@@ -3260,6 +3267,44 @@ impl Core {
         };
         for (&(i, _, _), pair) in legs.iter().zip(figures.chunks_exact(2)) {
             agents[i].voice_quality = crate::metrics::VoiceQuality::of(pair[0], pair[1]);
+        }
+    }
+
+    /// Every [`RECEPTION_REPORT_EVERY`] status ticks: tells each client whose voice is flowing
+    /// how much of it the bridge lost (before repair), as an RTCP receiver report would, so
+    /// that it sizes its Opus FEC (webrtc-rs reads report blocks only from RR packets, and
+    /// str0m sends them inside its SRs).
+    async fn send_reception_reports(&mut self) {
+        self.status_ticks = self.status_ticks.wrapping_add(1);
+        if !self.status_ticks.is_multiple_of(RECEPTION_REPORT_EVERY) {
+            return;
+        }
+        let conns: Vec<ConnId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.media_connected)
+            .map(|(conn, _)| *conn)
+            .collect();
+        if conns.is_empty() {
+            return;
+        }
+        let peers = conns.iter().map(|c| PeerId(*c)).collect();
+        let figures = match self.media.quality(peers).await {
+            Ok(figures) => figures,
+            Err(e) => {
+                tracing::debug!("no reception figures from the media bridge: {e}");
+                return;
+            }
+        };
+        for (conn, figure) in conns.into_iter().zip(figures) {
+            if let Some(q) = figure {
+                self.send(
+                    conn,
+                    ServerMessage::ReceptionReport {
+                        loss_pct: q.loss_pct,
+                    },
+                );
+            }
         }
     }
 
