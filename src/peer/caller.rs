@@ -68,8 +68,10 @@ pub struct CallerReport {
     pub survey_asked: bool,
     pub survey_key: Option<char>,
     /// The loss the Opus encoder planned its FEC for at the end, percent (raised when the
-    /// switchboard's reception reports say it lost more than the floor).
+    /// switchboard's reception reports say more is lost than RED repairs), and the last of
+    /// those reports: percent of our voice the switchboard lost.
     pub fec_loss_pct: i32,
+    pub reported_loss_pct: Option<f64>,
 }
 
 /// More of what a headless caller may do.
@@ -148,6 +150,7 @@ pub async fn run_with(
         survey_asked: false,
         survey_key: None,
         fec_loss_pct: 0,
+        reported_loss_pct: None,
     };
     let ask_callback_at = extras
         .callback_after_secs
@@ -325,6 +328,7 @@ async fn talk(
         report.talk_ms = started.elapsed().as_millis() as u64;
     }
     report.fec_loss_pct = voice.expected_loss_pct();
+    report.reported_loss_pct = voice.reported_loss_pct();
     tracing::info!(
         stats = ?voice.receiver_stats(crate::peer::rtc::RxSlot::Main),
         "what the caller heard, after the call"
@@ -389,6 +393,7 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
         survey_asked: false,
         survey_key: None,
         fec_loss_pct: 0,
+        reported_loss_pct: None,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

@@ -108,6 +108,10 @@ pub struct Voice {
     red: RedEncoder,
     /// The loss the encoder plans its in-band FEC for now, percent.
     expected_loss_pct: i32,
+    /// The switchboard's last reception report (percent of our voice lost), and whether our
+    /// voice goes out as RED (then FEC plans for what RED leaves lost).
+    reported_loss_pct: Option<f64>,
+    sends_red: bool,
 }
 
 impl Voice {
@@ -136,6 +140,8 @@ impl Voice {
             dtmf_in: Rfc4733Receiver::default(),
             red: RedEncoder::default(),
             expected_loss_pct: EXPECTED_LOSS_PCT,
+            reported_loss_pct: None,
+            sends_red: false,
         })
     }
 
@@ -181,7 +187,8 @@ impl Voice {
     /// The switchboard's report of how much of our voice it lost (percent, before repair):
     /// the encoder's in-band FEC is sized for it ([`expected_loss_for`]).
     pub fn on_reception_report(&mut self, loss_pct: f64) {
-        let pct = expected_loss_for(loss_pct / 100.0);
+        self.reported_loss_pct = Some(loss_pct);
+        let pct = expected_loss_for(loss_pct / 100.0, self.sends_red);
         if pct == self.expected_loss_pct {
             return;
         }
@@ -197,6 +204,11 @@ impl Voice {
     /// The loss the encoder plans its in-band FEC for now, percent.
     pub fn expected_loss_pct(&self) -> i32 {
         self.expected_loss_pct
+    }
+
+    /// The switchboard's last reception report: percent of our voice it lost.
+    pub fn reported_loss_pct(&self) -> Option<f64> {
+        self.reported_loss_pct
     }
 
     /// Takes every packet that has arrived into the jitter buffers.
@@ -331,7 +343,8 @@ impl Voice {
 
     /// Sends a frame, through the impairment (test use only) if one is configured.
     pub async fn send(&mut self, media: &PeerMedia, ts: u32, frame: Bytes) -> Result<(), RtcError> {
-        let (pt, payload) = if media.sends_red() {
+        self.sends_red = media.sends_red();
+        let (pt, payload) = if self.sends_red {
             (RED_PT, Bytes::from(self.red.wrap(ts, OPUS_PT, &frame)))
         } else {
             (OPUS_PT, frame)
@@ -366,9 +379,18 @@ impl Voice {
 }
 
 /// The expected loss to give Opus for a reported loss share (0 to 1): half again what is
-/// reported (loss comes in bursts), never below [`EXPECTED_LOSS_PCT`], at most 40 %.
-pub fn expected_loss_for(reported: f64) -> i32 {
-    let pct = (reported.clamp(0.0, 1.0) * 150.0).round() as i32;
+/// left lost (loss comes in bursts), never below [`EXPECTED_LOSS_PCT`], at most 40 %. With
+/// RED a frame is lost only when its packet and the next [`red::RED_DEPTH`] are, so FEC plans
+/// for that: spending Opus bits on FEC that RED makes useless costs quality (PESQ at 10 %
+/// loss fell from 4.1-4.25 to 3.7 when FEC followed the raw loss).
+pub fn expected_loss_for(reported: f64, with_red: bool) -> i32 {
+    let lost = reported.clamp(0.0, 1.0);
+    let left = if with_red {
+        lost.powi(red::RED_DEPTH as i32 + 1)
+    } else {
+        lost
+    };
+    let pct = (left * 150.0).round() as i32;
     pct.clamp(EXPECTED_LOSS_PCT, 40)
 }
 
@@ -389,11 +411,14 @@ mod tests {
 
     #[test]
     fn expected_loss_follows_reports_within_bounds() {
-        assert_eq!(expected_loss_for(0.0), EXPECTED_LOSS_PCT);
-        assert_eq!(expected_loss_for(0.05), EXPECTED_LOSS_PCT);
-        assert_eq!(expected_loss_for(0.1), 15);
-        assert_eq!(expected_loss_for(0.2), 30);
-        assert_eq!(expected_loss_for(0.9), 40);
-        assert_eq!(expected_loss_for(f64::NAN), EXPECTED_LOSS_PCT);
+        assert_eq!(expected_loss_for(0.0, false), EXPECTED_LOSS_PCT);
+        assert_eq!(expected_loss_for(0.05, false), EXPECTED_LOSS_PCT);
+        assert_eq!(expected_loss_for(0.1, false), 15);
+        assert_eq!(expected_loss_for(0.2, false), 30);
+        assert_eq!(expected_loss_for(0.9, false), 40);
+        assert_eq!(expected_loss_for(f64::NAN, false), EXPECTED_LOSS_PCT);
+        // RED leaves 0.8 % of 20 % lost, but 12.5 % of 50 %.
+        assert_eq!(expected_loss_for(0.2, true), EXPECTED_LOSS_PCT);
+        assert_eq!(expected_loss_for(0.5, true), 19);
     }
 }
