@@ -220,6 +220,9 @@ struct CallerArgs {
     /// Record what the caller hears while waiting (ringback, prompts) into this WAV.
     #[arg(long, value_name = "PATH")]
     record_waiting: Option<PathBuf>,
+    /// Discontinuous transmission: send no voice packets while silent (Opus DTX).
+    #[arg(long)]
+    dtx: bool,
     /// The caller's name, if the network gives one.
     #[arg(long)]
     name: Option<String>,
@@ -519,6 +522,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         callback_after_secs: args.callback_after,
                         callback_by_key: args.callback_by_key,
                         record_waiting: args.record_waiting,
+                        dtx: args.dtx,
                     };
                     caller::run_with(options, extras).await?
                 }

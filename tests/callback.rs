@@ -193,6 +193,7 @@ async fn waiting_callers_ask_to_be_called_back_by_key_or_message_and_keep_their_
                 callback_after_secs: Some(after),
                 callback_by_key,
                 record_waiting: callback_by_key.then(|| waiting_wav.clone()),
+                dtx: false,
             },
         )
         .await

@@ -214,3 +214,59 @@ async fn ring_no_answer_and_abandon_are_stored() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_dtx_a_silent_caller_sends_almost_nothing_and_its_voice_still_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    // One second of voice, then three of silence.
+    let play = dir.path().join("speak-then-listen.wav");
+    let samples: Vec<f32> = (0..48_000 * 4)
+        .map(|i| {
+            if i < 48_000 {
+                0.5 * (std::f32::consts::TAU * 1000.0 * i as f32 / 48_000.0).sin()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    sapa::wav::write_mono_48k(&play, &samples).unwrap();
+    let mut sent = Vec::new();
+    for dtx in [false, true] {
+        let heard = dir.path().join(format!("agent-heard-{dtx}.wav"));
+        let mut options = agent_options(&url, "ana", AgentVoice::Silence, 1);
+        options.record = Some(heard.clone());
+        let agent_task = tokio::spawn(agent::run(options, |_| {}));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let report = caller::run_with(
+            caller_options(&url, "+15550177", &play, &dir.path().join("c.wav")),
+            caller::CallerExtras {
+                dtx,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(report.answered);
+        agent_task.await.unwrap().unwrap();
+        // The voice got through either way.
+        let heard = read(&heard);
+        let share = dominance(&heard[..48_000.min(heard.len())], 1000.0, 440.0);
+        assert!(
+            share > 0.6,
+            "dtx {dtx}: the agent heard the tone in {share:.2}"
+        );
+        sent.push(report.packets_sent);
+    }
+    eprintln!(
+        "voice packets sent: {} without DTX, {} with",
+        sent[0], sent[1]
+    );
+    // 4 s at 50 packets/s without; with DTX about the first second only (and a packet per
+    // 400 ms of silence).
+    assert!(sent[0] >= 180, "{sent:?}");
+    assert!(sent[1] < sent[0] * 6 / 10, "{sent:?}");
+    sb.shutdown().await;
+}

@@ -72,6 +72,8 @@ pub struct CallerReport {
     /// those reports: percent of our voice the switchboard lost.
     pub fec_loss_pct: i32,
     pub reported_loss_pct: Option<f64>,
+    /// Voice packets the caller sent (fewer with DTX).
+    pub packets_sent: u64,
 }
 
 /// More of what a headless caller may do.
@@ -86,6 +88,8 @@ pub struct CallerExtras {
     /// Record what the caller hears while it waits (ringback, prompts), until an agent answers
     /// or the wait ends, into this WAV.
     pub record_waiting: Option<std::path::PathBuf>,
+    /// Discontinuous transmission: send nothing while the caller is silent.
+    pub dtx: bool,
 }
 
 /// Places the call and runs it to the end.
@@ -130,6 +134,7 @@ pub async fn run_with(
     };
     let (media, mut packets) = connect_media(&signal, &url).await?;
     let mut voice = Voice::new(options.impair.clone())?;
+    voice.set_dtx(extras.dtx)?;
     let mut keys = Keypad::new(options.inband_dtmf);
     if menu.is_some()
         && let Some(digits) = &options.dial_digits
@@ -151,6 +156,7 @@ pub async fn run_with(
         survey_key: None,
         fec_loss_pct: 0,
         reported_loss_pct: None,
+        packets_sent: 0,
     };
     let ask_callback_at = extras
         .callback_after_secs
@@ -329,6 +335,7 @@ async fn talk(
     }
     report.fec_loss_pct = voice.expected_loss_pct();
     report.reported_loss_pct = voice.reported_loss_pct();
+    report.packets_sent = voice.packets_out();
     tracing::info!(
         stats = ?voice.receiver_stats(crate::peer::rtc::RxSlot::Main),
         "what the caller heard, after the call"
@@ -394,6 +401,7 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
         survey_key: None,
         fec_loss_pct: 0,
         reported_loss_pct: None,
+        packets_sent: 0,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

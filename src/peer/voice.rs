@@ -112,6 +112,11 @@ pub struct Voice {
     /// voice goes out as RED (then FEC plans for what RED leaves lost).
     reported_loss_pct: Option<f64>,
     sends_red: bool,
+    /// Discontinuous transmission: silence is not sent (Opus marks it with a packet of at
+    /// most 2 bytes, which is dropped here; the receiver plays comfort silence).
+    dtx: bool,
+    /// Voice packets handed out to be sent (not counting those DTX held back).
+    packets_out: u64,
 }
 
 impl Voice {
@@ -142,6 +147,8 @@ impl Voice {
             expected_loss_pct: EXPECTED_LOSS_PCT,
             reported_loss_pct: None,
             sends_red: false,
+            dtx: false,
+            packets_out: 0,
         })
     }
 
@@ -302,7 +309,26 @@ impl Voice {
                 return None;
             }
         };
+        if self.dtx && n <= DTX_SILENCE_BYTES {
+            // Silence under DTX: nothing goes out; the RTP clock has moved on, so the
+            // receiver sees a gap in time, not a loss.
+            return None;
+        }
+        self.packets_out += 1;
         Some((ts, Bytes::copy_from_slice(&self.encoded[..n])))
+    }
+
+    /// Turns discontinuous transmission on or off (off by default): in silence the encoder
+    /// sends nothing but a packet every 400 ms to keep the comfort noise going.
+    pub fn set_dtx(&mut self, on: bool) -> Result<(), opus::Error> {
+        self.encoder.set_dtx(on)?;
+        self.dtx = on;
+        Ok(())
+    }
+
+    /// Voice packets sent so far (DTX sends fewer).
+    pub fn packets_out(&self) -> u64 {
+        self.packets_out
     }
 
     /// Queues keys (`0`-`9`, `*`, `#`, `A`-`D`) to send as telephone events, one after another.
@@ -393,6 +419,9 @@ pub fn expected_loss_for(reported: f64, with_red: bool) -> i32 {
     let pct = (left * 150.0).round() as i32;
     pct.clamp(EXPECTED_LOSS_PCT, 40)
 }
+
+/// An Opus packet this short (TOC byte and at most one more) says "silence" under DTX.
+const DTX_SILENCE_BYTES: usize = 2;
 
 /// Gentle limiter for the sum of two voices: linear below 0.8, smooth above, never past 1.
 fn soft_clip(x: f32) -> f32 {

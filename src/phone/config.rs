@@ -26,6 +26,9 @@ pub struct PhoneConfig {
     pub ringer: Option<String>,
     pub noise_suppression: bool,
     pub auto_gain: bool,
+    /// Discontinuous transmission (Opus DTX): no voice packets while the agent is silent.
+    /// Off by default: a steady stream keeps the far end's jitter buffer settled.
+    pub dtx: bool,
     /// A desktop popup on an incoming call (on unless turned off in Settings).
     pub desktop_notifications: bool,
     pub shortcuts: Shortcuts,
@@ -41,6 +44,7 @@ impl Default for PhoneConfig {
             ringer: None,
             noise_suppression: false,
             auto_gain: false,
+            dtx: false,
             desktop_notifications: true,
             shortcuts: Shortcuts::default(),
         }
@@ -140,6 +144,7 @@ mod tests {
             ringer: Some("Desk speakers".into()),
             noise_suppression: true,
             auto_gain: false,
+            dtx: true,
             desktop_notifications: false,
             shortcuts: Shortcuts::default(),
         };

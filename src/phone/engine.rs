@@ -744,6 +744,9 @@ impl Engine {
     /// After every (re)connect: go available if asked, send submitted dispositions that were
     /// never acknowledged, and bring back an unfinished wrap-up form.
     fn after_connect(&mut self, session: &mut Session, first: bool) {
+        if let Err(e) = session.voice.set_dtx(self.config.dtx) {
+            tracing::warn!("Opus DTX not set: {e}");
+        }
         self.out
             .send(Update::Connection(ConnectionHealth::Connected {
                 round_trip_ms: 0,
