@@ -305,12 +305,9 @@ impl Headset {
         }
         if on {
             self.mic.fifo.discard();
-            self.speaker.play()?;
-            self.mic.play()?;
-        } else {
-            self.mic.pause()?;
-            self.speaker.pause()?;
         }
+        set_stream_running(&self.speaker.stream, &self.speaker.name, on)?;
+        set_stream_running(&self.mic.stream, &self.mic.name, on)?;
         self.running = on;
         Ok(())
     }
@@ -333,7 +330,7 @@ impl Headset {
         let mic = MicStream::open(&device, &self.counters)
             .map_err(|e| host.explain(Direction::Input, e))?;
         if !self.running {
-            mic.pause()?;
+            set_stream_running(&mic.stream, &mic.name, false)?;
         }
         self.mic = mic;
         Ok(notice)
@@ -351,7 +348,7 @@ impl Headset {
         let speaker = SpeakerStream::open(&device, &self.counters)
             .map_err(|e| host.explain(Direction::Output, e))?;
         if !self.running {
-            speaker.pause()?;
+            set_stream_running(&speaker.stream, &speaker.name, false)?;
         }
         self.speaker = speaker;
         Ok(notice)
@@ -433,9 +430,7 @@ impl Ringer {
             })
             .map_err(|e| host.explain(Direction::Output, e))?;
         // Nothing rings yet: no callbacks until the first ring.
-        stream
-            .pause()
-            .map_err(|e| stream_control_error(&device_name, e))?;
+        set_stream_running(&stream, &device_name, false)?;
         Ok((
             Ringer {
                 stream,
@@ -467,24 +462,25 @@ impl Ringer {
             std::thread::sleep(Duration::from_millis(20));
             let _ = self.commands.push(cmd);
         }
-        if !self.playing {
-            match self.stream.play() {
-                Ok(()) => self.playing = true,
-                Err(e) => tracing::warn!("ringer {} does not start: {e}", self.name),
-            }
-        }
+        self.set_playing(true);
     }
 
     /// Stops the ring and pauses the device until the next one.
     pub fn stop(&mut self) {
         let _ = self.commands.push(RingCommand::Stop);
         self.free_returned();
-        if self.playing {
-            // The Stop above is taken at the next callback, after the resume.
-            match self.stream.pause() {
-                Ok(()) => self.playing = false,
-                Err(e) => tracing::warn!("ringer {} does not pause: {e}", self.name),
-            }
+        // The Stop above is taken at the next callback, after the resume.
+        self.set_playing(false);
+    }
+
+    /// Resumes or pauses the ring device; a device that refuses is logged and left as it is.
+    fn set_playing(&mut self, on: bool) {
+        if self.playing == on {
+            return;
+        }
+        match set_stream_running(&self.stream, &self.name, on) {
+            Ok(()) => self.playing = on,
+            Err(e) => tracing::warn!("ringer: {e}"),
         }
     }
 
@@ -725,40 +721,13 @@ impl SpeakerStream {
     }
 }
 
-impl MicStream {
-    fn play(&self) -> Result<(), DeviceError> {
-        self.stream
-            .play()
-            .map_err(|e| stream_control_error(&self.name, e))
-    }
-
-    fn pause(&self) -> Result<(), DeviceError> {
-        self.stream
-            .pause()
-            .map_err(|e| stream_control_error(&self.name, e))
-    }
-}
-
-impl SpeakerStream {
-    fn play(&self) -> Result<(), DeviceError> {
-        self.stream
-            .play()
-            .map_err(|e| stream_control_error(&self.name, e))
-    }
-
-    fn pause(&self) -> Result<(), DeviceError> {
-        self.stream
-            .pause()
-            .map_err(|e| stream_control_error(&self.name, e))
-    }
-}
-
-/// A stream that would not pause or resume.
-fn stream_control_error(name: &str, e: impl fmt::Display) -> DeviceError {
-    DeviceError::Stream {
+/// Resumes (`on`) or pauses (corks) one device stream.
+fn set_stream_running(stream: &cpal::Stream, name: &str, on: bool) -> Result<(), DeviceError> {
+    let result = if on { stream.play() } else { stream.pause() };
+    result.map_err(|e| DeviceError::Stream {
         name: name.to_owned(),
         reason: e.to_string(),
-    }
+    })
 }
 
 /// The owner's side of the microphone ring: trims, primes, resamples to 48 kHz.

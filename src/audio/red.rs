@@ -96,19 +96,16 @@ impl RedEncoder {
     /// ones are dropped, and one that does not fit a RED header is left out.
     pub fn wrap(&mut self, timestamp: u32, payload_type: u8, frame: &[u8]) -> Vec<u8> {
         let frame_ticks = crate::peer::voice::FRAME as u32;
-        self.history.retain(|(ts, _, _)| {
+        self.history.retain(|(ts, _, data)| {
             let back = timestamp.wrapping_sub(*ts);
-            back > 0 && back <= frame_ticks * RED_DEPTH as u32 && back <= MAX_OFFSET
+            back > 0
+                && back <= frame_ticks * RED_DEPTH as u32
+                && back <= MAX_OFFSET
+                && data.len() <= MAX_BLOCK_LEN
         });
-        let blocks: Vec<&(u32, u8, Vec<u8>)> = self
-            .history
-            .iter()
-            .filter(|(_, _, data)| data.len() <= MAX_BLOCK_LEN)
-            .collect();
-        let mut out = Vec::with_capacity(
-            blocks.len() * 4 + 1 + frame.len() + blocks.iter().map(|b| b.2.len()).sum::<usize>(),
-        );
-        for (ts, pt, data) in &blocks {
+        let earlier: usize = self.history.iter().map(|(_, _, data)| data.len()).sum();
+        let mut out = Vec::with_capacity(self.history.len() * 4 + 1 + earlier + frame.len());
+        for (ts, pt, data) in &self.history {
             let offset = timestamp.wrapping_sub(*ts);
             out.push(F_BIT | (pt & 0x7f));
             out.push((offset >> 6) as u8);
@@ -116,7 +113,7 @@ impl RedEncoder {
             out.push((data.len() & 0xff) as u8);
         }
         out.push(payload_type & 0x7f);
-        for (_, _, data) in &blocks {
+        for (_, _, data) in &self.history {
             out.extend_from_slice(data);
         }
         out.extend_from_slice(frame);

@@ -231,10 +231,9 @@ impl Voice {
                             self.push_opus(p.slot, p.arrived, primary.timestamp, primary.data);
                         }
                         for b in blocks {
-                            let frame_seq = (b.timestamp / FRAME as u32) as u16;
                             self.receivers[p.slot as usize].push_redundant(
                                 p.arrived,
-                                frame_seq,
+                                frame_index(b.timestamp),
                                 b.timestamp,
                                 b.data,
                             );
@@ -265,12 +264,12 @@ impl Voice {
         if slot == RxSlot::Main && self.first_packet_at.is_none() {
             self.first_packet_at = Some(arrived);
         }
-        // The bridge re-packetizes what it forwards, so its sequence numbers have no gaps
-        // where the sender's packets were lost; the timestamps keep them. The jitter buffer
-        // gets a frame index derived from the timestamp (every sender here and every browser
-        // at ptime 20 steps 960 per packet), so loss is seen as loss.
-        let frame_seq = (timestamp / FRAME as u32) as u16;
-        self.receivers[slot as usize].push_packet(arrived, frame_seq, timestamp, payload);
+        self.receivers[slot as usize].push_packet(
+            arrived,
+            frame_index(timestamp),
+            timestamp,
+            payload,
+        );
     }
 
     /// One tick: plays out and mixes one frame, produces one frame to say. Returns the frame
@@ -418,6 +417,14 @@ pub fn expected_loss_for(reported: f64, with_red: bool) -> i32 {
     };
     let pct = (left * 150.0).round() as i32;
     pct.clamp(EXPECTED_LOSS_PCT, 40)
+}
+
+/// The jitter buffer's sequence number for a frame. The bridge re-packetizes what it
+/// forwards, so its sequence numbers have no gaps where the sender's packets were lost; the
+/// timestamps keep them. The index is derived from the timestamp instead (every sender here
+/// and every browser at ptime 20 steps 960 per packet), so loss is seen as loss.
+fn frame_index(timestamp: u32) -> u16 {
+    (timestamp / FRAME as u32) as u16
 }
 
 /// An Opus packet this short (TOC byte and at most one more) says "silence" under DTX.

@@ -684,12 +684,7 @@ impl Engine {
     /// Logged out: serve intents until a login (or shutdown, `None`).
     async fn wait_for_login(&mut self) -> Option<Credentials> {
         // No calls come while logged out: the devices rest.
-        if self.audio_in_use {
-            self.audio_in_use = false;
-            if let Err(e) = self.endpoint.set_in_use(false) {
-                self.out.notice(NoticeLevel::Warning, e);
-            }
-        }
+        self.set_audio_in_use(false);
         loop {
             match self.commands.recv().await {
                 None | Some(Command::Shutdown) => return None,
@@ -925,9 +920,13 @@ impl Engine {
             let since = *self.audio_idle_since.get_or_insert(now);
             self.audio_in_use && now.duration_since(since) < AUDIO_RELEASE_AFTER
         };
-        if wanted != self.audio_in_use {
-            self.audio_in_use = wanted;
-            if let Err(e) = self.endpoint.set_in_use(wanted) {
+        self.set_audio_in_use(wanted);
+    }
+
+    fn set_audio_in_use(&mut self, in_use: bool) {
+        if in_use != self.audio_in_use {
+            self.audio_in_use = in_use;
+            if let Err(e) = self.endpoint.set_in_use(in_use) {
                 self.out.notice(NoticeLevel::Warning, e);
             }
         }

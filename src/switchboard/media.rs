@@ -335,22 +335,11 @@ impl MediaPeer {
 /// same arrival time: of frames sharing an arrival, the newest is the packet, the others are
 /// repairs (lost on the wire, not missed by the listener).
 fn meter_arrivals(meter: &mut StreamMeter, arrivals: &[(Instant, u64, u64, u64)]) {
-    for (i, &(at, first, last, rtp_time)) in arrivals.iter().enumerate() {
-        let newest_of_its_packet = arrivals
-            .iter()
-            .enumerate()
-            .filter(|(j, a)| *j != i && a.0 == at)
-            .all(|(_, a)| a.2 < last);
+    for &(at, first, last, rtp_time) in arrivals {
+        let newest_of_its_packet = arrivals.iter().filter(|a| a.0 == at).all(|a| a.2 <= last);
         if newest_of_its_packet {
             meter.on_packet(at, first, last, rtp_time);
-        }
-    }
-    for (i, &(at, _, last, _)) in arrivals.iter().enumerate() {
-        let repair = arrivals
-            .iter()
-            .enumerate()
-            .any(|(j, a)| j != i && a.0 == at && a.2 > last);
-        if repair {
+        } else {
             meter.on_repaired(at);
         }
     }
