@@ -119,6 +119,7 @@ async fn main() {
                 mute: None,
                 send_digits: None,
                 impair: None,
+                frame: Default::default(),
             },
             |_| {},
         )));
@@ -136,6 +137,7 @@ async fn main() {
             talk_secs: Some(secs as f64 + 8.0),
             max_wait_secs: 60.0,
             impair: None,
+            frame: Default::default(),
             to: None,
             dial_digits: None,
             survey: None,

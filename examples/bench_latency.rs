@@ -93,6 +93,7 @@ async fn main() {
             mute: None,
             send_digits: None,
             impair: None,
+            frame: Default::default(),
         },
         |_| {},
     ));
@@ -110,6 +111,7 @@ async fn main() {
             talk_secs: None,
             max_wait_secs: 30.0,
             impair: None,
+            frame: Default::default(),
             to: None,
             dial_digits: None,
             survey: None,

@@ -307,6 +307,7 @@ fn caller_options(
         talk_secs: Some(talk_secs),
         max_wait_secs,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

@@ -177,6 +177,7 @@ async fn main() {
                 mute: None,
                 send_digits: None,
                 impair: None,
+                frame: Default::default(),
             },
             |_| {},
         )));
@@ -194,6 +195,7 @@ async fn main() {
             talk_secs: Some(talk_secs),
             max_wait_secs: 60.0,
             impair: None,
+            frame: Default::default(),
             to: None,
             dial_digits: None,
             survey: None,

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use sapa::audio::jitter::FrameDuration;
 use sapa::config::{DEFAULT_CONFIG, SwitchboardConfig};
 use sapa::peer::{agent, caller, impair::Impairment, signal, supervisor};
 use sapa::protocol::{ClientMessage, MonitorMode, PROTOCOL_VERSION, Resolution, ServerMessage};
@@ -223,6 +224,10 @@ struct CallerArgs {
     /// Discontinuous transmission: send no voice packets while silent (Opus DTX).
     #[arg(long)]
     dtx: bool,
+    /// Milliseconds of voice per packet sent: 20, or 10 for a lower delay (twice the
+    /// packets).
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = parse_frame_ms)]
+    frame_ms: u32,
     /// The caller's name, if the network gives one.
     #[arg(long)]
     name: Option<String>,
@@ -263,6 +268,10 @@ struct CallerArgs {
 struct AgentArgs {
     #[arg(long)]
     switchboard: String,
+    /// Milliseconds of voice per packet sent: 20, or 10 for a lower delay (twice the
+    /// packets).
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = parse_frame_ms)]
+    frame_ms: u32,
     #[arg(long)]
     user: String,
     /// The password (or set SAPA_PASSWORD).
@@ -426,6 +435,18 @@ fn db_url(db: Option<String>) -> anyhow::Result<String> {
     }
 }
 
+fn parse_frame_ms(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(ms) if FrameDuration::from_ms(ms).is_some() => Ok(ms),
+        _ => Err(format!("{s:?} is not a frame length here: use 10 or 20")),
+    }
+}
+
+/// A frame length `parse_frame_ms` accepted.
+fn frame_duration(ms: u32) -> FrameDuration {
+    FrameDuration::from_ms(ms).unwrap_or_default()
+}
+
 fn impairment(spec: Option<String>) -> anyhow::Result<Option<Impairment>> {
     spec.map(|s| Impairment::parse(&s).map_err(|e| anyhow::anyhow!("--impair: {e}")))
         .transpose()
@@ -510,6 +531,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 talk_secs: args.talk_secs,
                 max_wait_secs: args.max_wait_secs,
                 impair: impairment(args.impair)?,
+                frame: frame_duration(args.frame_ms),
                 to: args.to,
                 dial_digits: args.dial_digits,
                 survey: args.survey,
@@ -592,6 +614,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     mute: None,
                     send_digits: args.send_digits,
                     impair: impairment(args.impair)?,
+                    frame: frame_duration(args.frame_ms),
                 },
                 control,
                 |report| {
@@ -645,6 +668,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     no_answer: false,
                     hold: None,
                     impair: None,
+                    frame: Default::default(),
                     mute: None,
                     send_digits: None,
                 },

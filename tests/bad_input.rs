@@ -68,6 +68,7 @@ async fn bad_messages_get_stable_errors_and_calls_go_on() {
         mute: None,
         send_digits: None,
         impair: None,
+        frame: Default::default(),
     };
     let agent_task = tokio::spawn(agent::run(opts, |_| {}));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -82,6 +83,7 @@ async fn bad_messages_get_stable_errors_and_calls_go_on() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

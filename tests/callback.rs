@@ -36,6 +36,7 @@ fn agent_options(url: &str, user: &str, dir: &Path, calls: u32) -> AgentOptions 
         no_answer: false,
         hold: None,
         impair: None,
+        frame: Default::default(),
         mute: None,
         send_digits: None,
     }
@@ -52,6 +53,7 @@ fn customer(url: &str, dir: &Path, number: &str, secs: f32, record: &str) -> Cal
         talk_secs: None,
         max_wait_secs: 40.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use sapa::audio::jitter::FrameDuration;
 use sapa::config::SwitchboardConfig;
 use sapa::peer::agent::{AgentOptions, AgentVoice};
 use sapa::peer::caller::CallerOptions;
@@ -30,6 +31,7 @@ fn agent_options(url: &str, user: &str, voice: AgentVoice, calls: u32) -> AgentO
         mute: None,
         send_digits: None,
         impair: None,
+        frame: Default::default(),
     }
 }
 
@@ -49,6 +51,7 @@ fn caller_options(
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,
@@ -268,5 +271,56 @@ async fn with_dtx_a_silent_caller_sends_almost_nothing_and_its_voice_still_arriv
     // 400 ms of silence).
     assert!(sent[0] >= 180, "{sent:?}");
     assert!(sent[1] < sent[0] * 6 / 10, "{sent:?}");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_ms_frames_carry_voice_both_ways_with_twenty_ms_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    let caller_tone = tone_wav(dir.path(), "caller.wav", 440.0, 4.0);
+    let agent_tone = tone_wav(dir.path(), "agent.wav", 1000.0, 6.0);
+    let ms = |f: FrameDuration| f.ms();
+    let mut sent = Vec::new();
+    // The agent at 10 ms with a caller at 20 ms, then the other way round: the bridge
+    // forwards each side's packets as they are and each receiver follows what it gets.
+    for (agent_frame, caller_frame) in [
+        (FrameDuration::Ms10, FrameDuration::Ms20),
+        (FrameDuration::Ms20, FrameDuration::Ms10),
+    ] {
+        let tag = format!(
+            "agent {} ms, caller {} ms",
+            ms(agent_frame),
+            ms(caller_frame)
+        );
+        let agent_rec = dir.path().join(format!("agent-{}.wav", ms(agent_frame)));
+        let caller_rec = dir.path().join(format!("caller-{}.wav", ms(caller_frame)));
+        let mut opts = agent_options(&url, "ana", AgentVoice::Wav(agent_tone.clone()), 1);
+        opts.record = Some(agent_rec.clone());
+        opts.frame = agent_frame;
+        let agent_task = tokio::spawn(agent::run(opts, |_| {}));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut copts = caller_options(&url, "+15550110", &caller_tone, &caller_rec);
+        copts.frame = caller_frame;
+        let report = caller::run(copts).await.expect("call completes");
+        assert!(report.answered, "{tag}: {report:?}");
+        tokio::time::timeout(Duration::from_secs(20), agent_task)
+            .await
+            .expect("agent finishes")
+            .unwrap()
+            .expect("agent ok");
+        let c = dominance(&read(&caller_rec), 1000.0, 440.0);
+        let a = dominance(&read(&agent_rec), 440.0, 1000.0);
+        eprintln!("{tag}: caller heard the agent in {c:.2}, agent heard the caller in {a:.2}");
+        assert!(c > 0.7, "{tag}: caller heard the agent in only {c:.2}");
+        assert!(a > 0.7, "{tag}: agent heard the caller in only {a:.2}");
+        sent.push(report.packets_sent);
+    }
+    // Four seconds of voice: 50 packets a second at 20 ms, 100 at 10 ms.
+    eprintln!("caller packets: {} at 20 ms, {} at 10 ms", sent[0], sent[1]);
+    assert!((180..=230).contains(&sent[0]), "{sent:?}");
+    assert!((360..=460).contains(&sent[1]), "{sent:?}");
     sb.shutdown().await;
 }

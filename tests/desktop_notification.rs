@@ -215,6 +215,7 @@ fn place_call(
             talk_secs: Some(1.0),
             max_wait_secs: 30.0,
             impair: None,
+            frame: Default::default(),
             to: None,
             dial_digits: None,
             survey: None,

@@ -117,6 +117,7 @@ async fn a_call_on_the_headset_carries_both_directions() {
         mute: None,
         send_digits: None,
         impair: None,
+        frame: Default::default(),
     };
     let agent_task = tokio::spawn(agent::run(options, |_| {}));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -133,6 +134,7 @@ async fn a_call_on_the_headset_carries_both_directions() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

@@ -46,6 +46,7 @@ async fn held_caller_hears_music_then_the_agent_again() {
             mute: None,
             send_digits: None,
             impair: None,
+            frame: Default::default(),
         },
         |_| {},
     ));
@@ -60,6 +61,7 @@ async fn held_caller_hears_music_then_the_agent_again() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

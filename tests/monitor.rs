@@ -87,6 +87,7 @@ async fn listen_whisper_barge_reach_the_right_ears() {
             mute: None,
             send_digits: None,
             impair: None,
+            frame: Default::default(),
         },
         |_| {},
     ));
@@ -101,6 +102,7 @@ async fn listen_whisper_barge_reach_the_right_ears() {
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

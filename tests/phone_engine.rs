@@ -113,6 +113,7 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
         talk_secs: Some(4.0),
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

@@ -154,6 +154,7 @@ async fn a_supervisor_phone_sees_the_wallboard_monitors_a_call_and_exports_a_rep
         talk_secs: Some(12.0),
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

@@ -228,6 +228,7 @@ async fn the_window_answers_with_f9_and_audio_flows_through_the_headset() {
         talk_secs: Some(TALK_SECS as f64),
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

@@ -40,6 +40,7 @@ fn agent_options(url: &str, user: &str, dir: &Path, hz: f32) -> AgentOptions {
         no_answer: false,
         hold: None,
         impair: None,
+        frame: Default::default(),
         mute: None,
         send_digits: None,
     }
@@ -66,6 +67,7 @@ fn caller_options(url: &str, dir: &Path, from: &str, secs: f32) -> CallerOptions
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,

@@ -33,7 +33,8 @@ use crate::audio::tone::LevelMeter;
 
 /// The voice path's rate: everything outside this module is 48 kHz mono.
 pub const RATE_HZ: u32 = 48_000;
-/// One 20 ms frame at 48 kHz.
+/// One 20 ms frame at 48 kHz: the longest frame the voice clock reads or writes (10 ms
+/// frames, 480 samples, work too).
 pub const FRAME: usize = 960;
 
 /// Device buffer asked for: 10 ms.
@@ -45,14 +46,16 @@ const RING_MS: u32 = 250;
 /// (the voice clock ran slow or stalled): old audio is worth less than low delay.
 const MIC_MAX_MS: u32 = 80;
 const MIC_KEEP_MS: u32 = 30;
-/// Before the first frame (and after an underrun) wait for this much, so 10 ms device
-/// callbacks against a 20 ms voice clock do not starve every other tick.
-const MIC_PRIME_MS: u32 = 30;
-/// The speaker ring is kept between these: a frame written when more than `SPEAKER_MAX_MS` is
-/// queued is dropped; when less than `SPEAKER_LOW_MS` is queued (start, or after an underrun)
-/// one frame of silence goes first.
-const SPEAKER_MAX_MS: u32 = 60;
+/// Before the first frame (and after an underrun) wait for one frame and this much more, so
+/// 10 ms device callbacks against the voice clock do not starve every other tick.
+const MIC_PRIME_EXTRA_MS: u32 = 10;
+/// The speaker ring is kept between these: a frame written when more than two frames and
+/// `SPEAKER_SLACK_MS` are queued is dropped; when less than `SPEAKER_LOW_MS` is queued (start,
+/// or after an underrun) one frame of silence goes first.
+const SPEAKER_SLACK_MS: u32 = 20;
 const SPEAKER_LOW_MS: u32 = 5;
+/// The speaker's resampler converts 10 ms at a time, so frames of 10 and 20 ms both fit.
+const SPEAKER_CHUNK: usize = FRAME / 2;
 /// How long to wait for a stream to be created before calling the device unusable.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -274,24 +277,28 @@ impl Headset {
         ))
     }
 
-    /// Takes the next 20 ms of the microphone at 48 kHz mono. Returns false (and silence)
-    /// when not enough has arrived yet; drops the oldest audio when too much has.
-    pub fn read_mic_frame(&mut self, out: &mut [f32; FRAME]) -> bool {
-        if !self.running {
+    /// Takes the next frame of the microphone at 48 kHz mono: `out.len()` samples, 480 (10 ms)
+    /// or 960 (20 ms). Returns false (and silence) when not enough has arrived yet; drops the
+    /// oldest audio when too much has.
+    pub fn read_mic_frame(&mut self, out: &mut [f32]) -> bool {
+        if !self.running || out.len() > FRAME {
             out.fill(0.0);
             return false;
         }
         let ok = self.mic.fifo.read_frame(out, &self.counters);
-        self.mic_meter.update(out, 0.02);
+        self.mic_meter
+            .update(out, out.len() as f32 / RATE_HZ as f32);
         ok
     }
 
-    /// Queues 20 ms (48 kHz mono) for the speaker, keeping 20-40 ms queued.
-    pub fn write_speaker_frame(&mut self, frame: &[f32; FRAME]) {
-        if !self.running {
+    /// Queues one frame (48 kHz mono, 10 or 20 ms) for the speaker, keeping about one to two
+    /// frames queued.
+    pub fn write_speaker_frame(&mut self, frame: &[f32]) {
+        if !self.running || frame.len() > FRAME {
             return;
         }
-        self.speaker_meter.update(frame, 0.02);
+        self.speaker_meter
+            .update(frame, frame.len() as f32 / RATE_HZ as f32);
         self.speaker.fifo.write_frame(frame, &self.counters);
     }
 
@@ -738,7 +745,7 @@ struct MicFifo {
     resampler: Option<Resample>,
     /// 48 kHz samples resampled but not yet handed out.
     pending: VecDeque<f32>,
-    /// Whether frames are flowing; after an underrun, wait for `MIC_PRIME_MS` again.
+    /// Whether frames are flowing; after an underrun, wait for a frame and `MIC_PRIME_EXTRA_MS` again.
     primed: bool,
     /// Scratch for one resampler chunk.
     chunk: Vec<f32>,
@@ -773,7 +780,9 @@ impl MicFifo {
         self.primed = false;
     }
 
-    fn read_frame(&mut self, out: &mut [f32; FRAME], counters: &Counters) -> bool {
+    fn read_frame(&mut self, out: &mut [f32], counters: &Counters) -> bool {
+        let frame = out.len();
+        let frame_ms = (frame * 1000 / RATE_HZ as usize) as u32;
         // Too much waiting means the reader fell behind: drop the oldest, keep the delay small.
         let queued = self.ring.slots();
         if queued > ms_to_samples(MIC_MAX_MS, self.rate_hz) {
@@ -784,7 +793,11 @@ impl MicFifo {
             self.pending.clear();
             counters.mic_trimmed_samples.fetch_add(drop as u64, Relaxed);
         }
-        let need_ms = if self.primed { 20 } else { MIC_PRIME_MS };
+        let need_ms = if self.primed {
+            frame_ms
+        } else {
+            frame_ms + MIC_PRIME_EXTRA_MS
+        };
         if self.buffered_ms() + 0.01 < need_ms as f32 {
             if self.primed {
                 counters.mic_underruns.fetch_add(1, Relaxed);
@@ -794,10 +807,10 @@ impl MicFifo {
             return false;
         }
         self.primed = true;
-        while self.pending.len() < FRAME {
+        while self.pending.len() < frame {
             match &mut self.resampler {
                 None => {
-                    let n = (FRAME - self.pending.len()).min(self.ring.slots());
+                    let n = (frame - self.pending.len()).min(self.ring.slots());
                     if n == 0 {
                         break;
                     }
@@ -821,14 +834,14 @@ impl MicFifo {
                 }
             }
         }
-        if self.pending.len() < FRAME {
+        if self.pending.len() < frame {
             // Resampler rounding left us a few samples short: a rare, short gap.
             counters.mic_underruns.fetch_add(1, Relaxed);
             self.primed = false;
             out.fill(0.0);
             return false;
         }
-        for (o, s) in out.iter_mut().zip(self.pending.drain(..FRAME)) {
+        for (o, s) in out.iter_mut().zip(self.pending.drain(..frame)) {
             *o = s;
         }
         true
@@ -848,7 +861,8 @@ struct SpeakerFifo {
 
 impl SpeakerFifo {
     fn new(ring: rtrb::Producer<f32>, rate_hz: u32) -> SpeakerFifo {
-        let resampler = (rate_hz != RATE_HZ).then(|| Resample::new(RATE_HZ, rate_hz, FRAME));
+        let resampler =
+            (rate_hz != RATE_HZ).then(|| Resample::new(RATE_HZ, rate_hz, SPEAKER_CHUNK));
         SpeakerFifo {
             ring,
             rate_hz,
@@ -866,14 +880,19 @@ impl SpeakerFifo {
         self.queued() as f32 * 1000.0 / self.rate_hz as f32
     }
 
-    fn write_frame(&mut self, frame: &[f32; FRAME], counters: &Counters) {
+    fn write_frame(&mut self, frame: &[f32], counters: &Counters) {
+        let frame_ms = (frame.len() * 1000 / RATE_HZ as usize) as u32;
         self.converted.clear();
         match &mut self.resampler {
             None => self.converted.extend(frame.iter()),
-            Some(r) => r.process(frame, &mut self.converted),
+            Some(r) => {
+                for chunk in frame.chunks_exact(SPEAKER_CHUNK) {
+                    r.process(chunk, &mut self.converted);
+                }
+            }
         }
         let queued = self.queued();
-        if queued > ms_to_samples(SPEAKER_MAX_MS, self.rate_hz) {
+        if queued > ms_to_samples(2 * frame_ms + SPEAKER_SLACK_MS, self.rate_hz) {
             // The device drains slower than we write (clock drift or a stall): skip a frame
             // rather than let the delay grow.
             counters.speaker_overruns.fetch_add(1, Relaxed);
@@ -881,9 +900,10 @@ impl SpeakerFifo {
         }
         if queued < ms_to_samples(SPEAKER_LOW_MS, self.rate_hz) {
             // Starting, or the device ran dry: one frame of silence in front gives the
-            // 10 ms callbacks room against the 20 ms writes.
+            // 10 ms callbacks room against the frame-sized writes.
             self.scratch.clear();
-            self.scratch.resize(ms_to_samples(20, self.rate_hz), 0.0);
+            self.scratch
+                .resize(ms_to_samples(frame_ms, self.rate_hz), 0.0);
             let _ = self.ring.push_partial_slice(&self.scratch);
         }
         let (a, b) = self.converted.as_slices();

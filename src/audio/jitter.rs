@@ -62,10 +62,11 @@ const PEAK_SLOTS: usize = 8;
 /// FEC headroom is kept this long after the last loss.
 const LOSS_MEMORY_MS: f64 = 10_000.0;
 
-/// Frame period of the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Frame period of the stream (20 ms unless chosen otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FrameDuration {
     Ms10,
+    #[default]
     Ms20,
 }
 
@@ -74,6 +75,15 @@ impl FrameDuration {
         match self {
             FrameDuration::Ms10 => 10,
             FrameDuration::Ms20 => 20,
+        }
+    }
+
+    /// The period of `ms` milliseconds, if it is one Opus frames here can have (10 or 20).
+    pub fn from_ms(ms: u32) -> Option<FrameDuration> {
+        match ms {
+            10 => Some(FrameDuration::Ms10),
+            20 => Some(FrameDuration::Ms20),
+            _ => None,
         }
     }
 
@@ -448,6 +458,30 @@ impl JitterBuffer {
             .clamp(self.cfg.min_delay_ms as f64, self.cfg.max_delay_ms as f64);
         self.stats.target_delay_ms = self.target_ms;
         self.missing_run = 0;
+    }
+
+    /// Changes the frame period (the sender changed its packet time, or the stream now comes
+    /// from a source that packs another): the stream starts afresh as after [`Self::reset`];
+    /// statistics are kept and the switch counts as a resync.
+    pub fn set_frame(&mut self, frame: FrameDuration) {
+        if frame == self.cfg.frame {
+            return;
+        }
+        let cfg = JitterConfig {
+            frame,
+            ..self.cfg.clone()
+        };
+        // Only the period changes: the delay range was accepted when this buffer was made.
+        let Ok(mut fresh) = JitterBuffer::new(cfg) else {
+            return;
+        };
+        fresh.epoch = self.epoch;
+        fresh.stats = JitterStats {
+            target_delay_ms: fresh.target_ms,
+            resyncs: self.stats.resyncs + 1,
+            ..self.stats
+        };
+        *self = fresh;
     }
 
     /// Whether playout has started and not stopped.

@@ -2,7 +2,8 @@
 //! nnnoiseless) and a slow automatic gain control ending in a look-ahead limiter. Each part
 //! can be switched on or off at any time; levels are exposed for the meters.
 //!
-//! Run loop (the voice clock, once per 20 ms frame of 48 kHz mono; nothing allocates there):
+//! Run loop (the voice clock, once per 10 or 20 ms frame of 48 kHz mono; nothing allocates
+//! there):
 //! ```text
 //! headset.read_mic_frame(&mut frame);
 //! processor.process(&mut frame);
@@ -19,10 +20,9 @@ use nnnoiseless::DenoiseState;
 use crate::audio::mixer::Limiter;
 use crate::audio::tone::{LevelMeter, MIN_DBFS, rms_dbfs};
 
-/// One 20 ms frame at 48 kHz.
+/// One 20 ms frame at 48 kHz (frames of 10 ms, 480 samples, work the same).
 pub const FRAME: usize = 960;
 const RATE_HZ: u32 = 48_000;
-const FRAME_S: f32 = 0.02;
 
 /// Levels for the UI, in dBFS / dB.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -130,9 +130,11 @@ impl MicProcessor {
         self.agc.is_some()
     }
 
-    /// Processes one frame in place.
-    pub fn process(&mut self, frame: &mut [f32; FRAME]) {
-        self.input_meter.update(frame, FRAME_S);
+    /// Processes one frame in place: a whole number of 10 ms blocks (480 or 960 samples;
+    /// RNNoise works on 10 ms). A trailing part shorter than 10 ms is left as it came.
+    pub fn process(&mut self, frame: &mut [f32]) {
+        let frame_s = frame.len() as f32 / RATE_HZ as f32;
+        self.input_meter.update(frame, frame_s);
         if let Some(state) = &mut self.denoise {
             let mut vad = 0f32;
             for half in frame.chunks_exact_mut(DenoiseState::FRAME_SIZE) {
@@ -151,7 +153,7 @@ impl MicProcessor {
             let voiced = self.voice_probability.is_none_or(|p| p > 0.5);
             agc.process(frame, voiced);
         }
-        self.output_meter.update(frame, FRAME_S);
+        self.output_meter.update(frame, frame_s);
     }
 
     pub fn levels(&self) -> ProcessLevels {
@@ -182,16 +184,17 @@ impl Agc {
         }
     }
 
-    fn process(&mut self, frame: &mut [f32; FRAME], voiced: bool) {
+    fn process(&mut self, frame: &mut [f32], voiced: bool) {
         let s = &self.settings;
+        let frame_s = frame.len() as f32 / RATE_HZ as f32;
         let level = rms_dbfs(frame);
         let before = self.gain_db;
         if voiced && level > s.gate_dbfs && level > MIN_DBFS {
             let want = (s.target_dbfs - level).clamp(s.min_gain_db, s.max_gain_db);
             let step = if want > self.gain_db {
-                (want - self.gain_db).min(s.rise_db_per_s * FRAME_S)
+                (want - self.gain_db).min(s.rise_db_per_s * frame_s)
             } else {
-                -(self.gain_db - want).min(s.fall_db_per_s * FRAME_S)
+                -(self.gain_db - want).min(s.fall_db_per_s * frame_s)
             };
             self.gain_db += step;
         }
@@ -215,14 +218,38 @@ mod tests {
     use crate::audio::tone::test_signals::{Rng, sine, speech_like};
 
     fn run(p: &mut MicProcessor, input: &[f32]) -> Vec<f32> {
+        run_in(p, input, FRAME)
+    }
+
+    /// Processes `input` in frames of `frame_len` samples.
+    fn run_in(p: &mut MicProcessor, input: &[f32], frame_len: usize) -> Vec<f32> {
         let mut out = Vec::with_capacity(input.len());
-        for chunk in input.chunks_exact(FRAME) {
-            let mut frame = [0f32; FRAME];
+        let mut frame = vec![0f32; frame_len];
+        for chunk in input.chunks_exact(frame_len) {
             frame.copy_from_slice(chunk);
             p.process(&mut frame);
             out.extend_from_slice(&frame);
         }
         out
+    }
+
+    #[test]
+    fn ten_ms_frames_are_processed_like_twenty_ms_ones() {
+        // RNNoise runs on 10 ms either way: the same input gives the same output.
+        let speech = speech_like(48_000, 48_000 * 2, 21, false);
+        let noise = white_noise(speech.len(), 0.02, 23);
+        let noisy: Vec<f32> = speech.iter().zip(&noise).map(|(s, n)| s + n).collect();
+        let twenty = run_in(&mut MicProcessor::new(true, false), &noisy, FRAME);
+        let ten = run_in(&mut MicProcessor::new(true, false), &noisy, FRAME / 2);
+        assert_eq!(ten, twenty);
+        // The AGC reaches the same gain at the same pace.
+        let quiet: Vec<f32> = speech.iter().map(|s| s * 0.1).collect();
+        let mut p20 = MicProcessor::new(false, true);
+        let mut p10 = MicProcessor::new(false, true);
+        run_in(&mut p20, &quiet, FRAME);
+        run_in(&mut p10, &quiet, FRAME / 2);
+        let (g20, g10) = (p20.levels().agc_gain_db, p10.levels().agc_gain_db);
+        assert!(g20 > 1.0 && (g20 - g10).abs() < 1.0, "{g20} dB vs {g10} dB");
     }
 
     fn white_noise(n: usize, amp: f32, seed: u64) -> Vec<f32> {

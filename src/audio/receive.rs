@@ -3,9 +3,13 @@
 //!
 //! Run loop (the codec thread, or a headless peer's media clock):
 //! ```text
-//! on packet:          rx.push_packet(now, seq, rtp_ts, &payload);
-//! every frame period: rx.pull_frame(now, &mut frame);   // 960 samples for 20 ms
+//! on packet:          rx.push_opus(now, rtp_ts, &payload);
+//! every clock period: rx.pull(now, &mut frame);   // 960 samples for 20 ms, 480 for 10 ms
 //! ```
+//! The stream's frame period follows what arrives: Opus packets say their own duration, and
+//! a stream of 10 ms packets switches the receiver to 10 ms frames (and back), starting the
+//! jitter buffer afresh. The clock that pulls need not match it: a 10 ms clock plays half a
+//! 20 ms frame per call, a 20 ms clock two 10 ms frames.
 //!
 //! Each frame is decoded normally, rebuilt from the next packet's in-band FEC when its own
 //! packet was lost, or concealed (PLC) when neither is there; a payload the decoder rejects is
@@ -19,12 +23,15 @@
 use std::time::{Duration, Instant};
 
 use super::jitter::{
-    Adjustment, JitterBuffer, JitterConfig, JitterError, JitterStats, PlayoutFrame, Pushed,
+    Adjustment, FrameDuration, JitterBuffer, JitterConfig, JitterError, JitterStats, PlayoutFrame,
+    Pushed,
 };
 use super::tone::rms_dbfs;
 
 /// The decoder's output rate; RTP for Opus always runs at 48 kHz.
 pub const SAMPLE_RATE_HZ: u32 = 48_000;
+/// The longest frame period a stream may have (20 ms).
+const MAX_FRAME_LEN: usize = 960;
 
 /// Settings of an [`AudioReceiver`].
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +81,27 @@ pub enum Pulled {
     WrongLength,
 }
 
+impl Pulled {
+    /// The worse of two outcomes for one stretch of audio.
+    fn worse(self, other: Pulled) -> Pulled {
+        fn rank(p: Pulled) -> u8 {
+            match p {
+                Pulled::Silence => 0,
+                Pulled::Decoded => 1,
+                Pulled::FecRecovered => 2,
+                Pulled::Inserted => 3,
+                Pulled::Concealed => 4,
+                Pulled::WrongLength => 5,
+            }
+        }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 /// Decoder-side counters on top of the jitter buffer's.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ReceiverStats {
@@ -81,6 +109,8 @@ pub struct ReceiverStats {
     pub jitter: JitterStats,
     /// Payloads the decoder rejected (played as concealment).
     pub decode_errors: u64,
+    /// Times the stream's frame period changed (10 ms and 20 ms packets).
+    pub frame_period_changes: u64,
     /// Silent frames skipped to shrink the delay.
     pub silent_drops: u64,
     /// Concealment frames inserted after a silent frame to grow the delay.
@@ -102,6 +132,11 @@ pub struct AudioReceiver {
     frame_len: usize,
     /// Second frame for crossfaded drops (allocated once).
     scratch: Vec<f32>,
+    /// The frame `pull` is handing out in parts (a clock period shorter than the frame):
+    /// samples from `carry_pos` on are still to be played; `carry_kind` is how it was made.
+    carry: Vec<f32>,
+    carry_pos: usize,
+    carry_kind: Pulled,
     /// Conversion buffer for `pull_frame_i16` (allocated once).
     pcm: Vec<f32>,
     /// Whether the last frame played was silent: an insertion may follow it unheard.
@@ -135,6 +170,9 @@ impl AudioReceiver {
             decoder,
             frame_len,
             scratch: vec![0.0; frame_len],
+            carry: Vec::with_capacity(MAX_FRAME_LEN),
+            carry_pos: 0,
+            carry_kind: Pulled::Silence,
             pcm: vec![0.0; frame_len],
             last_silent: true,
             noise_floor_db: -60.0,
@@ -180,11 +218,87 @@ impl AudioReceiver {
         self.last_silent = true;
         self.wanted = Adjustment::Keep;
         self.wanted_since = None;
+        self.carry.clear();
+        self.carry_pos = 0;
     }
 
-    /// Takes in one arrived RTP packet's Opus payload.
+    /// Takes in one arrived RTP packet's Opus payload, with a sequence number of one step per
+    /// frame. The frame period is the configured one; see [`Self::push_opus`] for a stream
+    /// that sets its own.
     pub fn push_packet(&mut self, now: Instant, seq: u16, rtp_ts: u32, payload: &[u8]) -> Pushed {
         self.jb.push(now, seq, rtp_ts, payload)
+    }
+
+    /// Takes in one arrived Opus frame by its RTP time. The frame index is derived from the
+    /// timestamp, not the RTP sequence number: a bridge that re-packetizes what it forwards
+    /// has no gaps in its sequence numbers where the sender's packets were lost, while the
+    /// timestamps keep them. A packet whose duration (10 or 20 ms, read from the Opus TOC)
+    /// differs from the current frame period switches the receiver to it.
+    pub fn push_opus(&mut self, now: Instant, rtp_ts: u32, payload: &[u8]) -> Pushed {
+        self.follow_frame_period(payload);
+        let index = self.frame_index(rtp_ts);
+        self.jb.push(now, index, rtp_ts, payload)
+    }
+
+    /// A copy of an earlier frame (RFC 2198 RED redundancy), by its RTP time; it only fills a
+    /// hole (see [`Self::push_redundant`]).
+    pub fn push_opus_redundant(&mut self, now: Instant, rtp_ts: u32, payload: &[u8]) -> Pushed {
+        let index = self.frame_index(rtp_ts);
+        self.jb.push_redundant(now, index, rtp_ts, payload)
+    }
+
+    /// The jitter buffer's sequence number for the frame at `rtp_ts`.
+    fn frame_index(&self, rtp_ts: u32) -> u16 {
+        (rtp_ts / self.frame_len as u32) as u16
+    }
+
+    /// Switches the frame period to a packet's duration when it is another supported one.
+    fn follow_frame_period(&mut self, payload: &[u8]) {
+        let frame = match opus::packet::get_nb_samples(payload, SAMPLE_RATE_HZ) {
+            Ok(480) => FrameDuration::Ms10,
+            Ok(960) => FrameDuration::Ms20,
+            // Other durations (and payloads Opus cannot read) are left to the decoder.
+            _ => return,
+        };
+        if frame == self.cfg.jitter.frame {
+            return;
+        }
+        self.cfg.jitter.frame = frame;
+        self.jb.set_frame(frame);
+        self.frame_len = frame.samples();
+        self.scratch.resize(self.frame_len, 0.0);
+        self.pcm.resize(self.frame_len, 0.0);
+        self.last_silent = true;
+        self.wanted = Adjustment::Keep;
+        self.wanted_since = None;
+        self.stats.frame_period_changes += 1;
+    }
+
+    /// Fills `out` with the next `out.len()` samples of 48 kHz mono PCM, whatever the
+    /// stream's frame period: frames are pulled as needed and a part left over is played by
+    /// the next call. Returns how the frames it played from were made (the worst of them:
+    /// concealment over insertion over FEC over decoding over silence).
+    pub fn pull(&mut self, now: Instant, out: &mut [f32]) -> Pulled {
+        let mut filled = 0;
+        let mut kind = None;
+        while filled < out.len() {
+            if self.carry_pos >= self.carry.len() {
+                let mut frame = std::mem::take(&mut self.carry);
+                frame.clear();
+                frame.resize(self.frame_len, 0.0);
+                let last = out.len() - filled <= self.frame_len;
+                self.carry_kind = self.pull_one(now, &mut frame, last);
+                self.carry = frame;
+                self.carry_pos = 0;
+            }
+            let n = (out.len() - filled).min(self.carry.len() - self.carry_pos);
+            out[filled..filled + n]
+                .copy_from_slice(&self.carry[self.carry_pos..self.carry_pos + n]);
+            filled += n;
+            self.carry_pos += n;
+            kind = Some(kind.map_or(self.carry_kind, |k: Pulled| k.worse(self.carry_kind)));
+        }
+        kind.unwrap_or(Pulled::Silence)
     }
 
     /// A frame that a later packet carried again (RFC 2198 RED); see
@@ -201,11 +315,23 @@ impl AudioReceiver {
 
     /// Fills `out` (exactly one frame) with the next frame of 48 kHz mono PCM.
     pub fn pull_frame(&mut self, now: Instant, out: &mut [f32]) -> Pulled {
+        self.pull_one(now, out, true)
+    }
+
+    /// One frame; the delay is corrected only where `may_adjust`. A clock that takes several
+    /// frames at once adjusts on the last of them only: the earlier ones are played before
+    /// it, so their delay looks one frame larger than it is, and correcting by that would
+    /// starve the last one.
+    fn pull_one(&mut self, now: Instant, out: &mut [f32], may_adjust: bool) -> Pulled {
         if out.len() != self.frame_len {
             out.fill(0.0);
             return Pulled::WrongLength;
         }
-        let adj = self.jb.adjustment(now);
+        let adj = if may_adjust {
+            self.jb.adjustment(now)
+        } else {
+            Adjustment::Keep
+        };
         if adj != self.wanted {
             self.wanted = adj;
             self.wanted_since = (adj != Adjustment::Keep).then_some(now);
@@ -687,5 +813,131 @@ mod tests {
                 assert!(rms_dbfs(f) > -26.0, "{ppm}: hole {}", rms_dbfs(f));
             }
         }
+    }
+
+    /// Encodes `signal` in packets of `packet_len` samples (480 or 960) from RTP time
+    /// `ts0`, sends each when its audio is complete with 30 ms of transit, and pulls it
+    /// with a clock of `clock_len` samples. Returns what was played.
+    fn play_packed(
+        rx: &mut AudioReceiver,
+        signal: &[f32],
+        packet_len: usize,
+        clock_len: usize,
+        t0: Instant,
+        ts0: u32,
+    ) -> Vec<f32> {
+        let mut enc = encoder();
+        let mut buf = [0u8; 1500];
+        let mut arrivals = Vec::new();
+        for (i, chunk) in signal.chunks_exact(packet_len).enumerate() {
+            let n = enc.encode_float(chunk, &mut buf).unwrap();
+            let at_us = ((i + 1) * packet_len) as u64 * 1000 / 48 + 30_000;
+            arrivals.push((at_us, ts0 + (i * packet_len) as u32, buf[..n].to_vec()));
+        }
+        let mut out = Vec::new();
+        let mut frame = vec![0f32; clock_len];
+        let mut next = 0;
+        let clock_us = clock_len as u64 * 1000 / 48;
+        for k in 0..(signal.len() / clock_len + 20) {
+            let t = k as u64 * clock_us + 3_000;
+            while next < arrivals.len() && arrivals[next].0 <= t {
+                let (at, ts, p) = &arrivals[next];
+                rx.push_opus(t0 + Duration::from_micros(*at), *ts, p);
+                next += 1;
+            }
+            rx.pull(t0 + Duration::from_micros(t), &mut frame);
+            out.extend_from_slice(&frame);
+        }
+        out
+    }
+
+    /// The best correlation of `original[range]` with `out` over delays of whole 10 ms
+    /// steps plus the codec's look-ahead.
+    fn best_match(original: &[f32], out: &[f32], range: std::ops::Range<usize>, la: usize) -> f64 {
+        (0..30)
+            .map(|m| {
+                let off = m * 480 + la;
+                let end = (range.end + off).min(out.len());
+                let n = end.saturating_sub(range.start + off);
+                correlation(
+                    &original[range.start..range.start + n],
+                    &out[range.start + off..range.start + off + n],
+                )
+            })
+            .fold(f64::MIN, f64::max)
+    }
+
+    #[test]
+    fn ten_and_twenty_ms_streams_play_on_either_clock() {
+        let speech = speech_like(48_000, 48_000 * 2, 31, false);
+        let la = encoder().get_lookahead().unwrap() as usize;
+        let mut same_clock = [0.0; 2];
+        for (packet_len, clock_len) in [(480, 480), (960, 960), (480, 960), (960, 480)] {
+            let mut rx = AudioReceiver::new_20ms().unwrap();
+            let out = play_packed(&mut rx, &speech, packet_len, clock_len, Instant::now(), 0);
+            let c = best_match(&speech, &out, 4_800..speech.len() - 4_800, la);
+            let st = rx.stats();
+            let tag = format!("{packet_len}-sample packets, {clock_len}-sample clock");
+            eprintln!("{tag}: correlation {c:.3}, {st:?}");
+            // 32 kbit/s Opus on this synthetic speech keeps about 0.9 of the waveform; a
+            // clock of the other length must lose nothing more.
+            let k = usize::from(packet_len == 960);
+            if packet_len == clock_len {
+                same_clock[k] = c;
+                assert!(c > 0.85, "{tag}: correlation {c:.3}");
+            } else {
+                assert!(
+                    c > same_clock[k] - 0.005,
+                    "{tag}: correlation {c:.3}, {:.3} on its own clock",
+                    same_clock[k]
+                );
+            }
+            assert_eq!(rx.frame_len(), packet_len, "{tag}");
+            assert_eq!(st.jitter.lost, 0, "{tag}: {st:?}");
+            assert_eq!(
+                st.jitter.frames_dropped + st.jitter.frames_inserted,
+                0,
+                "{tag}"
+            );
+            assert_eq!(
+                st.frame_period_changes,
+                u64::from(packet_len == 480),
+                "{tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_that_changes_its_packet_time_keeps_playing() {
+        // Ringback in 20 ms packets from the bridge, then the agent's voice in 10 ms packets
+        // on the same stream (its RTP clock continues), then 20 ms again.
+        let mut rx = AudioReceiver::new_20ms().unwrap();
+        let t0 = Instant::now();
+        let tone = sine(440.0, 0.3, 48_000, 48_000);
+        let speech = speech_like(48_000, 48_000 * 2, 37, false);
+        let la = encoder().get_lookahead().unwrap() as usize;
+        play_packed(&mut rx, &tone, 960, 480, t0, 0);
+        let voice = play_packed(
+            &mut rx,
+            &speech,
+            480,
+            480,
+            t0 + Duration::from_millis(1_500),
+            48_000 * 3 / 2,
+        );
+        assert!(rx.stats().frame_period_changes >= 1);
+        assert_eq!(rx.frame_len(), 480);
+        let c = best_match(&speech, &voice, 9_600..speech.len() - 9_600, la);
+        assert!(c > 0.85, "voice after the switch: correlation {c:.3}");
+        play_packed(
+            &mut rx,
+            &tone,
+            960,
+            480,
+            t0 + Duration::from_millis(4_000),
+            48_000 * 4,
+        );
+        assert_eq!(rx.frame_len(), 960);
+        assert_eq!(rx.stats().frame_period_changes, 2);
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::audio::device::Headset;
+use crate::audio::jitter::FrameDuration;
 use crate::audio::process::MicProcessor;
 use crate::peer::impair::Impairment;
 use crate::peer::voice::{Mouth, Voice};
@@ -68,6 +69,8 @@ pub struct AgentOptions {
     /// Keys to press (sent to the caller) one second into each call.
     pub send_digits: Option<String>,
     pub impair: Option<Impairment>,
+    /// Frame period of the voice this peer sends (20 ms, or 10 ms for a lower delay).
+    pub frame: FrameDuration,
 }
 
 /// Call control for a headless agent, beyond answering and talking.
@@ -196,7 +199,7 @@ pub async fn run_with(
     .await?;
     // The headset opens before going available, so a missing device fails before any call
     // is offered, and its rings start filling only just before the voice clock reads them.
-    let mut voice = Voice::new(options.impair.clone())?;
+    let mut voice = Voice::with_frame(options.impair.clone(), options.frame)?;
     if let AgentVoice::Devices(choice) = &options.voice {
         let (headset, notices) = open_headset(choice.clone()).await?;
         for notice in &notices {
@@ -222,7 +225,7 @@ pub async fn run_with(
         AgentVoice::Wav(path) => Some(wav::read_mono_48k(path)?),
         _ => None,
     };
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(voice.frame_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
 
     let mut reports = Vec::new();

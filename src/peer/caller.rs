@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::audio::jitter::FrameDuration;
 use crate::peer::impair::Impairment;
-use crate::peer::voice::{FRAME, Mouth, Voice};
+use crate::peer::voice::{Mouth, Voice};
 use crate::peer::{PeerError, REQUEST_TIMEOUT, connect_media, signal};
 use crate::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use crate::wav;
@@ -35,6 +36,8 @@ pub struct CallerOptions {
     /// Give up (abandon) after waiting this long in queue.
     pub max_wait_secs: f64,
     pub impair: Option<Impairment>,
+    /// Frame period of the voice this peer sends (20 ms, or 10 ms for a lower delay).
+    pub frame: FrameDuration,
     /// The number dialed (the switchboard may answer it with a queue-entry menu).
     pub to: Option<String>,
     /// Keys to press when a queue-entry menu answers (once media is up).
@@ -133,7 +136,7 @@ pub async fn run_with(
         }
     };
     let (media, mut packets) = connect_media(&signal, &url).await?;
-    let mut voice = Voice::new(options.impair.clone())?;
+    let mut voice = Voice::with_frame(options.impair.clone(), options.frame)?;
     voice.set_dtx(extras.dtx)?;
     let mut keys = Keypad::new(options.inband_dtmf);
     if menu.is_some()
@@ -169,7 +172,7 @@ pub async fn run_with(
     };
 
     // Waiting in queue: the voice loop runs (ringback plays) but nothing is recorded.
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(voice.frame_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let give_up = dialed + Duration::from_secs_f64(options.max_wait_secs);
     loop {
@@ -273,16 +276,16 @@ async fn talk(
     report: &mut CallerReport,
 ) -> Result<(), PeerError> {
     let call_id = report.call_id.clone();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(voice.frame_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     voice.mouth = Mouth::wav(playback);
     let started = Instant::now();
-    let frames_to_talk = (talk.as_secs_f64() * 50.0).round() as usize;
-    let mut recording: Vec<f32> = Vec::with_capacity(frames_to_talk * FRAME);
+    let samples_to_talk = (talk.as_secs_f64() * 50.0).round() as usize * crate::peer::voice::FRAME;
+    let mut recording: Vec<f32> = Vec::with_capacity(samples_to_talk);
     let mut hung_up_by_us = true;
     // Once the switchboard asks for a rating, the caller stays until it says the call ended.
     let mut in_survey = false;
-    while in_survey || recording.len() < frames_to_talk * FRAME {
+    while in_survey || recording.len() < samples_to_talk {
         tokio::select! {
             _ = tick.tick() => {
                 voice.receive(packets);
@@ -384,7 +387,7 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
         )));
     }
     let (media, mut packets) = connect_media(&signal, &url).await?;
-    let mut voice = Voice::new(options.impair.clone())?;
+    let mut voice = Voice::with_frame(options.impair.clone(), options.frame)?;
     let mut keys = Keypad::new(options.inband_dtmf);
     let mut report = CallerReport {
         call_id: String::new(),
@@ -403,7 +406,7 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
         reported_loss_pct: None,
         packets_sent: 0,
     };
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(voice.frame_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let give_up = registered + Duration::from_secs_f64(options.max_wait_secs);
     loop {
@@ -510,7 +513,7 @@ impl Keypad {
             }
             return;
         }
-        let end = (self.pos + FRAME).min(self.tones.len());
+        let end = (self.pos + voice.frame_len()).min(self.tones.len());
         voice.mouth = Mouth::wav(self.tones[self.pos..end].to_vec());
         self.pos = end;
     }

@@ -115,7 +115,7 @@ pub async fn run(options: SupervisorOptions) -> Result<SupervisorReport, PeerErr
     };
     let begun = Instant::now();
     let mut recording = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(voice.frame_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut ended = false;
     'phases: for (i, phase) in options.phases.iter().enumerate() {

@@ -1,23 +1,29 @@
-//! The headless peers' voice loop: a 20 ms media clock that, on every tick, takes in what
+//! The headless peers' voice loop: a media clock (20 ms frames, or 10 ms when chosen for a
+//! lower delay) that, on every tick, takes in what
 //! arrived, plays out one frame per receive slot (jitter buffer, Opus FEC/PLC), mixes them
 //! into what the peer "hears", and sends one frame of what it "says" (a WAV file, an echo of
 //! what it heard, silence, or a real microphone), and, with a headset attached, plays what it
 //! heard on the headset's speaker.
 //!
 //! Keys pressed (`queue_dtmf`) leave as RFC 4733 telephone events on the voice's own clock,
-//! one step per frame (`send_dtmf` after each tick); telephone events that arrive on `main` are
+//! one step per 20 ms (`send_dtmf` after each tick); telephone events that arrive on `main` are
 //! decoded into digits (`poll_digit`) instead of reaching the jitter buffer.
 //!
 //! Because one tick both sends frame n and plays out frame n, a recording is sample-aligned
 //! with the playback: sample k of the recording was heard when sample k of the input was sent.
-//! Run loop: `loop { tick.await; voice.tick(now, &mut packets) -> (heard, said) }`.
+//! Run loop: `loop { tick.await; voice.tick(now, &mut packets) -> (heard, said) }`, with the
+//! tick every [`Voice::frame_period`].
+//!
+//! The frame period only decides what this peer sends and how often its clock runs; what it
+//! receives may come in 10 or 20 ms packets either way (each receiver follows its stream).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::audio::device::Headset;
+use crate::audio::jitter::FrameDuration;
 use crate::audio::process::MicProcessor;
 use crate::audio::receive::AudioReceiver;
 use crate::audio::red::{self, RedEncoder};
@@ -29,8 +35,11 @@ use crate::peer::rtc::{
     OPUS_PT, PeerMedia, RED_PT, RtcError, RxPacket, RxSlot, TELEPHONE_EVENT_PT,
 };
 
-/// Samples in one 20 ms frame at 48 kHz.
+/// Samples in one 20 ms frame at 48 kHz: the longest frame (buffers are this long; a 10 ms
+/// voice uses the first half).
 pub const FRAME: usize = 960;
+/// Telephone events step every this many samples (20 ms), whatever the frame period.
+const DTMF_STEP: usize = 960;
 
 /// Opus bit rate of the voice we send. 64 kbit/s (G.711's rate, small for any headset
 /// link) leaves room for in-band FEC at high loss; BENCHMARKS.md has PESQ by bit rate
@@ -60,14 +69,15 @@ impl Mouth {
         Mouth::Wav { samples, pos: 0 }
     }
 
-    fn next(&mut self, heard: &[f32; FRAME], mic: &[f32; FRAME], out: &mut [f32; FRAME]) {
+    /// Fills `out` (one frame); `heard` and `mic` are as long.
+    fn next(&mut self, heard: &[f32], mic: &[f32], out: &mut [f32]) {
         match self {
             Mouth::Silence => out.fill(0.0),
             Mouth::Echo => out.copy_from_slice(heard),
             Mouth::Device => out.copy_from_slice(mic),
             Mouth::Wav { samples, pos } => {
                 out.fill(0.0);
-                let end = (*pos + FRAME).min(samples.len());
+                let end = (*pos + out.len()).min(samples.len());
                 if *pos < end {
                     out[..end - *pos].copy_from_slice(&samples[*pos..end]);
                 }
@@ -81,8 +91,12 @@ impl Mouth {
 pub struct Voice {
     encoder: opus::Encoder,
     receivers: [AudioReceiver; 2],
+    /// Samples per frame: 960 (20 ms) or 480 (10 ms).
+    frame: usize,
     /// RTP time of the next frame we send.
     send_ts: u32,
+    /// Samples sent since the telephone events last stepped (they step every 20 ms).
+    dtmf_clock: usize,
     heard: [f32; FRAME],
     said: [f32; FRAME],
     encoded: Vec<u8>,
@@ -120,7 +134,17 @@ pub struct Voice {
 }
 
 impl Voice {
+    /// A voice that sends 20 ms frames.
     pub fn new(impairment: Option<Impairment>) -> Result<Voice, opus::Error> {
+        Voice::with_frame(impairment, FrameDuration::Ms20)
+    }
+
+    /// A voice that sends frames of `frame` (10 ms halves the packetization delay for twice
+    /// the packets).
+    pub fn with_frame(
+        impairment: Option<Impairment>,
+        frame: FrameDuration,
+    ) -> Result<Voice, opus::Error> {
         let mut encoder =
             opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
         encoder.set_inband_fec(true)?;
@@ -129,7 +153,9 @@ impl Voice {
         Ok(Voice {
             encoder,
             receivers: [AudioReceiver::new_20ms()?, AudioReceiver::new_20ms()?],
+            frame: frame.samples(),
             send_ts: 0,
+            dtmf_clock: 0,
             heard: [0.0; FRAME],
             said: [0.0; FRAME],
             encoded: vec![0u8; 1500],
@@ -218,6 +244,23 @@ impl Voice {
         self.reported_loss_pct
     }
 
+    /// Sends frames of `frame` from the next tick on (the RTP clock runs on; receivers
+    /// follow the packets' duration). The caller's clock must then tick every
+    /// [`Self::frame_period`].
+    pub fn set_frame(&mut self, frame: FrameDuration) {
+        self.frame = frame.samples();
+    }
+
+    /// Samples per frame (480 or 960).
+    pub fn frame_len(&self) -> usize {
+        self.frame
+    }
+
+    /// How often [`Self::tick`] is to run: one frame.
+    pub fn frame_period(&self) -> Duration {
+        Duration::from_micros(self.frame as u64 * 1000 / 48)
+    }
+
     /// Takes every packet that has arrived into the jitter buffers.
     pub fn receive(&mut self, packets: &mut mpsc::Receiver<RxPacket>) {
         while let Ok(p) = packets.try_recv() {
@@ -231,9 +274,8 @@ impl Voice {
                             self.push_opus(p.slot, p.arrived, primary.timestamp, primary.data);
                         }
                         for b in blocks {
-                            self.receivers[p.slot as usize].push_redundant(
+                            self.receivers[p.slot as usize].push_opus_redundant(
                                 p.arrived,
-                                frame_index(b.timestamp),
                                 b.timestamp,
                                 b.data,
                             );
@@ -264,44 +306,47 @@ impl Voice {
         if slot == RxSlot::Main && self.first_packet_at.is_none() {
             self.first_packet_at = Some(arrived);
         }
-        self.receivers[slot as usize].push_packet(
-            arrived,
-            frame_index(timestamp),
-            timestamp,
-            payload,
-        );
+        self.receivers[slot as usize].push_opus(arrived, timestamp, payload);
     }
 
     /// One tick: plays out and mixes one frame, produces one frame to say. Returns the frame
     /// to send (None while muted) and leaves `heard()` / `said()` for recording.
     pub fn tick(&mut self, now: Instant) -> Option<(u32, Bytes)> {
+        let n = self.frame;
         let mut main = [0f32; FRAME];
         let mut aux = [0f32; FRAME];
-        self.receivers[0].pull_frame(now, &mut main);
-        self.receivers[1].pull_frame(now, &mut aux);
-        for ((h, m), a) in self.heard.iter_mut().zip(&main).zip(&aux) {
+        self.receivers[0].pull(now, &mut main[..n]);
+        self.receivers[1].pull(now, &mut aux[..n]);
+        for ((h, m), a) in self.heard[..n].iter_mut().zip(&main).zip(&aux) {
             *h = soft_clip(m + a);
         }
         if let Some(headset) = &mut self.headset {
             // Read every tick, in a call or not, so the microphone ring never backs up; the
             // speaker gets silence between calls, which keeps its stream steady.
-            headset.read_mic_frame(&mut self.mic);
+            headset.read_mic_frame(&mut self.mic[..n]);
             if let Some(p) = &mut self.mic_processor {
-                p.process(&mut self.mic);
+                p.process(&mut self.mic[..n]);
             }
-            headset.write_speaker_frame(&self.heard);
+            headset.write_speaker_frame(&self.heard[..n]);
         }
-        let heard = self.heard;
-        self.mouth.next(&heard, &self.mic, &mut self.said);
+        self.mouth
+            .next(&self.heard[..n], &self.mic[..n], &mut self.said[..n]);
         let ts = self.send_ts;
-        self.send_ts = self.send_ts.wrapping_add(FRAME as u32);
-        // Keys go out even while the microphone is muted.
-        self.dtmf_out.on_frame(ts, &mut self.dtmf_packets);
+        self.send_ts = self.send_ts.wrapping_add(n as u32);
+        // Keys go out even while the microphone is muted, stepping every 20 ms (the usual
+        // telephone-event packet time) at the start of a frame.
+        if self.dtmf_clock == 0 {
+            self.dtmf_out.on_frame(ts, &mut self.dtmf_packets);
+        }
+        self.dtmf_clock = (self.dtmf_clock + n) % DTMF_STEP;
         self.dtmf_in.handle_timeout(now);
         if self.muted {
             return None;
         }
-        let n = match self.encoder.encode_float(&self.said, &mut self.encoded) {
+        let n = match self
+            .encoder
+            .encode_float(&self.said[..n], &mut self.encoded)
+        {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!("Opus encode failed: {e}");
@@ -353,17 +398,24 @@ impl Voice {
         self.dtmf_in.poll_digit()
     }
 
+    /// Samples per frame of what arrives on one slot (the far end's packet time).
+    pub fn received_frame_len(&self, slot: RxSlot) -> usize {
+        self.receivers[slot as usize].frame_len()
+    }
+
     /// Receive statistics of one slot (jitter buffer and decoder counters, since the start).
     pub fn receiver_stats(&self, slot: RxSlot) -> crate::audio::receive::ReceiverStats {
         self.receivers[slot as usize].stats()
     }
 
-    pub fn heard(&self) -> &[f32; FRAME] {
-        &self.heard
+    /// What was heard on the last tick (one frame).
+    pub fn heard(&self) -> &[f32] {
+        &self.heard[..self.frame]
     }
 
-    pub fn said(&self) -> &[f32; FRAME] {
-        &self.said
+    /// What was said on the last tick (one frame).
+    pub fn said(&self) -> &[f32] {
+        &self.said[..self.frame]
     }
 
     /// Sends a frame, through the impairment (test use only) if one is configured.
@@ -417,14 +469,6 @@ pub fn expected_loss_for(reported: f64, with_red: bool) -> i32 {
     };
     let pct = (left * 150.0).round() as i32;
     pct.clamp(EXPECTED_LOSS_PCT, 40)
-}
-
-/// The jitter buffer's sequence number for a frame. The bridge re-packetizes what it
-/// forwards, so its sequence numbers have no gaps where the sender's packets were lost; the
-/// timestamps keep them. The index is derived from the timestamp instead (every sender here
-/// and every browser at ptime 20 steps 960 per packet), so loss is seen as loss.
-fn frame_index(timestamp: u32) -> u16 {
-    (timestamp / FRAME as u32) as u16
 }
 
 /// An Opus packet this short (TOC byte and at most one more) says "silence" under DTX.

@@ -1,5 +1,5 @@
 //! The phone's audio endpoint: where the microphone frames come from and where the call and
-//! the ring go. The engine's voice loop calls it once per 20 ms frame, so an implementation
+//! the ring go. The engine's voice loop calls it once per frame (20 ms, or 10 ms when chosen), so an implementation
 //! never blocks (a device implementation copies from / into lock-free rings filled by the
 //! device callbacks).
 //!
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use sapa_ui::DeviceRole;
 
+#[cfg(test)]
 use crate::peer::voice::FRAME;
 
 /// Devices present now, by name.
@@ -24,11 +25,11 @@ pub struct DeviceLists {
 pub trait AudioEndpoint {
     /// What it is, for notices ("no audio device").
     fn describe(&self) -> String;
-    /// Fills one 20 ms frame (48 kHz mono) from the microphone. False when no frame was ready;
-    /// the caller then sends silence.
-    fn read_mic_frame(&mut self, frame: &mut [f32; FRAME]) -> bool;
-    /// Plays one 20 ms frame of the call.
-    fn write_speaker_frame(&mut self, frame: &[f32; FRAME]);
+    /// Fills one frame (48 kHz mono, 480 or 960 samples) from the microphone. False when no
+    /// frame was ready; the caller then sends silence.
+    fn read_mic_frame(&mut self, frame: &mut [f32]) -> bool;
+    /// Plays one frame of the call (480 or 960 samples).
+    fn write_speaker_frame(&mut self, frame: &[f32]);
     /// Starts looping `samples` (48 kHz mono) on the ringer device.
     fn start_ring(&mut self, samples: &[f32]);
     fn stop_ring(&mut self);
@@ -53,12 +54,12 @@ impl AudioEndpoint for NoDevice {
         "no audio device".into()
     }
 
-    fn read_mic_frame(&mut self, frame: &mut [f32; FRAME]) -> bool {
+    fn read_mic_frame(&mut self, frame: &mut [f32]) -> bool {
         frame.fill(0.0);
         true
     }
 
-    fn write_speaker_frame(&mut self, _frame: &[f32; FRAME]) {}
+    fn write_speaker_frame(&mut self, _frame: &[f32]) {}
 
     fn start_ring(&mut self, _samples: &[f32]) {}
 
@@ -127,7 +128,7 @@ impl AudioEndpoint for TestEndpoint {
         "test endpoint".into()
     }
 
-    fn read_mic_frame(&mut self, frame: &mut [f32; FRAME]) -> bool {
+    fn read_mic_frame(&mut self, frame: &mut [f32]) -> bool {
         if self.mic.is_empty() {
             frame.fill(0.0);
             return true;
@@ -139,7 +140,7 @@ impl AudioEndpoint for TestEndpoint {
         true
     }
 
-    fn write_speaker_frame(&mut self, frame: &[f32; FRAME]) {
+    fn write_speaker_frame(&mut self, frame: &[f32]) {
         self.with_tap(|tap| tap.speaker.extend_from_slice(frame));
     }
 

@@ -29,6 +29,9 @@ pub struct PhoneConfig {
     /// Discontinuous transmission (Opus DTX): no voice packets while the agent is silent.
     /// Off by default: a steady stream keeps the far end's jitter buffer settled.
     pub dtx: bool,
+    /// Milliseconds of voice per packet the phone sends: 20, or 10 for a lower delay (twice
+    /// the packets). Other values are read as 20.
+    pub frame_ms: u32,
     /// A desktop popup on an incoming call (on unless turned off in Settings).
     pub desktop_notifications: bool,
     pub shortcuts: Shortcuts,
@@ -45,6 +48,7 @@ impl Default for PhoneConfig {
             noise_suppression: false,
             auto_gain: false,
             dtx: false,
+            frame_ms: 20,
             desktop_notifications: true,
             shortcuts: Shortcuts::default(),
         }
@@ -145,6 +149,7 @@ mod tests {
             noise_suppression: true,
             auto_gain: false,
             dtx: true,
+            frame_ms: 10,
             desktop_notifications: false,
             shortcuts: Shortcuts::default(),
         };

@@ -379,6 +379,7 @@ async fn callers(url: String, dir: PathBuf, every: Duration) -> Result<(), DemoE
                 talk_secs: Some(20.0 + rng.below(25) as f64),
                 max_wait_secs: 90.0,
                 impair: None,
+                frame: Default::default(),
                 to: None,
                 dial_digits: None,
                 survey: None,

@@ -8,8 +8,7 @@ use sapa_ui::DeviceRole;
 
 use super::audio::{AudioEndpoint, DeviceLists};
 use super::config::PhoneConfig;
-use crate::audio::device::{Headset, Ringer, list_devices};
-use crate::peer::voice::FRAME;
+use crate::audio::device::{FRAME, Headset, Ringer, list_devices};
 
 /// Real devices: the headset for the call, a separate ringer (often the desk speakers).
 struct HeadsetEndpoint {
@@ -53,19 +52,20 @@ impl AudioEndpoint for HeadsetEndpoint {
         format!("microphone {}, speaker {}", s.mic_device, s.speaker_device)
     }
 
-    fn read_mic_frame(&mut self, frame: &mut [f32; FRAME]) -> bool {
+    fn read_mic_frame(&mut self, frame: &mut [f32]) -> bool {
         self.headset.read_mic_frame(frame)
     }
 
-    fn write_speaker_frame(&mut self, frame: &[f32; FRAME]) {
+    fn write_speaker_frame(&mut self, frame: &[f32]) {
         match &mut self.ringing_in_headset {
             Some((ring, pos)) if !ring.is_empty() => {
-                let mut mixed = *frame;
-                for v in mixed.iter_mut() {
-                    *v = (*v + 0.5 * ring[*pos % ring.len()]).clamp(-1.0, 1.0);
+                let mut buf = [0f32; FRAME];
+                let mixed = &mut buf[..frame.len().min(FRAME)];
+                for (v, s) in mixed.iter_mut().zip(frame) {
+                    *v = (s + 0.5 * ring[*pos % ring.len()]).clamp(-1.0, 1.0);
                     *pos += 1;
                 }
-                self.headset.write_speaker_frame(&mixed);
+                self.headset.write_speaker_frame(mixed);
             }
             _ => self.headset.write_speaker_frame(frame),
         }

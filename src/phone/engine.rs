@@ -45,6 +45,7 @@ use super::config::PhoneConfig;
 use super::draft::{DraftCall, DraftStore, StoredDraft, SubmittedForm, request_id};
 use super::notify::{CallNotification, DesktopNotifier, NotifyBus};
 use super::supervisor;
+use crate::audio::jitter::FrameDuration;
 use crate::audio::process::MicProcessor;
 use crate::peer::rtc::{LinkState, PeerMedia, RxPacket, RxSlot};
 use crate::peer::voice::{FRAME, Mouth, Voice};
@@ -62,12 +63,15 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 const PING_DEAD_AFTER: Duration = Duration::from_secs(7);
 /// Reconnect waits: 0.5 s, doubling, at most this long.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// Levels and voice statistics go to the window at most this often (10 voice ticks).
-const LEVEL_EVERY_TICKS: u32 = 10;
-/// Voice statistics are computed over this many ticks (5 s).
-const STATS_WINDOW_TICKS: u32 = 250;
-/// The test tone: 440 Hz for this many 20 ms frames.
-const TEST_TONE_FRAMES: u32 = 75;
+/// Samples in 10 ms at 48 kHz: the voice clock's unit of time here (its frames are one or
+/// two of them).
+const BLOCK: usize = 480;
+/// Levels and voice statistics go to the window at most this often (200 ms, in 10 ms blocks).
+const LEVEL_EVERY_BLOCKS: u32 = 20;
+/// Voice statistics are computed over this many 10 ms blocks (5 s).
+const STATS_WINDOW_BLOCKS: u32 = 500;
+/// The test tone: 440 Hz for this many 10 ms blocks (1.5 s).
+const TEST_TONE_BLOCKS: u32 = 150;
 /// How long the headset stays open after the last thing that needed it (a call, a test):
 /// long enough that answering the next call in a busy queue finds it running.
 const AUDIO_RELEASE_AFTER: Duration = Duration::from_secs(2);
@@ -531,6 +535,7 @@ struct Engine {
     /// Drafts of other calls waiting to be shown once the current wrap-up is done.
     muted: bool,
     mic_test: bool,
+    /// 10 ms blocks of test tone still to play.
     test_tone_left: u32,
     test_tone_phase: f32,
     /// Whether the headset is held open ([`AudioEndpoint::set_in_use`]), and since when
@@ -539,7 +544,8 @@ struct Engine {
     audio_idle_since: Option<Instant>,
     /// Noise suppression and automatic gain on the microphone, as Settings says.
     mic_processor: MicProcessor,
-    ticks: u32,
+    /// 10 ms blocks the voice clock has run (levels and statistics go out by it).
+    blocks: u32,
     peak_mic_dbfs: f32,
     peak_speaker_dbfs: f32,
     stats_base: (u64, u64, u64),
@@ -610,7 +616,7 @@ impl Engine {
             audio_in_use: true,
             audio_idle_since: None,
             test_tone_phase: 0.0,
-            ticks: 0,
+            blocks: 0,
             peak_mic_dbfs: -100.0,
             peak_speaker_dbfs: -100.0,
             stats_base: (0, 0, 0),
@@ -742,6 +748,9 @@ impl Engine {
         if let Err(e) = session.voice.set_dtx(self.config.dtx) {
             tracing::warn!("Opus DTX not set: {e}");
         }
+        session
+            .voice
+            .set_frame(FrameDuration::from_ms(self.config.frame_ms).unwrap_or_default());
         self.out
             .send(Update::Connection(ConnectionHealth::Connected {
                 round_trip_ms: 0,
@@ -816,7 +825,7 @@ impl Engine {
     }
 
     async fn run_session(&mut self, session: &mut Session) -> Exit {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut tick = tokio::time::interval(session.voice.frame_period());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -932,26 +941,28 @@ impl Engine {
         }
     }
 
-    /// One 20 ms frame: microphone to the switchboard, the switchboard to the speaker.
+    /// One frame (20 or 10 ms): microphone to the switchboard, the switchboard to the speaker.
     async fn voice_tick(&mut self, session: &mut Session) {
         self.hold_audio_while_needed(Instant::now());
         session.voice.receive(&mut session.packets);
-        let mut mic = [0f32; FRAME];
+        let n = session.voice.frame_len();
+        let mut mic_buf = [0f32; FRAME];
+        let mic = &mut mic_buf[..n];
         let coaching = matches!(
             self.monitoring,
             Some(MonitorMode::Whisper | MonitorMode::Barge)
         );
-        if !self.endpoint.read_mic_frame(&mut mic) {
+        if !self.endpoint.read_mic_frame(mic) {
             mic.fill(0.0);
         } else if self.active.is_some() || coaching || self.mic_test {
             // Only a microphone someone hears is cleaned (the mic test shows the result).
-            self.mic_processor.process(&mut mic);
+            self.mic_processor.process(mic);
         }
         // The voice loop says what its `Mouth` gives; a one-frame "WAV" refilled every tick
         // makes it say the microphone, without a second copy of the voice loop.
         match &mut session.voice.mouth {
-            Mouth::Wav { samples, pos } if samples.len() == FRAME => {
-                samples.copy_from_slice(&mic);
+            Mouth::Wav { samples, pos } if samples.len() == n => {
+                samples.copy_from_slice(mic);
                 *pos = 0;
             }
             mouth => *mouth = Mouth::wav(mic.to_vec()),
@@ -975,27 +986,31 @@ impl Engine {
         if let Err(e) = session.voice.send_dtmf(&session.media).await {
             tracing::warn!("sending a keypad digit failed: {e}");
         }
-        let mut out = *session.voice.heard();
+        let mut out_buf = [0f32; FRAME];
+        let out = &mut out_buf[..n];
+        out.copy_from_slice(session.voice.heard());
         if self.test_tone_left > 0 {
             for s in out.iter_mut() {
                 *s += 0.25 * self.test_tone_phase.sin();
                 self.test_tone_phase += 2.0 * std::f32::consts::PI * 440.0 / 48_000.0;
             }
             self.test_tone_phase %= 2.0 * std::f32::consts::PI;
-            self.test_tone_left -= 1;
+            self.test_tone_left = self.test_tone_left.saturating_sub((n / BLOCK) as u32);
             if self.test_tone_left == 0 {
                 self.out.send(Update::Settings(self.settings_view()));
             }
         }
-        self.endpoint.write_speaker_frame(&out);
+        self.endpoint.write_speaker_frame(out);
 
         self.peak_mic_dbfs =
             self.peak_mic_dbfs
-                .max(if self.muted { -100.0 } else { level_dbfs(&mic) });
-        self.peak_speaker_dbfs = self.peak_speaker_dbfs.max(level_dbfs(&out));
-        self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks.is_multiple_of(LEVEL_EVERY_TICKS) {
-            let voice = if self.ticks.is_multiple_of(STATS_WINDOW_TICKS) {
+                .max(if self.muted { -100.0 } else { level_dbfs(mic) });
+        self.peak_speaker_dbfs = self.peak_speaker_dbfs.max(level_dbfs(out));
+        let before = self.blocks;
+        self.blocks = self.blocks.wrapping_add((n / BLOCK) as u32);
+        let crossed = |every: u32| before / every != self.blocks / every;
+        if crossed(LEVEL_EVERY_BLOCKS) {
+            let voice = if crossed(STATS_WINDOW_BLOCKS) {
                 Some(self.voice_stats(session))
             } else {
                 None
@@ -1027,6 +1042,10 @@ impl Engine {
         let d_lost = lost.saturating_sub(l0) as f32;
         let d_concealed = concealed.saturating_sub(c0) as f32;
         let expected = d_received + d_lost;
+        // The far end's frames may be 10 or 20 ms, whatever this phone sends.
+        let frames_in_window = (STATS_WINDOW_BLOCKS as usize * BLOCK
+            / session.voice.received_frame_len(RxSlot::Main).max(1))
+            as f32;
         VoiceStats {
             loss_pct: if expected > 0.0 {
                 100.0 * d_lost / expected
@@ -1036,7 +1055,7 @@ impl Engine {
             // Interarrival jitter is not measured by the receive path yet.
             jitter_ms: 0.0,
             concealment_pct: if d_received > 0.0 {
-                100.0 * d_concealed / STATS_WINDOW_TICKS as f32
+                100.0 * d_concealed / frames_in_window
             } else {
                 0.0
             },
@@ -1794,7 +1813,7 @@ impl Engine {
                 self.test_tone_left = if self.test_tone_left > 0 {
                     0
                 } else {
-                    TEST_TONE_FRAMES
+                    TEST_TONE_BLOCKS
                 };
                 self.out.send(Update::Settings(self.settings_view()));
             }

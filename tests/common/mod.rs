@@ -161,6 +161,7 @@ pub fn plain_agent(url: &str, user: &str, calls: u32) -> sapa::peer::agent::Agen
         mute: None,
         send_digits: None,
         impair: None,
+        frame: Default::default(),
     }
 }
 
@@ -181,6 +182,7 @@ pub fn plain_caller(
         talk_secs: None,
         max_wait_secs: 30.0,
         impair: None,
+        frame: Default::default(),
         to: None,
         dial_digits: None,
         survey: None,
