@@ -50,6 +50,10 @@ t1=$(ticks); s1=$(date +%s.%N)
 sleep 10
 t2=$(ticks); s2=$(date +%s.%N); mem=$(rss)
 wait "$ca"
+sleep 0.5
+# Where the delay sits at the end of the call: the agent's jitter buffer and device rings.
+grep -ohE "(current_delay_ms|target_delay_ms|mic_buffered_ms|speaker_buffered_ms): [0-9.]+" \
+  "$dir/agent.log" | tr '\n' ' ' | sed 's/$/\n/' || true
 hz=$(getconf CLK_TCK)
 python3 - "$dir/heard.wav" "$t1" "$t2" "$s1" "$s2" "$hz" "$mem" <<'PY'
 import sys, numpy as np

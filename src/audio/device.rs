@@ -29,7 +29,7 @@ use cpal::{BufferSize, FromSample, SampleFormat, SizedSample, StreamConfig, Supp
 use rubato::{FastFixedIn, PolynomialDegree, Resampler};
 use serde::Serialize;
 
-use crate::audio::tone::LevelMeter;
+use crate::audio::tone::{LevelMeter, rms_dbfs};
 
 /// The voice path's rate: everything outside this module is 48 kHz mono.
 pub const RATE_HZ: u32 = 48_000;
@@ -53,7 +53,16 @@ const MIC_PRIME_EXTRA_MS: u32 = 10;
 /// `SPEAKER_SLACK_MS` are queued is dropped; when less than `SPEAKER_LOW_MS` is queued (start,
 /// or after an underrun) one frame of silence goes first.
 const SPEAKER_SLACK_MS: u32 = 20;
-const SPEAKER_LOW_MS: u32 = 5;
+const SPEAKER_LOW_MS: u32 = 1;
+/// Audio a ring holds beyond what timing needs is delay for nothing. Over each second the
+/// least level seen at the same point of the cycle (the microphone's right after a read, the
+/// speaker's right before a write) is measured, and what is above these margins is cut
+/// where the audio is quiet (see [`SurplusTrim`]).
+const MIC_MARGIN_MS: f32 = 3.0;
+const SPEAKER_MARGIN_MS: f32 = 5.0;
+const SURPLUS_WINDOW_MS: f32 = 1000.0;
+/// A frame below this level is quiet enough to cut next to.
+const QUIET_DBFS: f32 = -45.0;
 /// The speaker's resampler converts 10 ms at a time, so frames of 10 and 20 ms both fit.
 const SPEAKER_CHUNK: usize = FRAME / 2;
 /// How long to wait for a stream to be created before calling the device unusable.
@@ -203,6 +212,8 @@ struct Counters {
     speaker_underruns: AtomicU64,
     /// A speaker frame was dropped because the ring was already deep enough.
     speaker_overruns: AtomicU64,
+    /// Speaker samples (device rate) left out of quiet frames to keep the delay small.
+    speaker_trimmed_samples: AtomicU64,
     /// Xruns the backend reported.
     xruns: AtomicU64,
     /// Other stream errors (device unplugged, server gone).
@@ -221,6 +232,8 @@ pub struct HeadsetStats {
     pub mic_trimmed_samples: u64,
     pub speaker_underruns: u64,
     pub speaker_overruns: u64,
+    /// Speaker samples (device rate) left out of quiet frames to keep the delay small.
+    pub speaker_trimmed_samples: u64,
     pub xruns: u64,
     pub stream_errors: u64,
     /// Microphone audio waiting to be read, ms.
@@ -373,6 +386,7 @@ impl Headset {
             mic_trimmed_samples: c.mic_trimmed_samples.load(Relaxed),
             speaker_underruns: c.speaker_underruns.load(Relaxed),
             speaker_overruns: c.speaker_overruns.load(Relaxed),
+            speaker_trimmed_samples: c.speaker_trimmed_samples.load(Relaxed),
             xruns: c.xruns.load(Relaxed),
             stream_errors: c.stream_errors.load(Relaxed),
             mic_buffered_ms: self.mic.fifo.buffered_ms(),
@@ -745,10 +759,13 @@ struct MicFifo {
     resampler: Option<Resample>,
     /// 48 kHz samples resampled but not yet handed out.
     pending: VecDeque<f32>,
-    /// Whether frames are flowing; after an underrun, wait for a frame and `MIC_PRIME_EXTRA_MS` again.
+    /// Whether frames are flowing; after an underrun, wait for a frame and
+    /// `MIC_PRIME_EXTRA_MS` again.
     primed: bool,
     /// Scratch for one resampler chunk.
     chunk: Vec<f32>,
+    /// Audio left after each read that was never needed, to be cut.
+    surplus: SurplusTrim,
 }
 
 impl MicFifo {
@@ -762,6 +779,7 @@ impl MicFifo {
             pending: VecDeque::with_capacity(4 * FRAME),
             primed: false,
             chunk: Vec::new(),
+            surplus: SurplusTrim::new(MIC_MARGIN_MS),
         }
     }
 
@@ -778,6 +796,22 @@ impl MicFifo {
         }
         self.pending.clear();
         self.primed = false;
+        self.surplus.restart();
+    }
+
+    /// Drops the oldest `ms` of what is waiting (48 kHz samples first, then the ring).
+    fn drop_oldest(&mut self, ms: f32, counters: &Counters) {
+        let want = (ms * RATE_HZ as f32 / 1000.0) as usize;
+        let from_pending = want.min(self.pending.len());
+        self.pending.drain(..from_pending);
+        let rest = ((want - from_pending) as u64 * self.rate_hz as u64 / RATE_HZ as u64) as usize;
+        let from_ring = rest.min(self.ring.slots());
+        if let Ok(chunk) = self.ring.read_chunk(from_ring) {
+            chunk.commit_all();
+        }
+        counters
+            .mic_trimmed_samples
+            .fetch_add((from_pending + from_ring) as u64, Relaxed);
     }
 
     fn read_frame(&mut self, out: &mut [f32], counters: &Counters) -> bool {
@@ -844,6 +878,16 @@ impl MicFifo {
         for (o, s) in out.iter_mut().zip(self.pending.drain(..frame)) {
             *o = s;
         }
+        self.surplus.observe(
+            self.buffered_ms(),
+            frame_ms as f32,
+            rms_dbfs(out) < QUIET_DBFS,
+        );
+        let cut = self.surplus.take_due();
+        if cut > 0.0 {
+            // Right after a quiet frame: the cut is not heard.
+            self.drop_oldest(cut, counters);
+        }
         true
     }
 }
@@ -857,6 +901,8 @@ struct SpeakerFifo {
     /// Device-rate samples of the frame being written.
     converted: VecDeque<f32>,
     scratch: Vec<f32>,
+    /// Audio queued before each write that the device never needed, to be cut.
+    surplus: SurplusTrim,
 }
 
 impl SpeakerFifo {
@@ -869,6 +915,7 @@ impl SpeakerFifo {
             resampler,
             converted: VecDeque::with_capacity(4 * FRAME),
             scratch: Vec::with_capacity(4 * FRAME),
+            surplus: SurplusTrim::new(SPEAKER_MARGIN_MS),
         }
     }
 
@@ -905,12 +952,90 @@ impl SpeakerFifo {
             self.scratch
                 .resize(ms_to_samples(frame_ms, self.rate_hz), 0.0);
             let _ = self.ring.push_partial_slice(&self.scratch);
+            self.surplus.restart();
+        } else {
+            self.surplus.observe(
+                self.buffered_ms(),
+                frame_ms as f32,
+                rms_dbfs(frame) < QUIET_DBFS,
+            );
+            let cut = self.surplus.take_due();
+            if cut > 0.0 {
+                // A quiet frame: leaving part of it out is not heard.
+                let n = ((cut * self.rate_hz as f32 / 1000.0) as usize).min(self.converted.len());
+                self.converted.drain(..n);
+                counters
+                    .speaker_trimmed_samples
+                    .fetch_add(n as u64, Relaxed);
+            }
         }
         let (a, b) = self.converted.as_slices();
         let (_, rest_a) = self.ring.push_partial_slice(a);
         let (_, rest_b) = self.ring.push_partial_slice(b);
         if !rest_a.is_empty() || !rest_b.is_empty() {
             counters.speaker_overruns.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Finds the delay a ring holds for nothing. `observe` is called at the same point of every
+/// cycle with the ring's level; over each window the least level seen is what the ring never
+/// needed, and what is above the margin becomes due to be cut. `take_due` hands it out only
+/// after a quiet frame (so the cut is not heard); a window with no quiet frame waits for one.
+/// Clock drift or a slower device cycle raise the least level again, so it is cut again; an
+/// underrun restarts the measurement.
+#[derive(Debug, Clone)]
+struct SurplusTrim {
+    margin_ms: f32,
+    /// Least level seen in this window, and how long the window has run.
+    least_ms: f32,
+    window_ms: f32,
+    /// Surplus found by the last full window, not yet cut.
+    due_ms: f32,
+    /// Whether the frame just observed was quiet.
+    quiet: bool,
+}
+
+impl SurplusTrim {
+    fn new(margin_ms: f32) -> SurplusTrim {
+        SurplusTrim {
+            margin_ms,
+            least_ms: f32::MAX,
+            window_ms: 0.0,
+            due_ms: 0.0,
+            quiet: false,
+        }
+    }
+
+    /// Forgets the window and anything due (the ring was emptied or refilled).
+    fn restart(&mut self) {
+        self.least_ms = f32::MAX;
+        self.window_ms = 0.0;
+        self.due_ms = 0.0;
+    }
+
+    fn observe(&mut self, level_ms: f32, elapsed_ms: f32, quiet: bool) {
+        self.quiet = quiet;
+        self.least_ms = self.least_ms.min(level_ms);
+        self.window_ms += elapsed_ms;
+        if self.window_ms >= SURPLUS_WINDOW_MS {
+            // Less than a millisecond over is not worth a cut.
+            let surplus = self.least_ms - self.margin_ms;
+            self.due_ms = if surplus >= 1.0 { surplus } else { 0.0 };
+            self.least_ms = f32::MAX;
+            self.window_ms = 0.0;
+        }
+    }
+
+    /// The milliseconds to cut now (0 unless some are due and the last frame was quiet). The
+    /// next window measures the ring as it is after the cut.
+    fn take_due(&mut self) -> f32 {
+        if self.due_ms > 0.0 && self.quiet {
+            let due = self.due_ms;
+            self.restart();
+            due
+        } else {
+            0.0
         }
     }
 }
@@ -1270,6 +1395,67 @@ mod tests {
         assert!(fifo.buffered_ms() <= 80.0, "{}", fifo.buffered_ms());
         assert!(counters.speaker_overruns.load(Relaxed) > 0);
         assert_eq!(rx.pop(), Ok(0.0));
+    }
+
+    #[test]
+    fn mic_fifo_cuts_delay_it_never_needs_in_a_quiet_moment() {
+        let counters = Counters::default();
+        let (mut tx, rx) = rtrb::RingBuffer::new(48_000);
+        let mut fifo = MicFifo::new(rx, 48_000);
+        let mut out = [0f32; 480];
+        // The device has delivered 25 ms ahead of the clock and then keeps pace: 10 ms per
+        // 10 ms read. Speech for two seconds, then quiet.
+        let speech = sine(300.0, 48_000, 48_000 * 2);
+        let quiet = vec![0.0; 48_000 * 2];
+        let audio: Vec<f32> = speech.iter().chain(&quiet).copied().collect();
+        let _ = tx.push_partial_slice(&audio[..48 * 25]);
+        let mut pos = 48 * 25;
+        let mut after_read = Vec::new();
+        for _ in 0..350 {
+            assert!(fifo.read_frame(&mut out, &counters));
+            after_read.push(fifo.buffered_ms());
+            let _ = tx.push_partial_slice(&audio[pos..pos + 480]);
+            pos += 480;
+        }
+        // Nothing is cut while the talker talks, though the surplus is known after 1 s.
+        assert!(
+            after_read[..190].iter().all(|&ms| ms >= 14.0),
+            "{after_read:?}"
+        );
+        // In the quiet it goes, down to the margin, once.
+        let last = *after_read.last().unwrap();
+        assert!(
+            (2.5..=3.5).contains(&last),
+            "{last} ms left after each read"
+        );
+        assert_eq!(counters.mic_underruns.load(Relaxed), 0);
+        let cut = counters.mic_trimmed_samples.load(Relaxed);
+        assert!((48 * 11..=48 * 13).contains(&cut), "{cut} samples cut");
+    }
+
+    #[test]
+    fn speaker_fifo_cuts_delay_the_device_never_needed_from_a_quiet_frame() {
+        let counters = Counters::default();
+        let (tx, mut rx) = rtrb::RingBuffer::new(48_000);
+        let mut fifo = SpeakerFifo::new(tx, 48_000);
+        let loud = [0.25f32; 480];
+        let quiet = [0f32; 480];
+        let mut before_write = Vec::new();
+        // The device takes 10 ms per 10 ms write, right after it; 0.5 s of voice, then quiet.
+        for i in 0..200 {
+            before_write.push(fifo.buffered_ms());
+            fifo.write_frame(if i < 50 { &loud } else { &quiet }, &counters);
+            for _ in 0..480 {
+                let _ = rx.pop();
+            }
+        }
+        // The start put one frame of silence in front: 10 ms the device never needed, cut
+        // once a second had shown it and a quiet frame came.
+        assert_eq!(before_write[10], 10.0);
+        let cut = counters.speaker_trimmed_samples.load(Relaxed);
+        assert_eq!(cut, 48 * 5, "cut down to the 5 ms margin");
+        assert_eq!(*before_write.last().unwrap(), 5.0);
+        assert_eq!(counters.speaker_underruns.load(Relaxed), 0);
     }
 
     #[test]
