@@ -6,7 +6,8 @@
 # both device buffers. A headless caller plays a click train and records, sample-aligned;
 # each click's echo delay is the round trip. One way = round trip / 2 (an upper bound: the
 # loopback module's own latency is included).
-# The agent process's CPU time is sampled from /proc over the middle of the call.
+# The agent runs with noise suppression and automatic gain on, as a phone would. Its CPU time
+# is sampled from /proc over the middle of the call.
 # Usage: [FRAME_MS=10] bench/device_latency.sh [path/to/sapa]   (needs python3 with numpy scipy)
 # FRAME_MS (20 by default, or 10) is the frame length both the agent and the caller send.
 set -euo pipefail
@@ -37,7 +38,7 @@ db="sqlite:$dir/b.db"
 sb=$!
 loop=$(pactl load-module module-loopback source=sapa_ear.monitor sink=sapa_mouth_in latency_msec=1)
 sleep 1.5
-"$SAPA" agent --switchboard 127.0.0.1:17190 --user dev --password pw --devices --calls 1 --frame-ms "$FRAME_MS" >/dev/null 2>"$dir/agent.log" &
+"$SAPA" agent --switchboard 127.0.0.1:17190 --user dev --password pw --devices --noise-suppression --agc --calls 1 --frame-ms "$FRAME_MS" >/dev/null 2>"$dir/agent.log" &
 ag=$!
 sleep 2
 "$SAPA" caller --switchboard 127.0.0.1:17190 --from +15550009 --play "$dir/clicks.wav" \

@@ -387,7 +387,21 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // A headless peer is one call's media clock and its WebRTC stack: on one thread its tasks
+    // wake each other without waking another thread (a third less CPU in a call, measured in
+    // BENCHMARKS.md). The switchboard and the demo spread over the cores.
+    let one_thread = matches!(
+        cli.command,
+        Some(Command::Agent(_) | Command::Caller(_) | Command::Supervisor(_))
+    );
+    let runtime = if one_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    };
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sapa: cannot start: {e}");

@@ -46,6 +46,10 @@ const DTMF_STEP: usize = 960;
 /// (codec alone: 3.76 at 32 kbit/s, 4.19 at 48, 4.36 at 64 clean; 3.09 / 3.67 / 3.99 with
 /// every tenth packet lost and rebuilt from FEC).
 pub const VOICE_BITRATE: i32 = 64_000;
+/// Opus encoder complexity (0-10), libopus's default and best. At 5 the encoder costs a
+/// quarter less CPU but PESQ fell by 0.15-0.3 (BENCHMARKS.md): not worth it for the voice a
+/// customer hears all call.
+pub const VOICE_COMPLEXITY: i32 = 10;
 /// Loss the encoder plans its in-band FEC for at least; more when the switchboard reports more
 /// ([`Voice::on_reception_report`]).
 pub const EXPECTED_LOSS_PCT: i32 = 10;
@@ -150,6 +154,7 @@ impl Voice {
         encoder.set_inband_fec(true)?;
         encoder.set_packet_loss_perc(EXPECTED_LOSS_PCT)?;
         encoder.set_bitrate(opus::Bitrate::Bits(VOICE_BITRATE))?;
+        encoder.set_complexity(VOICE_COMPLEXITY)?;
         Ok(Voice {
             encoder,
             receivers: [AudioReceiver::new_20ms()?, AudioReceiver::new_20ms()?],
