@@ -3,8 +3,9 @@
 //! anything.
 //!
 //! Repaints happen when something changes: input, an engine update (the engine calls
-//! `request_repaint`), once a second while the header's state timer is on screen, and 4 Hz
-//! while a call timer is (requested by `phone_ui` itself). An idle window draws nothing.
+//! `request_repaint`), once a second for the header's state timer between calls, twice a
+//! second in a call (the call timer and the level meters) and 4 Hz while a call rings or is
+//! wrapped up (requested by `phone_ui` itself). An idle window draws nothing.
 //!
 //! Each repaint is cheap for a software renderer too (Mesa's llvmpipe on a desktop without a
 //! GPU driver shades every pixel it is given on the CPU): the panels are not filled, the
@@ -138,8 +139,11 @@ impl eframe::App for PhoneApp {
             self.engine.send(intent);
         }
 
-        if let Some(agent) = &self.state.view.agent {
-            // The state timer shows whole seconds: wake just after the next one turns.
+        if let Some(agent) = &self.state.view.agent
+            && matches!(self.state.view.call, CallView::Idle)
+        {
+            // The state timer shows whole seconds: wake just after the next one turns. With
+            // a call on screen `phone_ui` repaints more often, which ticks this timer too.
             let into_second = now_ms.saturating_sub(agent.state_since_ms) % 1000;
             ui.ctx()
                 .request_repaint_after(Duration::from_millis(1000 - into_second + 5));
