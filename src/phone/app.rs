@@ -9,8 +9,7 @@
 //!
 //! Each repaint is cheap for a software renderer too (Mesa's llvmpipe on a desktop without a
 //! GPU driver shades every pixel it is given on the CPU): the panels are not filled, the
-//! window is cleared to their colour instead, and egui's dithering is off (it leaves flat
-//! colours as they are and costs every pixel a little arithmetic).
+//! window is cleared to their colour instead.
 //!
 //! `SAPA_BENCH_LOG=FILE` makes the window write one line per frame to FILE ([`FrameLog`]), so
 //! `examples/bench_phone.rs` can count repaints and time the screen-pop.
@@ -160,7 +159,6 @@ impl eframe::App for PhoneApp {
 pub fn run_window(options: EngineOptions) -> Result<(), eframe::Error> {
     let native = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
-        dithering: false,
         viewport: egui::ViewportBuilder::default()
             .with_title("Sapa")
             .with_app_id("sapa")
