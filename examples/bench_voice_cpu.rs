@@ -53,7 +53,12 @@ fn main() {
     let n = frame.samples();
     let clip = sapa::wav::read_mono_48k(std::path::Path::new(path)).unwrap();
     // Loop the clip to SECONDS of speech.
-    let speech: Vec<f32> = clip.iter().copied().cycle().take(48_000 * SECONDS).collect();
+    let speech: Vec<f32> = clip
+        .iter()
+        .copied()
+        .cycle()
+        .take(48_000 * SECONDS)
+        .collect();
     let frames = speech.len() / n;
     println!("{SECONDS} s of speech in {frame_ms} ms frames ({frames} frames)");
 

@@ -3,14 +3,14 @@
 //! the caller's tone reaches the test speaker), the disposition stored with the phone's
 //! agent; the keypad's keys reach the caller as telephone events and mute time is stored;
 //! drafts that survive a restart and are sent once; reconnecting after the switchboard goes
-//! away. All with a desktop-notification bus that is not there (as on CI), so each call
+//! away; the voice loop resting between calls without its clock falling behind. All with a desktop-notification bus that is not there (as on CI), so each call
 //! also shows that a missing notification daemon fails nothing.
 
 mod common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use sapa::config::SwitchboardConfig;
@@ -219,6 +219,64 @@ async fn released_within(tap: &Arc<Mutex<TestTap>>, times: u32, limit: Duration)
         !tap.in_use && tap.released >= times
     })
     .await;
+}
+
+/// Between calls the voice loop does not tick every frame: the test speaker (which records
+/// every frame the loop writes) gets nothing for a second or more at a time. Its clock keeps
+/// time all the same: the ticks it skipped run before the next message is handled, so the
+/// speaker has had as much audio as time has passed, and a call starts on the right RTP time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_voice_loop_rests_between_calls_and_keeps_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&running, &["ana"]).await;
+    let (handle, tap) = start_engine(&running.ws_url(), &dir.path().join("d"), Vec::new());
+    wait_for(&handle, "available", |u| {
+        is_state(u, AgentStateName::Available)
+    })
+    .await;
+    released_within(&tap, 1, Duration::from_secs(4)).await;
+    let written = || tap.lock().unwrap().speaker.len();
+
+    let mut longest_quiet = Duration::ZERO;
+    let (mut last, mut since) = (written(), Instant::now());
+    let watch_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < watch_until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = written();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+        longest_quiet = longest_quiet.max(since.elapsed());
+    }
+    assert!(
+        longest_quiet >= Duration::from_secs(1),
+        "the voice loop ticked on while idle (longest pause {longest_quiet:?})"
+    );
+
+    // Every message brings the loop up to date before it is handled: here the answer to a
+    // request for the callback list.
+    let up_to_date = || async {
+        // An older list (the one asked for at login) may still be waiting.
+        while handle.try_recv().is_some() {}
+        handle.send(Intent::RefreshCallbacks);
+        wait_for(&handle, "the callback list", |u| {
+            matches!(u, Update::Callbacks(_))
+        })
+        .await;
+        (written(), Instant::now())
+    };
+    let (before, t0) = up_to_date().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (after, t1) = up_to_date().await;
+    let audio_s = (after - before) as f64 / 48_000.0;
+    let wall_s = (t1 - t0).as_secs_f64();
+    assert!(
+        (audio_s - wall_s).abs() < 0.1,
+        "{audio_s:.3} s of audio in {wall_s:.3} s of rest"
+    );
+    handle.shutdown();
+    running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,8 +3,13 @@
 //! anything.
 //!
 //! Repaints happen when something changes: input, an engine update (the engine calls
-//! `request_repaint`), once a second while the header's state timer is on screen, and 4 Hz
-//! while a call timer is (requested by `phone_ui` itself). An idle window draws nothing.
+//! `request_repaint`), once a second for the header's state timer between calls, twice a
+//! second in a call (the call timer and the level meters) and 4 Hz while a call rings or is
+//! wrapped up (requested by `phone_ui` itself). An idle window draws nothing.
+//!
+//! Each repaint is cheap for a software renderer too (Mesa's llvmpipe on a desktop without a
+//! GPU driver shades every pixel it is given on the CPU): the panels are not filled, the
+//! window is cleared to their colour instead.
 //!
 //! `SAPA_BENCH_LOG=FILE` makes the window write one line per frame to FILE ([`FrameLog`]), so
 //! `examples/bench_phone.rs` can count repaints and time the screen-pop.
@@ -26,14 +31,47 @@ pub struct PhoneApp {
     state: PhoneState,
     /// Only with `SAPA_BENCH_LOG` set.
     frame_log: Option<FrameLog>,
+    /// The panels' colour in the dark and the light theme: the window is cleared to it.
+    panel_fill: PanelFill,
 }
 
 impl PhoneApp {
-    pub fn new(engine: EngineHandle) -> PhoneApp {
+    pub fn new(engine: EngineHandle, panel_fill: PanelFill) -> PhoneApp {
         PhoneApp {
             engine,
             state: PhoneState::new(),
             frame_log: FrameLog::from_env(),
+            panel_fill,
+        }
+    }
+}
+
+/// The panels' fill of each theme, taken from the style before [`PanelFill::clear_panels`]
+/// makes it transparent.
+#[derive(Debug, Clone, Copy)]
+pub struct PanelFill {
+    dark: egui::Color32,
+    light: egui::Color32,
+}
+
+impl PanelFill {
+    /// Makes the panels of both themes transparent and returns the fills they had, for the
+    /// window's clear colour: the screen looks the same, and the renderer does not paint the
+    /// whole window a second time on every frame.
+    pub fn clear_panels(ctx: &egui::Context) -> PanelFill {
+        let fill = PanelFill {
+            dark: ctx.style_of(egui::Theme::Dark).visuals.panel_fill,
+            light: ctx.style_of(egui::Theme::Light).visuals.panel_fill,
+        };
+        ctx.all_styles_mut(|style| style.visuals.panel_fill = egui::Color32::TRANSPARENT);
+        fill
+    }
+
+    fn of(&self, visuals: &egui::Visuals) -> egui::Color32 {
+        if visuals.dark_mode {
+            self.dark
+        } else {
+            self.light
         }
     }
 }
@@ -100,12 +138,19 @@ impl eframe::App for PhoneApp {
             self.engine.send(intent);
         }
 
-        if let Some(agent) = &self.state.view.agent {
-            // The state timer shows whole seconds: wake just after the next one turns.
+        if let Some(agent) = &self.state.view.agent
+            && matches!(self.state.view.call, CallView::Idle)
+        {
+            // The state timer shows whole seconds: wake just after the next one turns. With
+            // a call on screen `phone_ui` repaints more often, which ticks this timer too.
             let into_second = now_ms.saturating_sub(agent.state_since_ms) % 1000;
             ui.ctx()
                 .request_repaint_after(Duration::from_millis(1000 - into_second + 5));
         }
+    }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        self.panel_fill.of(visuals).to_normalized_gamma_f32()
     }
 }
 
@@ -126,9 +171,10 @@ pub fn run_window(options: EngineOptions) -> Result<(), eframe::Error> {
         native,
         Box::new(move |cc| {
             sapa_ui::theme::install(&cc.egui_ctx);
+            let panel_fill = PanelFill::clear_panels(&cc.egui_ctx);
             let ctx = cc.egui_ctx.clone();
             let engine = engine::spawn(options, move || ctx.request_repaint())?;
-            Ok(Box::new(PhoneApp::new(engine)))
+            Ok(Box::new(PhoneApp::new(engine, panel_fill)))
         }),
     )
 }

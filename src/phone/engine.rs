@@ -11,7 +11,9 @@
 //!
 //! Run loop: `loop { wait for a login; open a Session; loop { run_session() -> Lost |
 //! LoggedOut | Shutdown; on Lost reconnect with backoff } }`. Inside a session one
-//! `select!` serves intents, server messages, the 20 ms voice tick and the 2 s ping.
+//! `select!` serves intents, server messages, the voice tick (one frame: 20 or 10 ms) and the
+//! 2 s ping. The voice tick rests while nothing needs audio and makes up the ticks it skipped
+//! before anything else happens, so its clock never falls behind ([`Engine::run_session`]).
 //!
 //! Requests are sent without waiting (`Signal::send` with our own `req`); replies come back
 //! as events and are matched in [`Engine::on_server`], so a slow answer never stalls the
@@ -401,6 +403,39 @@ struct ReportExport {
     csv: String,
 }
 
+/// The voice loop at rest ([`Engine::run_session`]): when it began, its tick period (one
+/// frame), and how many of the ticks due since then have been run.
+struct VoiceRest {
+    since: Instant,
+    period: Duration,
+    ticks_run: u64,
+}
+
+impl VoiceRest {
+    fn since(since: Instant, period: Duration) -> VoiceRest {
+        VoiceRest {
+            since,
+            period,
+            ticks_run: 0,
+        }
+    }
+
+    /// How many ticks are due by `now` and not run yet; from here on they count as run.
+    fn take_due(&mut self, now: Instant) -> u64 {
+        let due = (now.saturating_duration_since(self.since).as_micros() / self.period.as_micros())
+            as u64;
+        let left = due.saturating_sub(self.ticks_run);
+        self.ticks_run += left;
+        left
+    }
+
+    /// When the first tick not yet run is due, on the frame clock the rest began on.
+    fn next_tick_at(&self) -> Instant {
+        let micros = (self.ticks_run + 1).saturating_mul(self.period.as_micros() as u64);
+        self.since + Duration::from_micros(micros)
+    }
+}
+
 /// How a session ended.
 enum Exit {
     Lost(String),
@@ -513,8 +548,6 @@ struct Engine {
     levels: watch::Sender<Levels>,
     commands: mpsc::UnboundedReceiver<Command>,
     endpoint: Box<dyn AudioEndpoint>,
-    /// The ringtone, decoded once.
-    ringtone: Vec<f32>,
     ringing: bool,
     /// The desktop popup of an incoming call, delivered off this thread.
     notifier: DesktopNotifier,
@@ -598,7 +631,6 @@ impl Engine {
             levels,
             commands,
             endpoint,
-            ringtone: Sound::Ringtone.samples(),
             ringing: false,
             notifier: DesktopNotifier::spawn(options.notify_bus),
             notified_call: None,
@@ -824,32 +856,56 @@ impl Engine {
         self.wrap = Some(info);
     }
 
+    /// Serves one session. The voice tick runs every frame (20 or 10 ms) while anything needs
+    /// audio and rests once the headset is let go (most of a shift): an idle phone then wakes
+    /// for messages and the ping only. The ticks it skipped are run later in one go
+    /// ([`Self::catch_up_voice`]: before every message, with each ping, and when audio is
+    /// needed again), so the RTP clock, the level windows and the receivers stay where
+    /// ticking would have left them.
     async fn run_session(&mut self, session: &mut Session) -> Exit {
         let mut tick = tokio::time::interval(session.voice.frame_period());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut resting: Option<VoiceRest> = None;
         loop {
             tokio::select! {
                 biased;
-                command = self.commands.recv() => match command {
-                    None | Some(Command::Shutdown) => return Exit::Shutdown,
-                    Some(Command::Intent(intent)) => {
-                        if let Some(exit) = self.on_intent(session, intent) {
-                            return exit;
+                command = self.commands.recv() => {
+                    // Skipped ticks first: they ran before this intent, in the state before it.
+                    self.catch_up_voice(session, resting.as_mut()).await;
+                    match command {
+                        None | Some(Command::Shutdown) => return Exit::Shutdown,
+                        Some(Command::Intent(intent)) => {
+                            if let Some(exit) = self.on_intent(session, intent) {
+                                return exit;
+                            }
                         }
                     }
-                },
-                event = session.events.recv() => match event {
-                    None => return Exit::Lost("the switchboard closed the connection".into()),
-                    Some(message) => {
-                        if let Some(exit) = self.on_server(session, message) {
-                            return exit;
+                }
+                event = session.events.recv() => {
+                    self.catch_up_voice(session, resting.as_mut()).await;
+                    match event {
+                        None => return Exit::Lost("the switchboard closed the connection".into()),
+                        Some(message) => {
+                            if let Some(exit) = self.on_server(session, message) {
+                                return exit;
+                            }
                         }
                     }
-                },
-                _ = tick.tick() => self.voice_tick(session).await,
+                }
+                _ = tick.tick(), if resting.is_none() => {
+                    self.voice_tick(session).await;
+                    if !self.audio_in_use && !self.audio_needed() {
+                        resting = Some(VoiceRest::since(
+                            Instant::now(),
+                            session.voice.frame_period(),
+                        ));
+                    }
+                }
                 _ = ping.tick() => {
+                    // Keeps the catch-up before the next message short (at most a ping's worth).
+                    self.catch_up_voice(session, resting.as_mut()).await;
                     if session.last_pong.elapsed() > PING_DEAD_AFTER {
                         return Exit::Lost("no answer to pings".into());
                     }
@@ -860,6 +916,24 @@ impl Engine {
                     session.request(ClientMessage::Ping { req: None, t }, Pending::Plain("Ping"));
                 }
             }
+            if let Some(rest) = &resting
+                && self.audio_needed()
+            {
+                // Tick again on the same frame clock, from the first tick not run (at once if
+                // it is already due).
+                tick.reset_at(tokio::time::Instant::from_std(rest.next_tick_at()));
+                resting = None;
+            }
+        }
+    }
+
+    /// Runs the voice ticks skipped since the voice loop began to rest, up to now.
+    async fn catch_up_voice(&mut self, session: &mut Session, rest: Option<&mut VoiceRest>) {
+        let Some(rest) = rest else {
+            return;
+        };
+        for _ in 0..rest.take_due(Instant::now()) {
+            self.voice_tick(session).await;
         }
     }
 
@@ -917,12 +991,7 @@ impl Engine {
     /// supervisor's monitoring, a device test) and lets it go after [`AUDIO_RELEASE_AFTER`]
     /// with nothing, so that answering never waits for a device and an idle shift costs none.
     fn hold_audio_while_needed(&mut self, now: Instant) {
-        let needed = self.offered.is_some()
-            || self.active.is_some()
-            || self.monitoring.is_some()
-            || self.mic_test
-            || self.test_tone_left > 0;
-        let wanted = if needed {
+        let wanted = if self.audio_needed() {
             self.audio_idle_since = None;
             true
         } else {
@@ -930,6 +999,16 @@ impl Engine {
             self.audio_in_use && now.duration_since(since) < AUDIO_RELEASE_AFTER
         };
         self.set_audio_in_use(wanted);
+    }
+
+    /// Whether anything needs the headset now: a ringing or connected call, a supervisor's
+    /// monitoring, a device test.
+    fn audio_needed(&self) -> bool {
+        self.offered.is_some()
+            || self.active.is_some()
+            || self.monitoring.is_some()
+            || self.mic_test
+            || self.test_tone_left > 0
     }
 
     fn set_audio_in_use(&mut self, in_use: bool) {
@@ -1065,7 +1144,9 @@ impl Engine {
     fn start_ring(&mut self) {
         if !self.ringing {
             self.ringing = true;
-            self.endpoint.start_ring(&self.ringtone);
+            // Decoded for each ring rather than kept all shift (768 KB); the endpoint keeps
+            // its own copy while it rings.
+            self.endpoint.start_ring(&Sound::Ringtone.samples());
         }
     }
 
