@@ -39,10 +39,19 @@ fn start_engine(
     drafts_root: &Path,
     mic: Vec<f32>,
 ) -> (EngineHandle, Arc<Mutex<TestTap>>) {
+    start_engine_with(url, drafts_root, mic, PhoneConfig::default())
+}
+
+fn start_engine_with(
+    url: &str,
+    drafts_root: &Path,
+    mic: Vec<f32>,
+    config: PhoneConfig,
+) -> (EngineHandle, Arc<Mutex<TestTap>>) {
     let (endpoint, tap) = TestEndpoint::new(mic);
     let handle = engine::spawn(
         EngineOptions {
-            config: PhoneConfig::default(),
+            config,
             config_path: None,
             remember_login: false,
             drafts_root: drafts_root.to_path_buf(),
@@ -562,4 +571,66 @@ async fn the_phone_reconnects_when_the_switchboard_comes_back() {
     .await;
     handle.shutdown();
     again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_phone_on_10_ms_frames_talks_with_a_20_ms_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&running, &["ana"]).await;
+    let config = PhoneConfig {
+        frame_ms: 10,
+        ..PhoneConfig::default()
+    };
+    let (handle, tap) = start_engine_with(
+        &running.ws_url(),
+        &dir.path().join("drafts"),
+        tone(440.0, 1.0),
+        config,
+    );
+    wait_for(&handle, "available", |u| {
+        is_state(u, AgentStateName::Available)
+    })
+    .await;
+    let record = dir.path().join("caller-heard.wav");
+    let caller_task = tokio::spawn(caller::run(caller::CallerOptions {
+        switchboard: running.ws_url(),
+        from: "+15550101".into(),
+        name: None,
+        queue: None,
+        play: tone_wav(dir.path(), "caller.wav", 1000.0, 4.0),
+        record: record.clone(),
+        talk_secs: Some(4.0),
+        max_wait_secs: 30.0,
+        impair: None,
+        frame: Default::default(),
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
+    }));
+    wait_for(&handle, "an offer", |u| matches!(u, Update::Offered { .. })).await;
+    handle.send(Intent::Answer);
+    wait_for(&handle, "connected", |u| {
+        matches!(u, Update::Connected { .. })
+    })
+    .await;
+    let speaker_at_answer = tap.lock().unwrap().speaker.len();
+    wait_for(&handle, "ended", |u| matches!(u, Update::Ended { .. })).await;
+    assert!(caller_task.await.unwrap().expect("caller ran").answered);
+    // The phone's clock ran in 10 ms frames: each speaker write is 480 samples.
+    assert_eq!(tap.lock().unwrap().speaker_frame_len, 480);
+    let share = dominance(&read(&record), 440.0, 1000.0);
+    assert!(
+        share > 0.6,
+        "the 20 ms caller heard the phone's tone in {share:.2} of windows"
+    );
+    let speaker = tap.lock().unwrap().speaker[speaker_at_answer..].to_vec();
+    let share = dominance(&speaker, 1000.0, 440.0);
+    assert!(
+        share > 0.6,
+        "the 10 ms phone played the caller in {share:.2} of windows"
+    );
+    handle.shutdown();
+    running.shutdown().await;
 }

@@ -82,6 +82,8 @@ impl AudioEndpoint for NoDevice {
 pub struct TestTap {
     /// Every frame written to the speaker, in order.
     pub speaker: Vec<f32>,
+    /// Samples in the last frame written to the speaker (480 for 10 ms frames, 960 for 20).
+    pub speaker_frame_len: usize,
     /// Whether the ring is on now.
     pub ringing: bool,
     /// How many times the ring started.
@@ -141,7 +143,10 @@ impl AudioEndpoint for TestEndpoint {
     }
 
     fn write_speaker_frame(&mut self, frame: &[f32]) {
-        self.with_tap(|tap| tap.speaker.extend_from_slice(frame));
+        self.with_tap(|tap| {
+            tap.speaker.extend_from_slice(frame);
+            tap.speaker_frame_len = frame.len();
+        });
     }
 
     fn start_ring(&mut self, _samples: &[f32]) {
