@@ -545,8 +545,6 @@ struct Engine {
     levels: watch::Sender<Levels>,
     commands: mpsc::UnboundedReceiver<Command>,
     endpoint: Box<dyn AudioEndpoint>,
-    /// The ringtone, decoded once.
-    ringtone: Vec<f32>,
     ringing: bool,
     /// The desktop popup of an incoming call, delivered off this thread.
     notifier: DesktopNotifier,
@@ -628,7 +626,6 @@ impl Engine {
             levels,
             commands,
             endpoint,
-            ringtone: Sound::Ringtone.samples(),
             ringing: false,
             notifier: DesktopNotifier::spawn(options.notify_bus),
             notified_call: None,
@@ -1126,7 +1123,9 @@ impl Engine {
     fn start_ring(&mut self) {
         if !self.ringing {
             self.ringing = true;
-            self.endpoint.start_ring(&self.ringtone);
+            // Decoded for each ring rather than kept all shift (768 KB); the endpoint keeps
+            // its own copy while it rings.
+            self.endpoint.start_ring(&Sound::Ringtone.samples());
         }
     }
 
