@@ -548,6 +548,8 @@ struct Engine {
     levels: watch::Sender<Levels>,
     commands: mpsc::UnboundedReceiver<Command>,
     endpoint: Box<dyn AudioEndpoint>,
+    /// The ringtone, decoded once.
+    ringtone: Vec<f32>,
     ringing: bool,
     /// The desktop popup of an incoming call, delivered off this thread.
     notifier: DesktopNotifier,
@@ -631,6 +633,7 @@ impl Engine {
             levels,
             commands,
             endpoint,
+            ringtone: Sound::Ringtone.samples(),
             ringing: false,
             notifier: DesktopNotifier::spawn(options.notify_bus),
             notified_call: None,
@@ -1144,9 +1147,7 @@ impl Engine {
     fn start_ring(&mut self) {
         if !self.ringing {
             self.ringing = true;
-            // Decoded for each ring rather than kept all shift (768 KB); the endpoint keeps
-            // its own copy while it rings.
-            self.endpoint.start_ring(&Sound::Ringtone.samples());
+            self.endpoint.start_ring(&self.ringtone);
         }
     }
 
