@@ -58,6 +58,9 @@ impl Gain {
     }
 }
 
+/// A released gain this close to 1 (0.005 dB) is taken as 1.
+const RELEASED_FULLY: f32 = 0.999_5;
+
 /// Look-ahead peak limiter. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Limiter {
@@ -75,6 +78,12 @@ pub struct Limiter {
     pos: usize,
     /// Last released gain.
     gain: f32,
+    /// How many entries of `required` are below 1: while none is (no peak within the
+    /// look-ahead, nearly always), the sliding minimum is 1 without a scan.
+    required_below_one: usize,
+    /// Running sum of `released` (the box filter), recomputed exactly once per turn of the
+    /// ring so rounding cannot drift.
+    released_sum: f32,
 }
 
 impl Limiter {
@@ -90,6 +99,8 @@ impl Limiter {
             released: vec![1.0; lookahead],
             pos: 0,
             gain: 1.0,
+            required_below_one: 0,
+            released_sum: lookahead as f32,
         }
     }
 
@@ -111,15 +122,31 @@ impl Limiter {
                 1.0
             };
             self.delay[self.pos] = x;
-            self.required[self.pos] = req;
-            let hold = self.required.iter().copied().fold(1.0f32, f32::min);
+            let replaced = std::mem::replace(&mut self.required[self.pos], req);
+            self.required_below_one =
+                self.required_below_one + usize::from(req < 1.0) - usize::from(replaced < 1.0);
+            let hold = if self.required_below_one == 0 {
+                1.0
+            } else {
+                self.required.iter().copied().fold(1.0f32, f32::min)
+            };
             self.gain = if hold < self.gain {
                 hold
             } else {
                 self.gain + (hold - self.gain) * self.release
             };
-            self.released[self.pos] = self.gain;
-            let smooth = self.released.iter().sum::<f32>() / n as f32;
+            // The release creeps toward 1 by ever smaller steps that rounding would stop a
+            // hair short of it (about 0.99986); from within 0.005 dB it is 1, so below the threshold the
+            // limiter is exactly transparent again.
+            if hold == 1.0 && self.gain > RELEASED_FULLY {
+                self.gain = 1.0;
+            }
+            let replaced = std::mem::replace(&mut self.released[self.pos], self.gain);
+            self.released_sum += self.gain - replaced;
+            if self.pos == 0 {
+                self.released_sum = self.released.iter().sum();
+            }
+            let smooth = self.released_sum / n as f32;
             // The oldest sample in the delay line is the one whose peak the last `n` gains
             // have all seen coming.
             let oldest = self.delay[(self.pos + 1) % n];
@@ -403,6 +430,21 @@ mod tests {
         assert!(r.reduction_db < 0.01, "{r:?}");
         let peak = out.iter().fold(0f32, |p, s| p.max(s.abs()));
         assert!((peak - 0.2).abs() < 0.002, "{peak}");
+    }
+
+    #[test]
+    fn limiter_is_exactly_transparent_again_once_released() {
+        let mut l = Limiter::new(RATE, -1.0);
+        let mut loud = sine(500.0, 1.5, RATE, N);
+        l.process(&mut loud);
+        // One second later (ten releases), quiet audio comes out bit for bit, only delayed.
+        let mut quiet = sine(300.0, 0.3, RATE, RATE as usize);
+        l.process(&mut quiet);
+        let input = sine(300.0, 0.3, RATE, N * 2);
+        let mut out = input.clone();
+        let lag = l.latency_samples();
+        assert_eq!(l.process(&mut out), 1.0);
+        assert_eq!(out[lag..], input[..input.len() - lag]);
     }
 
     #[test]
