@@ -117,7 +117,18 @@ impl FrameLog {
     }
 }
 
+/// Widest texture egui may make. The glyph atlas is as wide as the GPU allows (16 384 on
+/// llvmpipe and NVIDIA) and doubles in height as it fills; at that width each doubling costs
+/// megabytes, held three times (egui's image, the upload's copy, the driver's texture).
+/// 2048 is egui's own portable default and holds every glyph the phone draws.
+const MAX_TEXTURE_SIDE: usize = 2048;
+
 impl eframe::App for PhoneApp {
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        let side = raw_input.max_texture_side.unwrap_or(MAX_TEXTURE_SIDE);
+        raw_input.max_texture_side = Some(side.min(MAX_TEXTURE_SIDE));
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let start_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
