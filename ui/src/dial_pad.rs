@@ -19,6 +19,10 @@ const KEYS: [[char; 3]; 4] = [
 /// The key that deletes the last digit (drawn as "Del": the bundled fonts have no ⌫).
 const DELETE: char = '<';
 
+/// Size of one key, and the gap between keys.
+const KEY_SIZE: egui::Vec2 = egui::vec2(56.0, 34.0);
+const KEY_GAP: f32 = 4.0;
+
 /// Longest number the switchboard accepts.
 const MAX_NUMBER_CHARS: usize = 64;
 
@@ -36,31 +40,45 @@ pub fn dial_pad_ui(ui: &mut Ui, number: &mut String, intents: &mut Vec<Intent>) 
         )
         .labelled_by(label.id);
     let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-    Grid::new("dial_pad").spacing([4.0, 4.0]).show(ui, |ui| {
-        for row in KEYS {
-            for key in row {
-                let (text, name) = match key {
-                    DELETE => ("Del".to_owned(), "Delete last digit".to_owned()),
-                    _ => (key.to_string(), format!("Dial pad {key}")),
-                };
-                let button = egui::Button::new(RichText::new(text).monospace().size(18.0))
-                    .min_size(egui::vec2(56.0, 34.0));
-                if ui.add(button).accessible_name(&name).clicked() {
-                    match key {
-                        DELETE => {
-                            number.pop();
-                        }
-                        _ if number.chars().count() < MAX_NUMBER_CHARS => number.push(key),
-                        _ => {}
-                    }
-                }
-            }
-            ui.end_row();
-        }
-    });
+    // A grid always starts at the left edge of what it is given: give it exactly its own
+    // width, which the screen's centred layout then places under the field.
+    let pad_width = 3.0 * KEY_SIZE.x + 2.0 * KEY_GAP;
+    ui.allocate_ui_with_layout(
+        egui::vec2(pad_width, 0.0),
+        egui::Layout::top_down(egui::Align::Min),
+        |ui| keys_ui(ui, number),
+    );
     let dialable = !number.trim().is_empty();
     let dial = ui.add_enabled(dialable, CommandButton::new("Dial").large());
     if dialable && (dial.clicked() || entered) {
         intents.push(Intent::DialOut(number.trim().to_owned()));
     }
+}
+
+/// The twelve keys, three to a row.
+fn keys_ui(ui: &mut Ui, number: &mut String) {
+    Grid::new("dial_pad")
+        .spacing([KEY_GAP, KEY_GAP])
+        .show(ui, |ui| {
+            for row in KEYS {
+                for key in row {
+                    let (text, name) = match key {
+                        DELETE => ("Del".to_owned(), "Delete last digit".to_owned()),
+                        _ => (key.to_string(), format!("Dial pad {key}")),
+                    };
+                    let button = egui::Button::new(RichText::new(text).monospace().size(18.0))
+                        .min_size(KEY_SIZE);
+                    if ui.add(button).accessible_name(&name).clicked() {
+                        match key {
+                            DELETE => {
+                                number.pop();
+                            }
+                            _ if number.chars().count() < MAX_NUMBER_CHARS => number.push(key),
+                            _ => {}
+                        }
+                    }
+                }
+                ui.end_row();
+            }
+        });
 }

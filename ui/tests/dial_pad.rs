@@ -55,3 +55,18 @@ fn no_dial_pad_while_a_call_rings() {
     assert!(harness.query_by_label("Dial").is_none());
     assert!(harness.query_by_label("Number to dial").is_none());
 }
+
+#[test]
+fn the_keys_sit_centred_under_the_number_field() {
+    let harness = app_harness(idle_view(AgentState::Available));
+    let centre_x = |label: &str| {
+        let rect = harness.get_by_label(label).rect();
+        (rect.min.x + rect.max.x) / 2.0
+    };
+    let field = centre_x("Number to dial");
+    let middle_key = centre_x("Dial pad 5");
+    assert!(
+        (field - middle_key).abs() < 2.0,
+        "the middle key is at x {middle_key}, the field at x {field}"
+    );
+}
