@@ -614,9 +614,12 @@ impl Engine {
                     endpoint
                 }
                 Err(e) => {
+                    // Device errors may end in a full stop of their own.
+                    let reason = e.to_string();
+                    let reason = reason.trim_end_matches('.');
                     out.notice(
                         NoticeLevel::Warning,
-                        format!("No sound: {e}. Calls connect, but you will not hear them."),
+                        format!("No sound: {reason}. Calls connect, but you will not hear them."),
                     );
                     Box::new(NoDevice)
                 }

@@ -20,22 +20,27 @@ pub fn notices_ui(ui: &mut Ui, notices: &[Notice], intents: &mut Vec<Intent>) {
             .inner_margin(Margin::symmetric(10, 4))
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
-                ui.horizontal(|ui| {
-                    let level = match notice.level {
-                        NoticeLevel::Info => "Note",
-                        NoticeLevel::Warning => "Warning",
-                        NoticeLevel::Error => "Problem",
-                    };
-                    ui.label(RichText::new(level).color(color).strong());
-                    ui.label(&notice.text);
-                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                // The button is placed first; the text wraps in what is left, so a long
+                // message never runs under it.
+                egui::Sides::new().shrink_left().wrap().show(
+                    ui,
+                    |ui| {
+                        let level = match notice.level {
+                            NoticeLevel::Info => "Note",
+                            NoticeLevel::Warning => "Warning",
+                            NoticeLevel::Error => "Problem",
+                        };
+                        ui.label(RichText::new(level).color(color).strong());
+                        ui.label(&notice.text);
+                    },
+                    |ui| {
                         let dismiss = CommandButton::new("Dismiss")
                             .accessible_name(format!("Dismiss: {}", notice.text));
                         if ui.add(dismiss).clicked() {
                             intents.push(Intent::DismissNotice(notice.id));
                         }
-                    });
-                });
+                    },
+                );
             });
     }
 }

@@ -109,6 +109,29 @@ fn notices_can_be_dismissed() {
 }
 
 #[test]
+fn a_long_notice_wraps_beside_its_dismiss_button() {
+    let mut view = logged_in_view(Role::Agent);
+    let text = "No sound: cannot open input device 'default': the requested audio device is not \
+                available; it may have been disconnected. Calls connect, but you will not hear \
+                them until a headset is plugged in and chosen in Settings.";
+    view.notices.push(Notice {
+        id: 8,
+        level: NoticeLevel::Warning,
+        text: text.into(),
+    });
+    let harness = app_harness(view);
+    let message = harness.get_by_label(text).rect();
+    let dismiss = harness.get_by_label(&format!("Dismiss: {text}")).rect();
+    assert!(
+        message.max.x <= dismiss.min.x,
+        "the text ends at x {} but the button starts at x {}",
+        message.max.x,
+        dismiss.min.x
+    );
+    assert!(message.height() > dismiss.height(), "the text did not wrap");
+}
+
+#[test]
 fn in_call_transfer_keypad_and_after_call_break() {
     let mut view = logged_in_view(Role::Agent);
     view.directory = Directory {
