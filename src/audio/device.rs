@@ -742,9 +742,18 @@ impl SpeakerStream {
     }
 }
 
-/// Resumes (`on`) or pauses (corks) one device stream.
+/// Resumes (`on`) or pauses (corks) one device stream. A device that cannot pause (some
+/// ALSA devices) simply keeps running between calls, as it would without pausing: nothing the
+/// agent could act on, so it is logged, not reported.
 fn set_stream_running(stream: &cpal::Stream, name: &str, on: bool) -> Result<(), DeviceError> {
     let result = if on { stream.play() } else { stream.pause() };
+    if let Err(e) = &result
+        && !on
+        && e.kind() == cpal::ErrorKind::UnsupportedOperation
+    {
+        tracing::debug!("audio device '{name}' cannot pause; it keeps running: {e}");
+        return Ok(());
+    }
     result.map_err(|e| DeviceError::Stream {
         name: name.to_owned(),
         reason: e.to_string(),
