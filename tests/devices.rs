@@ -389,3 +389,26 @@ fn no_audio_device_is_a_clear_error() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_user_without_a_pulseaudio_cookie_still_gets_the_pulseaudio_host() {
+    // PipeWire's pulse server never writes a cookie, and a fresh account has none: the client
+    // must still be let in (it sends 256 zero bytes, as libpulse does), not fall back to ALSA.
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sapa"))
+        .arg("devices")
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("audio host: PulseAudio"),
+        "no cookie in HOME:\n{stdout}"
+    );
+    assert!(stdout.contains("sapa_ear"), "{stdout}");
+}

@@ -95,7 +95,13 @@ impl Client {
         let protocol_version;
         {
             let mut reader = BufReader::new(&mut socket);
-            let cookie = cookie.as_ref().map(AsRef::as_ref).unwrap_or(&[]).to_owned();
+            // Sapa patch: without a cookie file, send 256 zero bytes as libpulse does. The
+            // server reads exactly 256 bytes and drops a client that sends none, even when it
+            // accepts anonymous clients (PipeWire's pulse server never writes a cookie).
+            let cookie = match cookie.as_ref().map(AsRef::as_ref) {
+                Some(c) if !c.is_empty() => c.to_owned(),
+                _ => vec![0; 256],
+            };
             let auth = protocol::AuthParams {
                 version: protocol::MAX_VERSION,
                 supports_shm: false,
