@@ -321,7 +321,7 @@ pub fn spawn(
             // The engine future and the webrtc crate's tasks share this one thread
             // (`block_on`, so the audio endpoint need not be `Send`). A packet, a voice tick
             // or a send then costs no wake-up of another thread: with two I/O workers a call
-            // cost 300 more wake-ups a second and about 1.4 % of a core (BENCHMARKS.md).
+            // cost 300 more wake-ups a second and 0.75 % more of a core (BENCHMARKS.md).
             // What the engine does between awaits is short (voice ticks, small file writes);
             // the slow device opening would stall the voice tick all the same.
             let runtime = match tokio::runtime::Builder::new_current_thread()
