@@ -96,6 +96,21 @@ fn is_state(update: &Update, want: AgentStateName) -> bool {
     matches!(update, Update::AgentState { state, .. } if *state == want)
 }
 
+/// The test microphone's 440 Hz reached the caller (`heard`, its recording) and the caller's
+/// 1000 Hz came out of the test speaker (`played`, from the answer on).
+fn assert_tones_crossed(heard: &[f32], played: &[f32]) {
+    let share = dominance(heard, 440.0, 1000.0);
+    assert!(
+        share > 0.6,
+        "the caller heard the phone's tone in {share:.2} of windows"
+    );
+    let share = dominance(played, 1000.0, 440.0);
+    assert!(
+        share > 0.6,
+        "the phone played the caller in {share:.2} of windows"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_phone_answers_and_voice_flows_both_ways() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,20 +181,8 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
     let report = caller_task.await.unwrap().expect("caller ran");
     assert!(report.answered);
     assert_eq!(report.agent.as_deref(), Some("ana"));
-    // The test microphone's 440 Hz reached the caller.
-    let heard = read(&record);
-    let share = dominance(&heard, 440.0, 1000.0);
-    assert!(
-        share > 0.6,
-        "caller heard the phone's tone in {share:.2} of windows"
-    );
-    // The caller's 1000 Hz came out of the test speaker.
     let speaker = tap.lock().unwrap().speaker[speaker_at_answer..].to_vec();
-    let share = dominance(&speaker, 1000.0, 440.0);
-    assert!(
-        share > 0.6,
-        "the speaker played the caller in {share:.2} of windows"
-    );
+    assert_tones_crossed(&read(&record), &speaker);
 
     handle.send(Intent::SubmitDisposition(Disposition {
         call_id: call_id.clone(),
@@ -592,23 +595,12 @@ async fn a_phone_on_10_ms_frames_talks_with_a_20_ms_caller() {
         is_state(u, AgentStateName::Available)
     })
     .await;
-    let record = dir.path().join("caller-heard.wav");
+    let play = tone_wav(dir.path(), "caller.wav", 1000.0, 4.0);
     let caller_task = tokio::spawn(caller::run(caller::CallerOptions {
-        switchboard: running.ws_url(),
-        from: "+15550101".into(),
-        name: None,
-        queue: None,
-        play: tone_wav(dir.path(), "caller.wav", 1000.0, 4.0),
-        record: record.clone(),
         talk_secs: Some(4.0),
-        max_wait_secs: 30.0,
-        impair: None,
-        frame: Default::default(),
-        to: None,
-        dial_digits: None,
-        survey: None,
-        inband_dtmf: false,
+        ..plain_caller(&running.ws_url(), "+15550101", &play, dir.path())
     }));
+    let record = dir.path().join("+15550101.wav");
     wait_for(&handle, "an offer", |u| matches!(u, Update::Offered { .. })).await;
     handle.send(Intent::Answer);
     wait_for(&handle, "connected", |u| {
@@ -620,17 +612,8 @@ async fn a_phone_on_10_ms_frames_talks_with_a_20_ms_caller() {
     assert!(caller_task.await.unwrap().expect("caller ran").answered);
     // The phone's clock ran in 10 ms frames: each speaker write is 480 samples.
     assert_eq!(tap.lock().unwrap().speaker_frame_len, 480);
-    let share = dominance(&read(&record), 440.0, 1000.0);
-    assert!(
-        share > 0.6,
-        "the 20 ms caller heard the phone's tone in {share:.2} of windows"
-    );
     let speaker = tap.lock().unwrap().speaker[speaker_at_answer..].to_vec();
-    let share = dominance(&speaker, 1000.0, 440.0);
-    assert!(
-        share > 0.6,
-        "the 10 ms phone played the caller in {share:.2} of windows"
-    );
+    assert_tones_crossed(&read(&record), &speaker);
     handle.shutdown();
     running.shutdown().await;
 }
