@@ -18,19 +18,9 @@ use sapa::audio::jitter::FrameDuration;
 use sapa::audio::process::MicProcessor;
 use sapa::audio::receive::AudioReceiver;
 use sapa::audio::red::{self, RedEncoder};
-use sapa::peer::voice::{EXPECTED_LOSS_PCT, VOICE_BITRATE, VOICE_COMPLEXITY};
+use sapa::peer::voice::{VOICE_COMPLEXITY, voice_encoder};
 
 const SECONDS: usize = 30;
-
-fn encoder(complexity: i32) -> opus::Encoder {
-    let mut enc =
-        opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
-    enc.set_inband_fec(true).unwrap();
-    enc.set_packet_loss_perc(EXPECTED_LOSS_PCT).unwrap();
-    enc.set_bitrate(opus::Bitrate::Bits(VOICE_BITRATE)).unwrap();
-    enc.set_complexity(complexity).unwrap();
-    enc
-}
 
 /// Prints one step's cost: `spent` over `frames` frames of `frame_ms`.
 fn report(step: &str, spent: Duration, frames: usize, frame_ms: u32) {
@@ -73,7 +63,7 @@ fn main() {
     let mut packets = Vec::with_capacity(frames);
     let mut buf = [0u8; 1500];
     for complexity in [VOICE_COMPLEXITY, 5, 3] {
-        let mut enc = encoder(complexity);
+        let mut enc = voice_encoder(complexity).unwrap();
         let mut out = Vec::with_capacity(frames);
         let t = Instant::now();
         for f in cleaned.chunks_exact(n) {

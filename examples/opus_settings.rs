@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use sapa::peer::voice::{EXPECTED_LOSS_PCT, VOICE_BITRATE};
+use sapa::peer::voice::{EXPECTED_LOSS_PCT, voice_encoder};
 
 struct Variant {
     name: &'static str,
@@ -61,12 +61,8 @@ fn main() {
     let looped: Vec<f32> = clip.iter().copied().cycle().take(48_000 * 30).collect();
     for v in &variants {
         let make = || {
-            let mut enc =
-                opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
-            enc.set_inband_fec(true).unwrap();
+            let mut enc = voice_encoder(v.complexity).unwrap();
             enc.set_packet_loss_perc(v.loss_pct).unwrap();
-            enc.set_bitrate(opus::Bitrate::Bits(VOICE_BITRATE)).unwrap();
-            enc.set_complexity(v.complexity).unwrap();
             enc.set_max_bandwidth(v.max_band).unwrap();
             if v.voice_hint {
                 enc.set_signal(opus::Signal::Voice).unwrap();

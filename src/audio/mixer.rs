@@ -136,8 +136,8 @@ impl Limiter {
                 self.gain + (hold - self.gain) * self.release
             };
             // The release creeps toward 1 by ever smaller steps that rounding would stop a
-            // hair short of it (about 0.99986); from within 0.005 dB it is 1, so below the threshold the
-            // limiter is exactly transparent again.
+            // hair short of it (about 0.99986); from within 0.005 dB it is 1, so below the
+            // threshold the limiter is exactly transparent again.
             if hold == 1.0 && self.gain > RELEASED_FULLY {
                 self.gain = 1.0;
             }

@@ -54,6 +54,18 @@ pub const VOICE_COMPLEXITY: i32 = 10;
 /// ([`Voice::on_reception_report`]).
 pub const EXPECTED_LOSS_PCT: i32 = 10;
 
+/// An Opus encoder with the voice's settings (48 kHz mono VOIP, [`VOICE_BITRATE`], in-band
+/// FEC planned for [`EXPECTED_LOSS_PCT`]) at `complexity` (the peers use
+/// [`VOICE_COMPLEXITY`]; benchmarks compare others).
+pub fn voice_encoder(complexity: i32) -> Result<opus::Encoder, opus::Error> {
+    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
+    encoder.set_inband_fec(true)?;
+    encoder.set_packet_loss_perc(EXPECTED_LOSS_PCT)?;
+    encoder.set_bitrate(opus::Bitrate::Bits(VOICE_BITRATE))?;
+    encoder.set_complexity(complexity)?;
+    Ok(encoder)
+}
+
 /// What the peer says on each tick.
 pub enum Mouth {
     Silence,
@@ -149,14 +161,8 @@ impl Voice {
         impairment: Option<Impairment>,
         frame: FrameDuration,
     ) -> Result<Voice, opus::Error> {
-        let mut encoder =
-            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
-        encoder.set_inband_fec(true)?;
-        encoder.set_packet_loss_perc(EXPECTED_LOSS_PCT)?;
-        encoder.set_bitrate(opus::Bitrate::Bits(VOICE_BITRATE))?;
-        encoder.set_complexity(VOICE_COMPLEXITY)?;
         Ok(Voice {
-            encoder,
+            encoder: voice_encoder(VOICE_COMPLEXITY)?,
             receivers: [AudioReceiver::new_20ms()?, AudioReceiver::new_20ms()?],
             frame: frame.samples(),
             send_ts: 0,
