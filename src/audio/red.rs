@@ -43,44 +43,78 @@ pub struct RedBlock<'a> {
     pub redundant: bool,
 }
 
+/// The blocks of one RED payload, oldest first, the primary last; held inline (no allocation
+/// per packet) and read as a slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedBlocks<'a> {
+    blocks: [RedBlock<'a>; MAX_BLOCKS + 1],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for RedBlocks<'a> {
+    type Target = [RedBlock<'a>];
+
+    fn deref(&self) -> &[RedBlock<'a>] {
+        &self.blocks[..self.len]
+    }
+}
+
 /// Splits a RED payload that arrived with RTP timestamp `timestamp` into its blocks, oldest
 /// first, the primary last.
-pub fn parse(timestamp: u32, payload: &[u8]) -> Result<Vec<RedBlock<'_>>, RedError> {
-    // (pt, offset, len); the primary's length is what is left.
-    let mut headers: Vec<(u8, u32, Option<usize>)> = Vec::with_capacity(RED_DEPTH + 1);
+pub fn parse(timestamp: u32, payload: &[u8]) -> Result<RedBlocks<'_>, RedError> {
+    const EMPTY: RedBlock<'static> = RedBlock {
+        payload_type: 0,
+        timestamp: 0,
+        data: &[],
+        redundant: true,
+    };
+    let mut out = RedBlocks {
+        blocks: [EMPTY; MAX_BLOCKS + 1],
+        len: 0,
+    };
+    // First the headers: each block's payload type, timestamp and (for a redundant one)
+    // length, kept in `out.blocks` with `data` still empty; then the data, the primary's
+    // being what is left after the others.
+    let mut lengths = [0usize; MAX_BLOCKS + 1];
     let mut pos = 0;
     loop {
         let first = *payload.get(pos).ok_or(RedError::Truncated)?;
         if first & F_BIT == 0 {
-            headers.push((first & 0x7f, 0, None));
+            out.blocks[out.len] = RedBlock {
+                payload_type: first & 0x7f,
+                timestamp,
+                data: &[],
+                redundant: false,
+            };
+            out.len += 1;
             pos += 1;
             break;
         }
-        let h = payload.get(pos..pos + 4).ok_or(RedError::Truncated)?;
-        let offset = (u32::from(h[1]) << 6) | (u32::from(h[2]) >> 2);
-        let len = (usize::from(h[2] & 0x03) << 8) | usize::from(h[3]);
-        headers.push((first & 0x7f, offset, Some(len)));
-        if headers.len() > MAX_BLOCKS {
+        if out.len == MAX_BLOCKS {
             return Err(RedError::TooManyBlocks);
         }
+        let h = payload.get(pos..pos + 4).ok_or(RedError::Truncated)?;
+        let offset = (u32::from(h[1]) << 6) | (u32::from(h[2]) >> 2);
+        lengths[out.len] = (usize::from(h[2] & 0x03) << 8) | usize::from(h[3]);
+        out.blocks[out.len] = RedBlock {
+            payload_type: first & 0x7f,
+            timestamp: timestamp.wrapping_sub(offset),
+            data: &[],
+            redundant: true,
+        };
+        out.len += 1;
         pos += 4;
     }
-    let mut blocks = Vec::with_capacity(headers.len());
-    for (pt, offset, len) in headers {
-        let len = len.unwrap_or(payload.len().saturating_sub(pos));
-        let data = payload.get(pos..pos + len).ok_or(RedError::Truncated)?;
+    for (block, len) in out.blocks[..out.len].iter_mut().zip(lengths) {
+        let len = if block.redundant {
+            len
+        } else {
+            payload.len().saturating_sub(pos)
+        };
+        block.data = payload.get(pos..pos + len).ok_or(RedError::Truncated)?;
         pos += len;
-        blocks.push(RedBlock {
-            payload_type: pt,
-            timestamp: timestamp.wrapping_sub(offset),
-            data,
-            redundant: true,
-        });
     }
-    if let Some(last) = blocks.last_mut() {
-        last.redundant = false;
-    }
-    Ok(blocks)
+    Ok(out)
 }
 
 /// Wraps each frame with copies of the [`RED_DEPTH`] frames sent before it.
@@ -104,6 +138,8 @@ impl RedEncoder {
                 && data.len() <= MAX_BLOCK_LEN
         });
         let earlier: usize = self.history.iter().map(|(_, _, data)| data.len()).sum();
+        // The payload itself is allocated (the RTP layer keeps it); the copy of `frame` kept
+        // for the next packets reuses the buffer of the frame that drops out of the history.
         let mut out = Vec::with_capacity(self.history.len() * 4 + 1 + earlier + frame.len());
         for (ts, pt, data) in &self.history {
             let offset = timestamp.wrapping_sub(*ts);
@@ -117,11 +153,17 @@ impl RedEncoder {
             out.extend_from_slice(data);
         }
         out.extend_from_slice(frame);
-        self.history
-            .push_back((timestamp, payload_type, frame.to_vec()));
-        while self.history.len() > RED_DEPTH {
-            self.history.pop_front();
-        }
+        let mut copy = if self.history.len() == RED_DEPTH {
+            self.history
+                .pop_front()
+                .map(|(_, _, data)| data)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        copy.clear();
+        copy.extend_from_slice(frame);
+        self.history.push_back((timestamp, payload_type, copy));
         out
     }
 
