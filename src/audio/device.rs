@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -218,6 +218,10 @@ struct Counters {
     xruns: AtomicU64,
     /// Other stream errors (device unplugged, server gone).
     stream_errors: AtomicU64,
+    /// Set while the owner has paused the streams ([`Headset::set_running`]). A device that
+    /// cannot pause (some ALSA devices) keeps calling back between calls; what its callbacks
+    /// then drop or lack is nobody's loss, so it is not counted.
+    paused: AtomicBool,
 }
 
 /// A snapshot for the UI and tests.
@@ -328,6 +332,7 @@ impl Headset {
         }
         set_stream_running(&self.speaker.stream, &self.speaker.name, on)?;
         set_stream_running(&self.mic.stream, &self.mic.name, on)?;
+        self.counters.paused.store(!on, Relaxed);
         self.running = on;
         Ok(())
     }
@@ -709,30 +714,9 @@ impl SpeakerStream {
         let rate_hz = chosen.config.sample_rate;
         let channels = chosen.config.channels as usize;
         let (stream, producer) = build_output(device, &name, chosen, counters, || {
-            let (producer, mut consumer) = rtrb::RingBuffer::new(ms_to_samples(RING_MS, rate_hz));
-            let counters = counters.clone();
-            // Underruns count only once audio has flowed: an idle start is not a glitch.
-            let mut started = false;
-            let fill = move |out: &mut [f32]| {
-                let mut short = false;
-                for frame in out.chunks_exact_mut(channels) {
-                    let s = match consumer.pop() {
-                        Ok(s) => {
-                            started = true;
-                            s
-                        }
-                        Err(_) => {
-                            short = true;
-                            0.0
-                        }
-                    };
-                    frame.fill(s);
-                }
-                if short && started {
-                    counters.speaker_underruns.fetch_add(1, Relaxed);
-                }
-            };
-            (fill, producer)
+            let (producer, consumer) = rtrb::RingBuffer::new(ms_to_samples(RING_MS, rate_hz));
+            let mut feed = SpeakerFeed::new(consumer, channels, counters.clone());
+            (move |out: &mut [f32]| feed.fill(out), producer)
         })?;
         Ok(SpeakerStream {
             stream,
@@ -742,9 +726,54 @@ impl SpeakerStream {
     }
 }
 
+/// The speaker callback's state: each sample of the ring goes to every channel; silence when
+/// the ring runs dry.
+struct SpeakerFeed {
+    ring: rtrb::Consumer<f32>,
+    channels: usize,
+    counters: Arc<Counters>,
+    /// Audio has flowed since the start or the last pause: only then is a dry ring an
+    /// underrun (an idle start is not a glitch).
+    started: bool,
+}
+
+impl SpeakerFeed {
+    fn new(ring: rtrb::Consumer<f32>, channels: usize, counters: Arc<Counters>) -> SpeakerFeed {
+        SpeakerFeed {
+            ring,
+            channels,
+            counters,
+            started: false,
+        }
+    }
+
+    fn fill(&mut self, out: &mut [f32]) {
+        let mut short = false;
+        for frame in out.chunks_exact_mut(self.channels) {
+            let s = match self.ring.pop() {
+                Ok(s) => {
+                    self.started = true;
+                    s
+                }
+                Err(_) => {
+                    short = true;
+                    0.0
+                }
+            };
+            frame.fill(s);
+        }
+        if self.counters.paused.load(Relaxed) {
+            self.started = false;
+        } else if short && self.started {
+            self.counters.speaker_underruns.fetch_add(1, Relaxed);
+        }
+    }
+}
+
 /// Resumes (`on`) or pauses (corks) one device stream. A device that cannot pause (some
 /// ALSA devices) simply keeps running between calls, as it would without pausing: nothing the
-/// agent could act on, so it is logged, not reported.
+/// agent could act on, so it is logged, not reported (and its callbacks count nothing while
+/// paused, see [`Counters::paused`]).
 fn set_stream_running(stream: &cpal::Stream, name: &str, on: bool) -> Result<(), DeviceError> {
     let result = if on { stream.play() } else { stream.pause() };
     if let Err(e) = &result
@@ -1229,25 +1258,33 @@ where
     f32: FromSample<T>,
 {
     let channels = config.channels as usize;
-    let scale = 1.0 / channels as f32;
     let errors = error_counter(counters.clone());
     device.build_input_stream::<T, _, _>(
         config,
-        move |data: &[T], _| {
-            let mut full = false;
-            for frame in data.chunks_exact(channels) {
-                let mono = frame.iter().map(|&s| f32::from_sample_(s)).sum::<f32>() * scale;
-                if ring.push(mono).is_err() {
-                    full = true;
-                }
-            }
-            if full {
-                counters.mic_overruns.fetch_add(1, Relaxed);
-            }
-        },
+        move |data: &[T], _| capture(data, channels, &mut ring, &counters),
         errors,
         Some(BUILD_TIMEOUT),
     )
+}
+
+/// The microphone callback's work: down-mixes what the device captured to mono into the ring;
+/// a full ring drops the newest samples and counts an overrun (unless paused).
+fn capture<T>(data: &[T], channels: usize, ring: &mut rtrb::Producer<f32>, counters: &Counters)
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let scale = 1.0 / channels as f32;
+    let mut full = false;
+    for frame in data.chunks_exact(channels) {
+        let mono = frame.iter().map(|&s| f32::from_sample_(s)).sum::<f32>() * scale;
+        if ring.push(mono).is_err() {
+            full = true;
+        }
+    }
+    if full && !counters.paused.load(Relaxed) {
+        counters.mic_overruns.fetch_add(1, Relaxed);
+    }
 }
 
 /// Builds and starts an output stream. `make` is called once per attempt and gives the fill
@@ -1326,6 +1363,47 @@ mod tests {
         (0..n)
             .map(|i| 0.5 * (std::f32::consts::TAU * freq_hz * i as f32 / rate_hz as f32).sin())
             .collect()
+    }
+
+    #[test]
+    fn a_device_that_keeps_running_while_paused_counts_no_glitches_then() {
+        let counters = Arc::new(Counters::default());
+        // The microphone callback: a stereo device into a 4-sample ring.
+        let (mut mic_ring, mut mic_taken) = rtrb::RingBuffer::new(4);
+        let captured = [0.25f32, 0.75, 0.5, 0.5];
+        capture(&captured, 2, &mut mic_ring, &counters);
+        assert_eq!((mic_taken.pop(), mic_taken.pop()), (Ok(0.5), Ok(0.5)));
+        // The speaker callback: one frame of audio, then nothing.
+        let (mut speaker_ring, speaker_taken) = rtrb::RingBuffer::new(16);
+        let mut feed = SpeakerFeed::new(speaker_taken, 2, counters.clone());
+        let mut out = [1.0f32; 8];
+        feed.fill(&mut out);
+        assert_eq!(counters.speaker_underruns.load(Relaxed), 0, "an idle start");
+        speaker_ring.push(0.5).unwrap();
+        feed.fill(&mut out);
+        assert_eq!(out, [0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(counters.speaker_underruns.load(Relaxed), 1);
+
+        // Paused between calls, but the device goes on calling back: its rings overflow and
+        // run dry, and none of that counts.
+        counters.paused.store(true, Relaxed);
+        for _ in 0..10 {
+            capture(&[0.1f32; 16], 2, &mut mic_ring, &counters);
+            feed.fill(&mut out);
+        }
+        assert_eq!(counters.mic_overruns.load(Relaxed), 0);
+        assert_eq!(counters.speaker_underruns.load(Relaxed), 1);
+
+        // Resumed: the speaker waits for audio again before a dry ring counts; a full
+        // microphone ring counts at once.
+        counters.paused.store(false, Relaxed);
+        feed.fill(&mut out);
+        assert_eq!(counters.speaker_underruns.load(Relaxed), 1);
+        speaker_ring.push(0.5).unwrap();
+        feed.fill(&mut out);
+        assert_eq!(counters.speaker_underruns.load(Relaxed), 2);
+        capture(&[0.1f32; 16], 2, &mut mic_ring, &counters);
+        assert_eq!(counters.mic_overruns.load(Relaxed), 1);
     }
 
     #[test]
