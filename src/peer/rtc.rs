@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_TELEPHONE_EVENT,
 };
@@ -36,7 +37,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, register_default_interceptors,
+    Registry,
 };
 
 /// Payload type we offer for Opus.
@@ -227,7 +228,11 @@ impl PeerMedia {
         for codec in audio_codecs() {
             media_engine.register_codec(codec, RtpCodecKind::Audio)?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+        // Sender and receiver reports only: the receiver reports carry the loss that sets the
+        // encoder's FEC. The default set adds NACK (negotiated for video only, yet its two
+        // interceptors look at every packet) and transport-wide congestion control feedback,
+        // for a bandwidth estimate that a fixed-rate voice stream has no use for.
+        let registry = configure_rtcp_reports(Registry::new());
         let (gathered_tx, gathered) = watch::channel(false);
         let (link_tx, link) = watch::channel(LinkState::New);
         let (packets_tx, packets) = mpsc::channel(1024);
