@@ -120,6 +120,7 @@ async fn main() {
                 send_digits: None,
                 impair: None,
                 frame: Default::default(),
+                dtx: false,
             },
             |_| {},
         )));

@@ -94,6 +94,7 @@ async fn main() {
             send_digits: None,
             impair: None,
             frame: Default::default(),
+            dtx: false,
         },
         |_| {},
     ));

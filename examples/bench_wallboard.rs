@@ -178,6 +178,7 @@ async fn main() {
                 send_digits: None,
                 impair: None,
                 frame: Default::default(),
+                dtx: false,
             },
             |_| {},
         )));

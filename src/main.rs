@@ -272,6 +272,10 @@ struct AgentArgs {
     /// packets).
     #[arg(long, value_name = "MS", default_value_t = 20, value_parser = parse_frame_ms)]
     frame_ms: u32,
+    /// Discontinuous transmission: send no voice packets while the agent is silent (Opus
+    /// DTX).
+    #[arg(long)]
+    dtx: bool,
     #[arg(long)]
     user: String,
     /// The password (or set SAPA_PASSWORD).
@@ -629,6 +633,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     send_digits: args.send_digits,
                     impair: impairment(args.impair)?,
                     frame: frame_duration(args.frame_ms),
+                    dtx: args.dtx,
                 },
                 control,
                 |report| {
@@ -683,6 +688,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     hold: None,
                     impair: None,
                     frame: Default::default(),
+                    dtx: false,
                     mute: None,
                     send_digits: None,
                 },

@@ -69,6 +69,7 @@ async fn bad_messages_get_stable_errors_and_calls_go_on() {
         send_digits: None,
         impair: None,
         frame: Default::default(),
+        dtx: false,
     };
     let agent_task = tokio::spawn(agent::run(opts, |_| {}));
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -37,6 +37,7 @@ fn agent_options(url: &str, user: &str, dir: &Path, calls: u32) -> AgentOptions 
         hold: None,
         impair: None,
         frame: Default::default(),
+        dtx: false,
         mute: None,
         send_digits: None,
     }

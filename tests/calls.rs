@@ -32,6 +32,7 @@ fn agent_options(url: &str, user: &str, voice: AgentVoice, calls: u32) -> AgentO
         send_digits: None,
         impair: None,
         frame: Default::default(),
+        dtx: false,
     }
 }
 
@@ -224,18 +225,7 @@ async fn with_dtx_a_silent_caller_sends_almost_nothing_and_its_voice_still_arriv
     let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
     add_agents(&sb, &["ana"]).await;
     let url = sb.ws_url();
-    // One second of voice, then three of silence.
-    let play = dir.path().join("speak-then-listen.wav");
-    let samples: Vec<f32> = (0..48_000 * 4)
-        .map(|i| {
-            if i < 48_000 {
-                0.5 * (std::f32::consts::TAU * 1000.0 * i as f32 / 48_000.0).sin()
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    sapa::wav::write_mono_48k(&play, &samples).unwrap();
+    let play = speak_then_listen_wav(dir.path());
     let mut sent = Vec::new();
     for dtx in [false, true] {
         let heard = dir.path().join(format!("agent-heard-{dtx}.wav"));
@@ -269,6 +259,61 @@ async fn with_dtx_a_silent_caller_sends_almost_nothing_and_its_voice_still_arriv
     );
     // 4 s at 50 packets/s without; with DTX about the first second only (and a packet per
     // 400 ms of silence).
+    assert!(sent[0] >= 180, "{sent:?}");
+    assert!(sent[1] < sent[0] * 6 / 10, "{sent:?}");
+    sb.shutdown().await;
+}
+
+/// One second of a 1000 Hz tone, then three of silence.
+fn speak_then_listen_wav(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("speak-then-listen.wav");
+    let samples: Vec<f32> = (0..48_000 * 4)
+        .map(|i| {
+            if i < 48_000 {
+                0.5 * (std::f32::consts::TAU * 1000.0 * i as f32 / 48_000.0).sin()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    sapa::wav::write_mono_48k(&path, &samples).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_dtx_a_silent_agent_sends_almost_nothing_and_its_voice_still_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    let play = speak_then_listen_wav(dir.path());
+    // The caller says nothing for four seconds, which is how long the call lasts.
+    let quiet = dir.path().join("quiet.wav");
+    sapa::wav::write_mono_48k(&quiet, &vec![0.0; 48_000 * 4]).unwrap();
+    let mut sent = Vec::new();
+    for dtx in [false, true] {
+        let mut options = agent_options(&url, "ana", AgentVoice::Wav(play.clone()), 1);
+        options.dtx = dtx;
+        let agent_task = tokio::spawn(agent::run(options, |_| {}));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let heard = dir.path().join(format!("caller-heard-{dtx}.wav"));
+        let report = caller::run(caller_options(&url, "+15550178", &quiet, &heard))
+            .await
+            .unwrap();
+        assert!(report.answered);
+        let reports = agent_task.await.unwrap().unwrap();
+        // The agent's second of voice got through either way.
+        let secs = seconds_dominated(&read(&heard), 1000.0, 440.0);
+        assert!(
+            secs >= 0.7,
+            "dtx {dtx}: the caller heard the tone for {secs:.1} s"
+        );
+        sent.push(reports[0].packets_sent);
+    }
+    eprintln!(
+        "agent's voice packets: {} without DTX, {} with",
+        sent[0], sent[1]
+    );
     assert!(sent[0] >= 180, "{sent:?}");
     assert!(sent[1] < sent[0] * 6 / 10, "{sent:?}");
     sb.shutdown().await;

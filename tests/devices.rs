@@ -118,6 +118,7 @@ async fn a_call_on_the_headset_carries_both_directions() {
         send_digits: None,
         impair: None,
         frame: Default::default(),
+        dtx: false,
     };
     let agent_task = tokio::spawn(agent::run(options, |_| {}));
     tokio::time::sleep(Duration::from_millis(1500)).await;

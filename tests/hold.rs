@@ -47,6 +47,7 @@ async fn held_caller_hears_music_then_the_agent_again() {
             send_digits: None,
             impair: None,
             frame: Default::default(),
+            dtx: false,
         },
         |_| {},
     ));

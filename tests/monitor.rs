@@ -88,6 +88,7 @@ async fn listen_whisper_barge_reach_the_right_ears() {
             send_digits: None,
             impair: None,
             frame: Default::default(),
+            dtx: false,
         },
         |_| {},
     ));

@@ -41,6 +41,7 @@ fn agent_options(url: &str, user: &str, dir: &Path, hz: f32) -> AgentOptions {
         hold: None,
         impair: None,
         frame: Default::default(),
+        dtx: false,
         mute: None,
         send_digits: None,
     }

@@ -81,6 +81,7 @@ async fn wallboard_and_report_match_a_scripted_day() {
             send_digits: None,
             impair: None,
             frame: Default::default(),
+            dtx: false,
         },
         |_| {},
     ));
@@ -194,6 +195,7 @@ async fn voice_quality_shows_loss_on_the_lossy_callers_leg_only() {
                     send_digits: None,
                     impair: None,
                     frame: Default::default(),
+                    dtx: false,
                 },
                 |_| {},
             ))

@@ -71,6 +71,8 @@ pub struct AgentOptions {
     pub impair: Option<Impairment>,
     /// Frame period of the voice this peer sends (20 ms, or 10 ms for a lower delay).
     pub frame: FrameDuration,
+    /// Discontinuous transmission: send nothing while the agent is silent (Opus DTX).
+    pub dtx: bool,
 }
 
 /// Call control for a headless agent, beyond answering and talking.
@@ -139,6 +141,8 @@ pub struct AgentCallReport {
     /// Who the agent talked to, in order (`call_connected` peers: the caller's number, a
     /// consulting colleague's name).
     pub peers: Vec<String>,
+    /// Voice packets the agent sent in the call (fewer with DTX while silent).
+    pub packets_sent: u64,
 }
 
 /// Runs the agent's shift until `calls` calls are done.
@@ -200,6 +204,7 @@ pub async fn run_with(
     // The headset opens before going available, so a missing device fails before any call
     // is offered, and its rings start filling only just before the voice clock reads them.
     let mut voice = Voice::with_frame(options.impair.clone(), options.frame)?;
+    voice.set_dtx(options.dtx)?;
     if let AgentVoice::Devices(choice) = &options.voice {
         let (headset, notices) = open_headset(choice.clone()).await?;
         for notice in &notices {
@@ -230,6 +235,8 @@ pub async fn run_with(
 
     let mut reports = Vec::new();
     let mut current: Option<(AgentCallReport, Instant)> = None;
+    // Voice packets sent before the current call connected (the count runs for the shift).
+    let mut packets_at_connect = 0;
     let mut offered: Option<AgentCallReport> = None;
     let mut recording: Vec<f32> = Vec::new();
     // When `answer` left: answer -> first audio packet is measured from here.
@@ -361,6 +368,7 @@ pub async fn run_with(
                             disposition: None,
                             context,
                             peers: vec![],
+                            packets_sent: 0,
                         });
                         if !options.no_answer {
                             voice.first_packet_at = None;
@@ -384,6 +392,7 @@ pub async fn run_with(
                                 disposition: None,
                                 context: None,
                                 peers: vec![],
+                                packets_sent: 0,
                             };
                             on_call(&r);
                             reports.push(r);
@@ -420,6 +429,7 @@ pub async fn run_with(
                             disposition: None,
                             context: None,
                             peers: vec![],
+                            packets_sent: 0,
                         });
                         report.peers.push(peer);
                         step = ControlStep::Waiting;
@@ -431,6 +441,7 @@ pub async fn run_with(
                         };
                         recording.clear();
                         voice.start_new_call();
+                        packets_at_connect = voice.packets_out();
                         held = false;
                         muted = false;
                         voice.muted = false;
@@ -446,6 +457,7 @@ pub async fn run_with(
                         }
                         voice.mouth = Mouth::Silence;
                         report.talk_ms = started.elapsed().as_millis() as u64;
+                        report.packets_sent = voice.packets_out() - packets_at_connect;
                         report.first_audio_ms = voice.first_packet_at.zip(answer_sent.take()).map(
                             |(t, sent)| t.saturating_duration_since(sent).as_secs_f64() * 1000.0,
                         );

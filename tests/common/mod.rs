@@ -162,6 +162,7 @@ pub fn plain_agent(url: &str, user: &str, calls: u32) -> sapa::peer::agent::Agen
         send_digits: None,
         impair: None,
         frame: Default::default(),
+        dtx: false,
     }
 }
 
