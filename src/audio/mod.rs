@@ -1,4 +1,5 @@
 pub mod device;
+pub mod effort;
 pub mod jitter;
 pub mod mixer;
 pub mod process;

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::audio::device::Headset;
+use crate::audio::effort::EncoderEffort;
 use crate::audio::jitter::FrameDuration;
 use crate::audio::process::MicProcessor;
 use crate::audio::receive::AudioReceiver;
@@ -50,15 +51,22 @@ pub const VOICE_BITRATE: i32 = 64_000;
 /// quarter less CPU but PESQ fell by 0.15-0.3 (BENCHMARKS.md): not worth it for the voice a
 /// customer hears all call.
 pub const VOICE_COMPLEXITY: i32 = 10;
+/// Opus encoder complexity for frames with no speech in them (the agent listening, after a
+/// hangover; [`crate::audio::effort`]): a third of the encoder's cost on room noise, while
+/// speech keeps [`VOICE_COMPLEXITY`].
+pub const QUIET_COMPLEXITY: i32 = 0;
 /// Loss the encoder plans its in-band FEC for at least; more when the switchboard reports more
 /// ([`Voice::on_reception_report`]).
 pub const EXPECTED_LOSS_PCT: i32 = 10;
 
 /// An Opus encoder with the voice's settings (48 kHz mono VOIP, [`VOICE_BITRATE`], in-band
 /// FEC planned for [`EXPECTED_LOSS_PCT`]) at `complexity` (the peers use
-/// [`VOICE_COMPLEXITY`]; benchmarks compare others).
+/// [`VOICE_COMPLEXITY`] for speech; benchmarks compare others). The signal is declared as
+/// voice, so the encoder's choice of mode does not hang on its speech/music analysis, which
+/// runs only at complexity 7 and up: switching complexity between frames changes no mode.
 pub fn voice_encoder(complexity: i32) -> Result<opus::Encoder, opus::Error> {
     let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
+    encoder.set_signal(opus::Signal::Voice)?;
     encoder.set_inband_fec(true)?;
     encoder.set_packet_loss_perc(EXPECTED_LOSS_PCT)?;
     encoder.set_bitrate(opus::Bitrate::Bits(VOICE_BITRATE))?;
@@ -147,6 +155,8 @@ pub struct Voice {
     dtx: bool,
     /// Voice packets handed out to be sent (not counting those DTX held back).
     packets_out: u64,
+    /// The encoder's complexity per frame: full for speech, low while only listening.
+    effort: EncoderEffort,
 }
 
 impl Voice {
@@ -186,6 +196,7 @@ impl Voice {
             sends_red: false,
             dtx: false,
             packets_out: 0,
+            effort: EncoderEffort::new(VOICE_COMPLEXITY, QUIET_COMPLEXITY),
         })
     }
 
@@ -353,6 +364,10 @@ impl Voice {
         self.dtmf_in.handle_timeout(now);
         if self.muted {
             return None;
+        }
+        let (complexity, changed) = self.effort.for_frame(&self.said[..n]);
+        if changed && let Err(e) = self.encoder.set_complexity(complexity) {
+            tracing::warn!("Opus complexity {complexity} refused: {e}");
         }
         let n = match self
             .encoder
