@@ -6,7 +6,7 @@
 //!
 //! The "adaptive" variant is what the peers do: complexity 10 for speech and 0 for quiet after
 //! a hangover (`audio::effort`). The speech WAV's pauses are digital silence; a faint noise
-//! floor (-66 dBFS) is added to every variant's input, as a headset microphone has one.
+//! floor (-71 dBFS RMS) is added to every variant's input, as a headset microphone has one.
 //!
 //! Run: `cargo run --release --example opus_settings -- SPEECH.wav OUT_DIR [LOSS_EVERY_N]`
 
