@@ -10,29 +10,13 @@ use sapa::config::SwitchboardConfig;
 use sapa::peer::agent::{AgentOptions, AgentVoice};
 use sapa::peer::caller::CallerOptions;
 use sapa::peer::{agent, caller};
-use sapa::protocol::Resolution;
 
 use common::*;
 
 fn agent_options(url: &str, user: &str, voice: AgentVoice, calls: u32) -> AgentOptions {
     AgentOptions {
-        switchboard: url.to_owned(),
-        user: user.to_owned(),
-        password: PASSWORD.to_owned(),
         voice,
-        record: None,
-        calls,
-        disposition: None,
-        notes: String::new(),
-        resolution: Resolution::Resolved,
-        talk_secs: None,
-        no_answer: false,
-        hold: None,
-        mute: None,
-        send_digits: None,
-        impair: None,
-        frame: Default::default(),
-        dtx: false,
+        ..plain_agent(url, user, calls)
     }
 }
 
