@@ -1,7 +1,7 @@
 //! How hard the Opus encoder works on each frame. At full complexity the encoder is about half
 //! of what a call costs the phone's CPU, yet while the agent listens there is only room noise
-//! to encode, which the lowest complexity does for a third of the cost and nobody hears the
-//! difference in. [`EncoderEffort`] looks at each frame before it is encoded and says which
+//! to encode, which the lowest complexity does for a third of the cost (PESQ of speech with
+//! pauses is the same either way; BENCHMARKS.md, issue 3). [`EncoderEffort`] looks at each frame before it is encoded and says which
 //! complexity to use: full as soon as a frame is loud enough to be speech (so a word's first
 //! frame already gets it), low again only after [`HANGOVER_MS`] of quiet (so the pauses
 //! inside speech, and its fading ends, stay at full).
