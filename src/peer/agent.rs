@@ -235,8 +235,6 @@ pub async fn run_with(
 
     let mut reports = Vec::new();
     let mut current: Option<(AgentCallReport, Instant)> = None;
-    // Voice packets sent before the current call connected (the count runs for the shift).
-    let mut packets_at_connect = 0;
     let mut offered: Option<AgentCallReport> = None;
     let mut recording: Vec<f32> = Vec::new();
     // When `answer` left: answer -> first audio packet is measured from here.
@@ -441,7 +439,6 @@ pub async fn run_with(
                         };
                         recording.clear();
                         voice.start_new_call();
-                        packets_at_connect = voice.packets_out();
                         held = false;
                         muted = false;
                         voice.muted = false;
@@ -457,7 +454,7 @@ pub async fn run_with(
                         }
                         voice.mouth = Mouth::Silence;
                         report.talk_ms = started.elapsed().as_millis() as u64;
-                        report.packets_sent = voice.packets_out() - packets_at_connect;
+                        report.packets_sent = voice.packets_out();
                         report.first_audio_ms = voice.first_packet_at.zip(answer_sent.take()).map(
                             |(t, sent)| t.saturating_duration_since(sent).as_secs_f64() * 1000.0,
                         );

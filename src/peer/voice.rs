@@ -153,7 +153,8 @@ pub struct Voice {
     /// Discontinuous transmission: silence is not sent (Opus marks it with a packet of at
     /// most 2 bytes, which is dropped here; the receiver plays comfort silence).
     dtx: bool,
-    /// Voice packets handed out to be sent (not counting those DTX held back).
+    /// Voice packets handed out to be sent since the voice was made or the last
+    /// [`Self::start_new_call`] (not counting those DTX held back).
     packets_out: u64,
     /// The encoder's complexity per frame: full for speech, low while only listening.
     effort: EncoderEffort,
@@ -219,12 +220,13 @@ impl Voice {
     /// A new call starts on the shift-long connection: what arrives next is a new stream
     /// from a new far end (the bridge continues sequence numbers but the timestamps jump
     /// by the time between calls), so the receivers forget the last call instead of
-    /// counting that gap as loss.
+    /// counting that gap as loss, and the count of packets sent starts again.
     pub fn start_new_call(&mut self) {
         for r in &mut self.receivers {
             r.reset();
         }
         self.red.reset();
+        self.packets_out = 0;
     }
 
     /// Forgets what was said so far: the encoder's look-ahead and overlap would otherwise
@@ -396,7 +398,7 @@ impl Voice {
         Ok(())
     }
 
-    /// Voice packets sent so far (DTX sends fewer).
+    /// Voice packets sent in this call (DTX sends fewer).
     pub fn packets_out(&self) -> u64 {
         self.packets_out
     }
