@@ -199,7 +199,8 @@ pub fn list_devices() -> Result<DeviceList, DeviceError> {
     })
 }
 
-/// Counters shared between the callbacks (which only increment) and the owner.
+/// Counters shared between the callbacks (which only increment them) and the owner, and the
+/// owner's paused flag that the callbacks read.
 #[derive(Debug, Default)]
 struct Counters {
     /// The mic callback found its ring full and dropped samples.
@@ -218,9 +219,10 @@ struct Counters {
     xruns: AtomicU64,
     /// Other stream errors (device unplugged, server gone).
     stream_errors: AtomicU64,
-    /// Set while the owner has paused the streams ([`Headset::set_running`]). A device that
-    /// cannot pause (some ALSA devices) keeps calling back between calls; what its callbacks
-    /// then drop or lack is nobody's loss, so it is not counted.
+    /// Set while the owner has paused the streams ([`Headset::set_running`]; the one record
+    /// of it, which the owner reads too). A device that cannot pause (some ALSA devices)
+    /// keeps calling back between calls; what its callbacks then drop or lack is nobody's
+    /// loss, so it is not counted.
     paused: AtomicBool,
 }
 
@@ -257,9 +259,6 @@ pub struct Headset {
     counters: Arc<Counters>,
     mic_meter: LevelMeter,
     speaker_meter: LevelMeter,
-    /// False while paused ([`Headset::set_running`]): the streams are corked, the device
-    /// callbacks do not run, and frames are neither read nor written.
-    running: bool,
 }
 
 impl Headset {
@@ -288,7 +287,6 @@ impl Headset {
                 counters,
                 mic_meter: LevelMeter::default(),
                 speaker_meter: LevelMeter::default(),
-                running: true,
             },
             notices,
         ))
@@ -298,7 +296,7 @@ impl Headset {
     /// or 960 (20 ms). Returns false (and silence) when not enough has arrived yet; drops the
     /// oldest audio when too much has.
     pub fn read_mic_frame(&mut self, out: &mut [f32]) -> bool {
-        if !self.running || out.len() > FRAME {
+        if !self.is_running() || out.len() > FRAME {
             out.fill(0.0);
             return false;
         }
@@ -311,7 +309,7 @@ impl Headset {
     /// Queues one frame (48 kHz mono, 10 or 20 ms) for the speaker, keeping about one to two
     /// frames queued.
     pub fn write_speaker_frame(&mut self, frame: &[f32]) {
-        if !self.running || frame.len() > FRAME {
+        if !self.is_running() || frame.len() > FRAME {
             return;
         }
         self.speaker_meter
@@ -324,7 +322,7 @@ impl Headset {
     /// one server round trip plus the microphone's first period. What the microphone held
     /// before the pause is dropped, so it adds no delay.
     pub fn set_running(&mut self, on: bool) -> Result<(), DeviceError> {
-        if on == self.running {
+        if on == self.is_running() {
             return Ok(());
         }
         if on {
@@ -333,12 +331,14 @@ impl Headset {
         set_stream_running(&self.speaker.stream, &self.speaker.name, on)?;
         set_stream_running(&self.mic.stream, &self.mic.name, on)?;
         self.counters.paused.store(!on, Relaxed);
-        self.running = on;
         Ok(())
     }
 
+    /// False while paused ([`Headset::set_running`]): the streams are corked, the device
+    /// callbacks do not run (or, on a device that cannot pause, count nothing), and frames
+    /// are neither read nor written.
     pub fn is_running(&self) -> bool {
-        self.running
+        !self.counters.paused.load(Relaxed)
     }
 
     /// Replaces the microphone stream only; the speaker (and the call) go on. A name that is
@@ -354,7 +354,7 @@ impl Headset {
         // The new stream is built before the old one goes, so a failure leaves the old one.
         let mic = MicStream::open(&device, &self.counters)
             .map_err(|e| host.explain(Direction::Input, e))?;
-        if !self.running {
+        if !self.is_running() {
             set_stream_running(&mic.stream, &mic.name, false)?;
         }
         self.mic = mic;
@@ -372,7 +372,7 @@ impl Headset {
         let (device, notice) = host.find(Role::Speaker, name)?;
         let speaker = SpeakerStream::open(&device, &self.counters)
             .map_err(|e| host.explain(Direction::Output, e))?;
-        if !self.running {
+        if !self.is_running() {
             set_stream_running(&speaker.stream, &speaker.name, false)?;
         }
         self.speaker = speaker;
