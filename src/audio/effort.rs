@@ -8,10 +8,12 @@
 //!
 //! Sans-IO: a frame in, a complexity out; the caller sets it on the encoder when it changes.
 
-/// A frame whose RMS level reaches this (-45 dBFS) counts as speech. Headset microphones
-/// pick up room noise well below it and speech well above (-35 to -15 dBFS); a noisy room
-/// above it simply keeps the encoder at full complexity.
-pub const SPEECH_RMS: f32 = 0.005_6;
+use crate::audio::tone::rms_dbfs;
+
+/// A frame whose RMS level reaches this counts as speech. Headset microphones pick up room
+/// noise well below it and speech well above (-35 to -15 dBFS); a noisy room above it simply
+/// keeps the encoder at full complexity.
+pub const SPEECH_DBFS: f32 = -45.0;
 /// Quiet this long after the last speech-level frame before the effort drops.
 pub const HANGOVER_MS: u32 = 300;
 
@@ -39,9 +41,7 @@ impl EncoderEffort {
 
     /// The complexity for `frame`, and whether it differs from the previous frame's.
     pub fn for_frame(&mut self, frame: &[f32]) -> (i32, bool) {
-        let energy: f32 = frame.iter().map(|s| s * s).sum();
-        let loud = energy >= SPEECH_RMS * SPEECH_RMS * frame.len() as f32;
-        if loud {
+        if rms_dbfs(frame) >= SPEECH_DBFS {
             self.quiet_ms = 0;
         } else {
             self.quiet_ms = self.quiet_ms.saturating_add(frame.len() as u32 / 48);
@@ -109,8 +109,10 @@ mod tests {
     #[test]
     fn the_threshold_is_minus_45_dbfs() {
         // A sine's RMS is its amplitude / sqrt 2.
-        let just_below = SPEECH_RMS * std::f32::consts::SQRT_2 * 0.95;
-        let just_above = SPEECH_RMS * std::f32::consts::SQRT_2 * 1.05;
+        let amplitude = 10f32.powf(SPEECH_DBFS / 20.0) * std::f32::consts::SQRT_2;
+        assert_eq!(SPEECH_DBFS, -45.0);
+        let just_below = amplitude * 0.95;
+        let just_above = amplitude * 1.05;
         let mut effort = EncoderEffort::new(10, 0);
         for _ in 0..20 {
             effort.for_frame(&frame(just_below, 960));
