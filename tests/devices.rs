@@ -340,6 +340,79 @@ fn a_paused_headset_goes_quiet_and_resumes_at_once() {
     assert_eq!(stats.speaker_overruns, 0, "{stats:?}");
 }
 
+/// A signal caught by a handler interrupts whatever system call the thread it lands on is
+/// waiting in (`epoll_wait` fails with EINTR). Debuggers and tracers attaching to the phone
+/// do the same. The PulseAudio client's thread must shrug it off: before, it took EINTR for
+/// a dead connection and quit, and the headset went silent for the rest of the call.
+#[test]
+fn signals_landing_on_the_audio_threads_do_not_stop_the_headset() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: installs a handler that does nothing for a signal nothing else here uses; no
+    // SA_RESTART, so interrupted calls fail with EINTR as they would for most handlers.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut headset, _) =
+        Headset::open(Some("sapa_mouth"), Some("sapa_ear")).expect("headset opens");
+    let mouth_tone = tone_wav(dir.path(), "mouth.wav", 1000.0, 4.0);
+    let mut mouth = play_into("sapa_mouth_in", &mouth_tone);
+    std::thread::sleep(Duration::from_millis(300));
+    let silence = [0f32; FRAME];
+    let mut mic = [0f32; FRAME];
+    // Microphone frames before the signals and after them (one second each).
+    let mut mic_ok = [0u32; 2];
+    let mut signalled = 0;
+    let start = Instant::now();
+    for n in 0..100u64 {
+        let phase = (n / 50) as usize;
+        if (50..60).contains(&n) {
+            // Every thread of this process, the audio client's among them, ten times.
+            for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                let Ok(tid) = task.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+                    continue;
+                };
+                // SAFETY: tgkill with our own pid and one of our thread ids.
+                let sent =
+                    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+                if sent == 0 {
+                    signalled += 1;
+                }
+            }
+        }
+        headset.write_speaker_frame(&silence);
+        if headset.read_mic_frame(&mut mic) {
+            mic_ok[phase] += 1;
+        }
+        let next = start + Duration::from_millis(20 * (n + 1));
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let stats = headset.stats();
+    drop(headset);
+    let _ = mouth.kill();
+    let _ = mouth.wait();
+    eprintln!("signals sent {signalled}; mic frames before / after {mic_ok:?}; {stats:?}");
+    assert!(signalled >= 20, "the signals were sent: {signalled}");
+    assert!(
+        mic_ok[0] >= 40,
+        "the microphone ran before the signals: {mic_ok:?}"
+    );
+    assert!(
+        mic_ok[1] >= 40,
+        "the microphone kept running through the signals: {mic_ok:?}"
+    );
+    assert_eq!(stats.stream_errors, 0, "{stats:?}");
+}
+
 #[test]
 fn no_audio_device_is_a_clear_error() {
     // Run in a child process with an environment that has no sound at all: PULSE_SERVER at a

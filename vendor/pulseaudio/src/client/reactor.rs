@@ -335,7 +335,13 @@ impl Reactor {
         let mut events = mio::Events::with_capacity(1024);
 
         loop {
-            self.poll.poll(&mut events, None)?;
+            // Sapa patch: a signal caught on this thread (or a debugger attaching) makes the
+            // wait fail with EINTR. That is no reason to drop the connection: wait again.
+            match self.poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err.into()),
+            }
             self.recv()?;
 
             // Handle any requested writes.
@@ -371,6 +377,8 @@ impl Reactor {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(());
                 }
+                // Sapa patch: interrupted by a signal before anything was read; read again.
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue 'read,
                 Err(err) => return Err(err.into()),
             };
 
@@ -578,6 +586,8 @@ fn drain_buf(buf: &mut Vec<u8>, w: &mut impl io::Write) -> Result<bool, io::Erro
             Ok(0) => return Ok(false),
             Ok(n) => buf.drain(..n),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            // Sapa patch: interrupted by a signal before anything was written; write again.
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
         };
     }
