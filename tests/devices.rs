@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sapa::audio::device::{FRAME, Headset, Ringer};
+use sapa::audio::device::{DeviceRecovery, FRAME, Headset, Ringer, Role};
 use sapa::config::SwitchboardConfig;
 use sapa::peer::agent::{AgentOptions, AgentVoice, HeadsetChoice};
 use sapa::peer::caller::CallerOptions;
@@ -411,6 +411,85 @@ fn signals_landing_on_the_audio_threads_do_not_stop_the_headset() {
         "the microphone kept running through the signals: {mic_ok:?}"
     );
     assert_eq!(stats.stream_errors, 0, "{stats:?}");
+}
+
+/// The audio server dies under the call and comes back (a PulseAudio or PipeWire restart, a
+/// crash): every stream of the headset is gone with its connection. Within about a second of
+/// the server's return the headset notices that its devices stopped calling back, opens them
+/// again on the new server and says so, and the microphone delivers again.
+#[test]
+fn a_headset_opens_its_devices_again_after_the_audio_server_restarts() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    let server = std::env::var("PULSE_SERVER").expect("set by lock_devices");
+    let Some(dir) = server
+        .strip_prefix("unix:")
+        .and_then(|socket| Path::new(socket).parent())
+        .filter(|dir| dir.join("pid").exists())
+    else {
+        eprintln!("skipped: the virtual headset at {server} was not started by the script");
+        return;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/virtual-headset.sh");
+    let headset_script = |what: &str| {
+        let ok = Command::new("bash")
+            .arg(&script)
+            .arg(what)
+            .env("SAPA_HEADSET_DIR", dir)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "virtual-headset.sh {what}");
+    };
+    let (mut headset, _) =
+        Headset::open(Some("sapa_mouth"), Some("sapa_ear")).expect("headset opens");
+    let silence = [0f32; FRAME];
+    let mut mic = [0f32; FRAME];
+    // Microphone frames in the second before the restart and in the last second.
+    let mut mic_ok = [0u32; 2];
+    let mut recoveries = Vec::new();
+    let mut start = Instant::now();
+    for n in 0..250u64 {
+        if n == 50 {
+            headset_script("stop");
+            headset_script("start");
+            // Frames from here on keep real time from the server's return (no catching up).
+            start = Instant::now() - Duration::from_millis(20 * n);
+        }
+        headset.write_speaker_frame(&silence);
+        let got = headset.read_mic_frame(&mut mic);
+        match n {
+            0..50 if got => mic_ok[0] += 1,
+            200.. if got => mic_ok[1] += 1,
+            _ => {}
+        }
+        recoveries.extend(headset.recover_stalled(Instant::now()));
+        let next = start + Duration::from_millis(20 * (n + 1));
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let stats = headset.stats();
+    drop(headset);
+    eprintln!("recoveries {recoveries:?}; mic frames before / at the end {mic_ok:?}; {stats:?}");
+    assert!(mic_ok[0] >= 40, "the microphone ran: {mic_ok:?}");
+    for (role, name) in [
+        (Role::Microphone, "sapa_mouth"),
+        (Role::Speaker, "sapa_ear"),
+    ] {
+        let reopened = DeviceRecovery::Reopened {
+            role,
+            lost: name.into(),
+            now: name.into(),
+        };
+        assert!(
+            recoveries.contains(&reopened),
+            "the {role} is open again: {recoveries:?}"
+        );
+    }
+    assert!(
+        mic_ok[1] >= 40,
+        "the microphone delivers again in the last second: {mic_ok:?}"
+    );
 }
 
 #[test]

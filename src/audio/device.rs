@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{BufferSize, FromSample, SampleFormat, SizedSample, StreamConfig, SupportedBufferSize};
@@ -67,6 +67,10 @@ const QUIET_DBFS: f32 = -45.0;
 const SPEAKER_CHUNK: usize = FRAME / 2;
 /// How long to wait for a stream to be created before calling the device unusable.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(5);
+/// A running device that has not called back for this long is taken for gone (unplugged, or
+/// its audio server restarted) and opened again. Its callbacks come every 5-20 ms; a second
+/// is far beyond any scheduling hiccup and short enough for a caller to wait through.
+pub const STALL_AFTER: Duration = Duration::from_secs(1);
 
 /// Errors of the device layer. Each prints as one line a person can act on.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +155,74 @@ impl fmt::Display for DeviceNotice {
     }
 }
 
+/// A device of the running headset stopped calling back ([`STALL_AFTER`]) and the headset
+/// tried to open it again ([`Headset::recover_stalled`]). Shown to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum DeviceRecovery {
+    /// Open again: `now` is the same device when it is back, else the system default.
+    Reopened {
+        role: Role,
+        lost: String,
+        now: String,
+    },
+    /// Nothing could be opened; the headset tries again after another [`STALL_AFTER`].
+    Failed {
+        role: Role,
+        lost: String,
+        reason: String,
+    },
+}
+
+impl fmt::Display for DeviceRecovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceRecovery::Reopened { role, lost, now } if lost == now => {
+                write!(f, "{role} '{lost}' stopped; it is open again")
+            }
+            DeviceRecovery::Reopened { role, lost, now } => {
+                write!(f, "{role} '{lost}' stopped; now using '{now}'")
+            }
+            DeviceRecovery::Failed { role, lost, reason } => write!(
+                f,
+                "{role} '{lost}' stopped and no {role} could be opened ({reason}); trying again"
+            ),
+        }
+    }
+}
+
+/// Tells a device that stopped calling back from one that is paused or merely slow: fed the
+/// count of its callbacks (sans-IO), it answers true once per [`STALL_AFTER`] without one
+/// while the device should run.
+#[derive(Debug, Default)]
+pub struct StallWatch {
+    last_count: u64,
+    /// Since when the count has stood still (None: paused, or not looked at yet).
+    since: Option<Instant>,
+}
+
+impl StallWatch {
+    pub fn stalled(&mut self, now: Instant, callbacks: u64, running: bool) -> bool {
+        match self.since {
+            _ if !running => {
+                self.since = None;
+                false
+            }
+            Some(since) if callbacks == self.last_count => {
+                if now.saturating_duration_since(since) < STALL_AFTER {
+                    return false;
+                }
+                self.since = Some(now);
+                true
+            }
+            _ => {
+                self.last_count = callbacks;
+                self.since = Some(now);
+                false
+            }
+        }
+    }
+}
+
 /// One device as listed to the user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceInfo {
@@ -224,6 +296,9 @@ struct Counters {
     /// keeps calling back between calls; what its callbacks then drop or lack is nobody's
     /// loss, so it is not counted.
     paused: AtomicBool,
+    /// Callbacks so far, for [`StallWatch`]: a running device that stops calling back is gone.
+    mic_callbacks: AtomicU64,
+    speaker_callbacks: AtomicU64,
 }
 
 /// A snapshot for the UI and tests.
@@ -259,6 +334,8 @@ pub struct Headset {
     counters: Arc<Counters>,
     mic_meter: LevelMeter,
     speaker_meter: LevelMeter,
+    mic_watch: StallWatch,
+    speaker_watch: StallWatch,
 }
 
 impl Headset {
@@ -287,6 +364,8 @@ impl Headset {
                 counters,
                 mic_meter: LevelMeter::default(),
                 speaker_meter: LevelMeter::default(),
+                mic_watch: StallWatch::default(),
+                speaker_watch: StallWatch::default(),
             },
             notices,
         ))
@@ -377,6 +456,48 @@ impl Headset {
         }
         self.speaker = speaker;
         Ok(notice)
+    }
+
+    /// Call once per frame. A device that stopped calling back while the headset runs
+    /// (unplugged, its audio server restarted) is opened again: the same one when it is back,
+    /// else the default. The other device and the call go on. Costs two atomic loads unless
+    /// a device stalled; opening one again blocks for the server's round trips.
+    pub fn recover_stalled(&mut self, now: Instant) -> Vec<DeviceRecovery> {
+        let running = self.is_running();
+        let mut done = Vec::new();
+        let mic_calls = self.counters.mic_callbacks.load(Relaxed);
+        if self.mic_watch.stalled(now, mic_calls, running) {
+            let lost = self.mic.name.clone();
+            done.push(match self.switch_microphone(Some(&lost)) {
+                Ok(_) => DeviceRecovery::Reopened {
+                    role: Role::Microphone,
+                    lost,
+                    now: self.mic.name.clone(),
+                },
+                Err(e) => DeviceRecovery::Failed {
+                    role: Role::Microphone,
+                    lost,
+                    reason: e.to_string(),
+                },
+            });
+        }
+        let speaker_calls = self.counters.speaker_callbacks.load(Relaxed);
+        if self.speaker_watch.stalled(now, speaker_calls, running) {
+            let lost = self.speaker.name.clone();
+            done.push(match self.switch_speaker(Some(&lost)) {
+                Ok(_) => DeviceRecovery::Reopened {
+                    role: Role::Speaker,
+                    lost,
+                    now: self.speaker.name.clone(),
+                },
+                Err(e) => DeviceRecovery::Failed {
+                    role: Role::Speaker,
+                    lost,
+                    reason: e.to_string(),
+                },
+            });
+        }
+        done
     }
 
     pub fn stats(&self) -> HeadsetStats {
@@ -748,6 +869,7 @@ impl SpeakerFeed {
     }
 
     fn fill(&mut self, out: &mut [f32]) {
+        self.counters.speaker_callbacks.fetch_add(1, Relaxed);
         let mut short = false;
         for frame in out.chunks_exact_mut(self.channels) {
             let s = match self.ring.pop() {
@@ -1274,6 +1396,7 @@ where
     T: SizedSample,
     f32: FromSample<T>,
 {
+    counters.mic_callbacks.fetch_add(1, Relaxed);
     let scale = 1.0 / channels as f32;
     let mut full = false;
     for frame in data.chunks_exact(channels) {
@@ -1363,6 +1486,60 @@ mod tests {
         (0..n)
             .map(|i| 0.5 * (std::f32::consts::TAU * freq_hz * i as f32 / rate_hz as f32).sin())
             .collect()
+    }
+
+    #[test]
+    fn a_device_is_stalled_only_after_a_running_second_without_callbacks() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut watch = StallWatch::default();
+        // Callbacks every 10 ms: never stalled, however long.
+        for i in 0..300u64 {
+            assert!(!watch.stalled(at(i * 10), i, true));
+        }
+        // They stop at 3 s: stalled once a second has passed, not before, then once a second.
+        assert!(!watch.stalled(at(3_000), 300, true));
+        assert!(!watch.stalled(at(3_990), 300, true));
+        assert!(watch.stalled(at(4_000), 300, true));
+        assert!(!watch.stalled(at(4_500), 300, true));
+        assert!(watch.stalled(at(5_000), 300, true));
+        // Paused: no callbacks is what a paused device does.
+        assert!(!watch.stalled(at(5_000), 300, false));
+        assert!(!watch.stalled(at(9_000), 300, false));
+        // Resumed: a full second's grace from the resume, however long the pause was.
+        assert!(!watch.stalled(at(9_010), 300, true));
+        assert!(!watch.stalled(at(9_900), 300, true));
+        assert!(!watch.stalled(at(9_950), 301, true));
+        assert!(!watch.stalled(at(10_900), 301, true));
+        assert!(watch.stalled(at(10_950), 301, true));
+    }
+
+    #[test]
+    fn a_recovery_says_what_stopped_and_what_plays_now() {
+        let same = DeviceRecovery::Reopened {
+            role: Role::Microphone,
+            lost: "usb-headset".into(),
+            now: "usb-headset".into(),
+        };
+        assert_eq!(
+            same.to_string(),
+            "microphone 'usb-headset' stopped; it is open again"
+        );
+        let other = DeviceRecovery::Reopened {
+            role: Role::Speaker,
+            lost: "usb-headset".into(),
+            now: "built-in".into(),
+        };
+        assert_eq!(
+            other.to_string(),
+            "speaker 'usb-headset' stopped; now using 'built-in'"
+        );
+        let failed = DeviceRecovery::Failed {
+            role: Role::Microphone,
+            lost: "usb-headset".into(),
+            reason: "no audio input device found".into(),
+        };
+        assert!(failed.to_string().contains("trying again"), "{failed}");
     }
 
     #[test]

@@ -345,6 +345,9 @@ impl Voice {
             *h = soft_clip(m + a);
         }
         if let Some(headset) = &mut self.headset {
+            for recovery in headset.recover_stalled(now) {
+                tracing::warn!("{recovery}");
+            }
             // Read every tick, in a call or not, so the microphone ring never backs up; the
             // speaker gets silence between calls, which keeps its stream steady.
             headset.read_mic_frame(&mut self.mic[..n]);

@@ -8,6 +8,7 @@
 //! speaker) for tests. The headset implementation over `audio::device` plugs in beside them.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use sapa_ui::DeviceRole;
 
@@ -42,6 +43,11 @@ pub trait AudioEndpoint {
     /// device wake-ups. Err is a sentence for the agent.
     fn set_in_use(&mut self, _in_use: bool) -> Result<(), String> {
         Ok(())
+    }
+    /// Called once per frame: a device that stopped while in use (unplugged, the audio server
+    /// restarted) is opened again. Returns a sentence for the agent about each one.
+    fn recover_stalled(&mut self, _now: Instant) -> Vec<String> {
+        Vec::new()
     }
 }
 

@@ -4,6 +4,8 @@
 //! while it runs with [`super::audio::NoDevice`]. Between calls the headset is paused and the
 //! ringer runs only while it rings, so an idle phone wakes no device.
 
+use std::time::Instant;
+
 use sapa_ui::DeviceRole;
 
 use super::audio::{AudioEndpoint, DeviceLists};
@@ -97,6 +99,11 @@ impl AudioEndpoint for HeadsetEndpoint {
 
     fn set_in_use(&mut self, in_use: bool) -> Result<(), String> {
         self.headset.set_running(in_use).map_err(|e| e.to_string())
+    }
+
+    fn recover_stalled(&mut self, now: Instant) -> Vec<String> {
+        let recovered = self.headset.recover_stalled(now);
+        recovered.iter().map(ToString::to_string).collect()
     }
 
     fn select(&mut self, role: DeviceRole, name: Option<&str>) -> Result<(), String> {

@@ -1032,6 +1032,9 @@ impl Engine {
     /// One frame (20 or 10 ms): microphone to the switchboard, the switchboard to the speaker.
     async fn voice_tick(&mut self, session: &mut Session) {
         self.hold_audio_while_needed(Instant::now());
+        for text in self.endpoint.recover_stalled(Instant::now()) {
+            self.out.notice(NoticeLevel::Warning, text);
+        }
         session.voice.receive(&mut session.packets);
         let n = session.voice.frame_len();
         let mut mic_buf = [0f32; FRAME];
