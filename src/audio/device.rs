@@ -173,6 +173,20 @@ pub enum DeviceRecovery {
     },
 }
 
+impl DeviceRecovery {
+    /// What opening `lost` again came to: the device now in use, or why none is.
+    fn new(role: Role, lost: String, reopened: Result<String, DeviceError>) -> DeviceRecovery {
+        match reopened {
+            Ok(now) => DeviceRecovery::Reopened { role, lost, now },
+            Err(e) => DeviceRecovery::Failed {
+                role,
+                lost,
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
 impl fmt::Display for DeviceRecovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -468,34 +482,18 @@ impl Headset {
         let mic_calls = self.counters.mic_callbacks.load(Relaxed);
         if self.mic_watch.stalled(now, mic_calls, running) {
             let lost = self.mic.name.clone();
-            done.push(match self.switch_microphone(Some(&lost)) {
-                Ok(_) => DeviceRecovery::Reopened {
-                    role: Role::Microphone,
-                    lost,
-                    now: self.mic.name.clone(),
-                },
-                Err(e) => DeviceRecovery::Failed {
-                    role: Role::Microphone,
-                    lost,
-                    reason: e.to_string(),
-                },
-            });
+            let reopened = self
+                .switch_microphone(Some(&lost))
+                .map(|_| self.mic.name.clone());
+            done.push(DeviceRecovery::new(Role::Microphone, lost, reopened));
         }
         let speaker_calls = self.counters.speaker_callbacks.load(Relaxed);
         if self.speaker_watch.stalled(now, speaker_calls, running) {
             let lost = self.speaker.name.clone();
-            done.push(match self.switch_speaker(Some(&lost)) {
-                Ok(_) => DeviceRecovery::Reopened {
-                    role: Role::Speaker,
-                    lost,
-                    now: self.speaker.name.clone(),
-                },
-                Err(e) => DeviceRecovery::Failed {
-                    role: Role::Speaker,
-                    lost,
-                    reason: e.to_string(),
-                },
-            });
+            let reopened = self
+                .switch_speaker(Some(&lost))
+                .map(|_| self.speaker.name.clone());
+            done.push(DeviceRecovery::new(Role::Speaker, lost, reopened));
         }
         done
     }
