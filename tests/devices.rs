@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sapa::audio::device::{DeviceRecovery, FRAME, Headset, Ringer, Role};
+use sapa::audio::device::{DeviceEvent, FRAME, Headset, Ringer, Role};
 use sapa::config::SwitchboardConfig;
 use sapa::peer::agent::{AgentOptions, AgentVoice, HeadsetChoice};
 use sapa::peer::caller::CallerOptions;
@@ -464,7 +464,7 @@ fn a_headset_opens_its_devices_again_after_the_audio_server_restarts() {
             200.. if got => mic_ok[1] += 1,
             _ => {}
         }
-        recoveries.extend(headset.recover_stalled(Instant::now()));
+        recoveries.extend(headset.watch_devices(Instant::now()));
         let next = start + Duration::from_millis(20 * (n + 1));
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
@@ -476,7 +476,7 @@ fn a_headset_opens_its_devices_again_after_the_audio_server_restarts() {
         (Role::Microphone, "sapa_mouth"),
         (Role::Speaker, "sapa_ear"),
     ] {
-        let reopened = DeviceRecovery::Reopened {
+        let reopened = DeviceEvent::Reopened {
             role,
             lost: name.into(),
             now: name.into(),
@@ -489,6 +489,87 @@ fn a_headset_opens_its_devices_again_after_the_audio_server_restarts() {
     assert!(
         mic_ok[1] >= 40,
         "the microphone delivers again in the last second: {mic_ok:?}"
+    );
+}
+
+#[test]
+fn a_headset_unplugged_mid_stream_goes_on_on_the_default_and_says_so() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    // A "USB headset" that can be unplugged: a sink of its own (its monitor is the microphone).
+    let pactl = |args: &[&str]| {
+        let out = Command::new("pactl")
+            .args(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("pactl runs");
+        assert!(out.status.success(), "pactl {args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let module = pactl(&[
+        "load-module",
+        "module-null-sink",
+        "sink_name=sapa_usb",
+        "sink_properties=device.description=USB-headset",
+    ]);
+    let (mut headset, notices) =
+        Headset::open(Some("sapa_usb.monitor"), Some("sapa_usb")).expect("headset opens");
+    assert!(notices.is_empty(), "both devices found: {notices:?}");
+    let silence = [0f32; FRAME];
+    let mut mic = [0f32; FRAME];
+    let mut mic_ok = [0u32; 2];
+    let mut events = Vec::new();
+    let start = Instant::now();
+    for n in 0..200u64 {
+        if n == 50 {
+            pactl(&["unload-module", &module]);
+        }
+        headset.write_speaker_frame(&silence);
+        let got = headset.read_mic_frame(&mut mic);
+        match n {
+            0..50 if got => mic_ok[0] += 1,
+            150.. if got => mic_ok[1] += 1,
+            _ => {}
+        }
+        events.extend(headset.watch_devices(Instant::now()));
+        let next = start + Duration::from_millis(20 * (n + 1));
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let stats = headset.stats();
+    drop(headset);
+    eprintln!("events {events:?}; mic frames before / at the end {mic_ok:?}; {stats:?}");
+    assert_eq!(
+        events,
+        [
+            DeviceEvent::Moved {
+                role: Role::Microphone,
+                from: "sapa_usb.monitor".into(),
+                to: "sapa_mouth".into(),
+                from_gone: true,
+            },
+            DeviceEvent::Moved {
+                role: Role::Speaker,
+                from: "sapa_usb".into(),
+                to: "sapa_ear".into(),
+                from_gone: true,
+            },
+        ],
+        "each device's move is told once, naming the default it went to"
+    );
+    assert_eq!(
+        events[0].to_string(),
+        "microphone 'sapa_usb.monitor' is gone; now using 'sapa_mouth'"
+    );
+    assert_eq!(
+        (stats.mic_device.as_str(), stats.speaker_device.as_str()),
+        ("sapa_mouth", "sapa_ear")
+    );
+    assert_eq!(stats.stream_errors, 0, "a move is not an error");
+    assert!(mic_ok[0] >= 40, "the microphone ran: {mic_ok:?}");
+    assert!(
+        mic_ok[1] >= 40,
+        "the microphone goes on on the default: {mic_ok:?}"
     );
 }
 

@@ -20,8 +20,10 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -155,10 +157,12 @@ impl fmt::Display for DeviceNotice {
     }
 }
 
-/// A device of the running headset stopped calling back ([`STALL_AFTER`]) and the headset
-/// tried to open it again ([`Headset::recover_stalled`]). Shown to the agent.
+/// Something happened to a device of the running headset while in use
+/// ([`Headset::watch_devices`]): it stopped calling back ([`STALL_AFTER`]) and the headset
+/// tried to open it again, or the audio server moved its stream to another device. Shown to
+/// the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum DeviceRecovery {
+pub enum DeviceEvent {
     /// Open again: `now` is the same device when it is back, else the system default.
     Reopened {
         role: Role,
@@ -171,14 +175,23 @@ pub enum DeviceRecovery {
         lost: String,
         reason: String,
     },
+    /// The audio server moved the stream to another device, and it plays on there: its own
+    /// device was removed (`from_gone`: PulseAudio moves the streams of an unplugged USB
+    /// headset to the default), or someone moved it with a mixer.
+    Moved {
+        role: Role,
+        from: String,
+        to: String,
+        from_gone: bool,
+    },
 }
 
-impl DeviceRecovery {
+impl DeviceEvent {
     /// What opening `lost` again came to: the device now in use, or why none is.
-    fn new(role: Role, lost: String, reopened: Result<String, DeviceError>) -> DeviceRecovery {
+    fn new(role: Role, lost: String, reopened: Result<String, DeviceError>) -> DeviceEvent {
         match reopened {
-            Ok(now) => DeviceRecovery::Reopened { role, lost, now },
-            Err(e) => DeviceRecovery::Failed {
+            Ok(now) => DeviceEvent::Reopened { role, lost, now },
+            Err(e) => DeviceEvent::Failed {
                 role,
                 lost,
                 reason: e.to_string(),
@@ -187,19 +200,31 @@ impl DeviceRecovery {
     }
 }
 
-impl fmt::Display for DeviceRecovery {
+impl fmt::Display for DeviceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeviceRecovery::Reopened { role, lost, now } if lost == now => {
+            DeviceEvent::Reopened { role, lost, now } if lost == now => {
                 write!(f, "{role} '{lost}' stopped; it is open again")
             }
-            DeviceRecovery::Reopened { role, lost, now } => {
+            DeviceEvent::Reopened { role, lost, now } => {
                 write!(f, "{role} '{lost}' stopped; now using '{now}'")
             }
-            DeviceRecovery::Failed { role, lost, reason } => write!(
+            DeviceEvent::Failed { role, lost, reason } => write!(
                 f,
                 "{role} '{lost}' stopped and no {role} could be opened ({reason}); trying again"
             ),
+            DeviceEvent::Moved {
+                role,
+                from,
+                to,
+                from_gone: true,
+            } => write!(f, "{role} '{from}' is gone; now using '{to}'"),
+            DeviceEvent::Moved {
+                role,
+                from,
+                to,
+                from_gone: false,
+            } => write!(f, "{role} moved from '{from}' to '{to}' outside Sapa"),
         }
     }
 }
@@ -473,19 +498,45 @@ impl Headset {
     }
 
     /// Call once per frame. A device that stopped calling back while the headset runs
-    /// (unplugged, its audio server restarted) is opened again: the same one when it is back,
-    /// else the default. The other device and the call go on. Costs two atomic loads unless
-    /// a device stalled; opening one again blocks for the server's round trips.
-    pub fn recover_stalled(&mut self, now: Instant) -> Vec<DeviceRecovery> {
+    /// (its audio server restarted) is opened again: the same one when it is back, else the
+    /// default. A stream the audio server moved to another device (PulseAudio does so when a
+    /// USB headset is unplugged) plays on there, and the headset now names that device. The
+    /// other device and the call go on. Costs four atomic loads unless something happened;
+    /// opening a device again, or asking whether a moved one is gone, blocks for the server's
+    /// round trips.
+    pub fn watch_devices(&mut self, now: Instant) -> Vec<DeviceEvent> {
         let running = self.is_running();
         let mut done = Vec::new();
+        if let Some(to) = self.mic.moved.take().filter(|to| *to != self.mic.name) {
+            let from = std::mem::replace(&mut self.mic.name, to.clone());
+            done.push(DeviceEvent::Moved {
+                role: Role::Microphone,
+                from_gone: device_gone(Role::Microphone, &from),
+                from,
+                to,
+            });
+        }
+        if let Some(to) = self
+            .speaker
+            .moved
+            .take()
+            .filter(|to| *to != self.speaker.name)
+        {
+            let from = std::mem::replace(&mut self.speaker.name, to.clone());
+            done.push(DeviceEvent::Moved {
+                role: Role::Speaker,
+                from_gone: device_gone(Role::Speaker, &from),
+                from,
+                to,
+            });
+        }
         let mic_calls = self.counters.mic_callbacks.load(Relaxed);
         if self.mic_watch.stalled(now, mic_calls, running) {
             let lost = self.mic.name.clone();
             let reopened = self
                 .switch_microphone(Some(&lost))
                 .map(|_| self.mic.name.clone());
-            done.push(DeviceRecovery::new(Role::Microphone, lost, reopened));
+            done.push(DeviceEvent::new(Role::Microphone, lost, reopened));
         }
         let speaker_calls = self.counters.speaker_callbacks.load(Relaxed);
         if self.speaker_watch.stalled(now, speaker_calls, running) {
@@ -493,7 +544,7 @@ impl Headset {
             let reopened = self
                 .switch_speaker(Some(&lost))
                 .map(|_| self.speaker.name.clone());
-            done.push(DeviceRecovery::new(Role::Speaker, lost, reopened));
+            done.push(DeviceEvent::new(Role::Speaker, lost, reopened));
         }
         done
     }
@@ -558,7 +609,7 @@ impl Ringer {
         let channels = chosen.config.channels as usize;
         let counters = Arc::new(Counters::default());
         let (stream, (commands, returned)) =
-            build_output(&device, &device_name, chosen, &counters, || {
+            build_output(&device, &device_name, chosen, &counters, None, || {
                 let (commands, command_rx) = rtrb::RingBuffer::new(8);
                 let (return_tx, returned) = rtrb::RingBuffer::new(16);
                 let mut player = LoopPlayer {
@@ -773,6 +824,13 @@ impl AudioHost {
     }
 }
 
+/// Whether the device named `name` is no longer there (false when that cannot be told).
+fn device_gone(role: Role, name: &str) -> bool {
+    AudioHost::open()
+        .and_then(|host| host.find(role, Some(name)))
+        .is_ok_and(|(_, notice)| notice.is_some())
+}
+
 /// The stable name of a device: its id within the host (PulseAudio sink/source name, ALSA PCM
 /// name), or its description when it has no id.
 fn device_name(device: &cpal::Device) -> String {
@@ -786,8 +844,10 @@ fn device_name(device: &cpal::Device) -> String {
 struct MicStream {
     /// Dropping it stops the device.
     stream: cpal::Stream,
+    /// The device it records from now (moves included).
     name: String,
     fifo: MicFifo,
+    moved: Arc<MovedTo>,
 }
 
 impl MicStream {
@@ -799,17 +859,20 @@ impl MicStream {
             reason: e.to_string(),
         })?;
         let rate_hz = chosen.config.sample_rate;
+        let moved = Arc::new(MovedTo::default());
         let (stream, consumer) = build_input(
             device,
             &name,
             chosen,
             ms_to_samples(RING_MS, rate_hz),
             counters,
+            &moved,
         )?;
         Ok(MicStream {
             stream,
             name,
             fifo: MicFifo::new(consumer, rate_hz),
+            moved,
         })
     }
 }
@@ -818,8 +881,10 @@ impl MicStream {
 struct SpeakerStream {
     /// Dropping it stops the device.
     stream: cpal::Stream,
+    /// The device it plays on now (moves included).
     name: String,
     fifo: SpeakerFifo,
+    moved: Arc<MovedTo>,
 }
 
 impl SpeakerStream {
@@ -832,15 +897,18 @@ impl SpeakerStream {
         })?;
         let rate_hz = chosen.config.sample_rate;
         let channels = chosen.config.channels as usize;
-        let (stream, producer) = build_output(device, &name, chosen, counters, || {
-            let (producer, consumer) = rtrb::RingBuffer::new(ms_to_samples(RING_MS, rate_hz));
-            let mut feed = SpeakerFeed::new(consumer, channels, counters.clone());
-            (move |out: &mut [f32]| feed.fill(out), producer)
-        })?;
+        let moved = Arc::new(MovedTo::default());
+        let (stream, producer) =
+            build_output(device, &name, chosen, counters, Some(&moved), || {
+                let (producer, consumer) = rtrb::RingBuffer::new(ms_to_samples(RING_MS, rate_hz));
+                let mut feed = SpeakerFeed::new(consumer, channels, counters.clone());
+                (move |out: &mut [f32]| feed.fill(out), producer)
+            })?;
         Ok(SpeakerStream {
             stream,
             name,
             fifo: SpeakerFifo::new(producer, rate_hz),
+            moved,
         })
     }
 }
@@ -1324,14 +1392,51 @@ fn open_error(direction: Direction, name: &str, reason: String) -> DeviceError {
     }
 }
 
-/// The error callback: count, never log (it may run on the audio thread).
-fn error_counter(counters: Arc<Counters>) -> impl FnMut(cpal::Error) + Send + 'static {
-    move |e| {
-        if e.kind() == cpal::ErrorKind::Xrun {
+/// The error callback: count, never log (it may run on the audio thread). A stream the audio
+/// server moved to another device (`DeviceChanged`, from the PulseAudio host's timing thread,
+/// never the audio callback) is no error: where it went is noted in `moved` for the owner.
+fn error_counter(
+    counters: Arc<Counters>,
+    moved: Option<Arc<MovedTo>>,
+) -> impl FnMut(cpal::Error) + Send + 'static {
+    move |e| match e.kind() {
+        cpal::ErrorKind::Xrun => {
             counters.xruns.fetch_add(1, Relaxed);
-        } else {
+        }
+        cpal::ErrorKind::DeviceChanged => {
+            if let (Some(moved), Some(device)) = (&moved, e.message()) {
+                moved.note(device);
+            }
+        }
+        _ => {
             counters.stream_errors.fetch_add(1, Relaxed);
         }
+    }
+}
+
+/// Where the audio server moved a stream, from the stream's error callback to its owner.
+/// PulseAudio moves a stream whose device is removed (a USB headset unplugged) to the default
+/// and it plays on there; a mixer (pavucontrol) moves streams too. Between moves the owner's
+/// look costs one atomic load.
+#[derive(Debug, Default)]
+struct MovedTo {
+    pending: AtomicBool,
+    device: Mutex<Option<String>>,
+}
+
+impl MovedTo {
+    fn note(&self, device: &str) {
+        let mut slot = self.device.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(device.to_owned());
+        self.pending.store(true, Release);
+    }
+
+    /// The device the stream was last moved to, once per move.
+    fn take(&self) -> Option<String> {
+        if !self.pending.load(Relaxed) || !self.pending.swap(false, Acquire) {
+            return None;
+        }
+        self.device.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -1345,6 +1450,7 @@ fn build_input(
     chosen: Chosen,
     ring_len: usize,
     counters: &Arc<Counters>,
+    moved: &Arc<MovedTo>,
 ) -> Result<(cpal::Stream, rtrb::Consumer<f32>), DeviceError> {
     let mut errors: Vec<String> = Vec::new();
     for buffer_size in [chosen.config.buffer_size, BufferSize::Default] {
@@ -1355,9 +1461,9 @@ fn build_input(
         let (producer, consumer) = rtrb::RingBuffer::new(ring_len);
         let c = counters.clone();
         let result = match chosen.format {
-            SampleFormat::I16 => input_stream::<i16>(device, config, producer, c),
-            SampleFormat::I32 => input_stream::<i32>(device, config, producer, c),
-            _ => input_stream::<f32>(device, config, producer, c),
+            SampleFormat::I16 => input_stream::<i16>(device, config, producer, c, moved),
+            SampleFormat::I32 => input_stream::<i32>(device, config, producer, c, moved),
+            _ => input_stream::<f32>(device, config, producer, c, moved),
         };
         match result.and_then(|s| s.play().map(|()| s)) {
             Ok(stream) => return Ok((stream, consumer)),
@@ -1372,13 +1478,14 @@ fn input_stream<T>(
     config: StreamConfig,
     mut ring: rtrb::Producer<f32>,
     counters: Arc<Counters>,
+    moved: &Arc<MovedTo>,
 ) -> Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample,
     f32: FromSample<T>,
 {
     let channels = config.channels as usize;
-    let errors = error_counter(counters.clone());
+    let errors = error_counter(counters.clone(), Some(moved.clone()));
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], _| capture(data, channels, &mut ring, &counters),
@@ -1417,6 +1524,7 @@ fn build_output<F, R>(
     name: &str,
     chosen: Chosen,
     counters: &Arc<Counters>,
+    moved: Option<&Arc<MovedTo>>,
     mut make: impl FnMut() -> (F, R),
 ) -> Result<(cpal::Stream, R), DeviceError>
 where
@@ -1431,9 +1539,9 @@ where
         let (fill, owner) = make();
         let c = counters.clone();
         let result = match chosen.format {
-            SampleFormat::I16 => output_stream::<i16, F>(device, config, fill, c),
-            SampleFormat::I32 => output_stream::<i32, F>(device, config, fill, c),
-            _ => output_stream::<f32, F>(device, config, fill, c),
+            SampleFormat::I16 => output_stream::<i16, F>(device, config, fill, c, moved),
+            SampleFormat::I32 => output_stream::<i32, F>(device, config, fill, c, moved),
+            _ => output_stream::<f32, F>(device, config, fill, c, moved),
         };
         match result.and_then(|s| s.play().map(|()| s)) {
             Ok(stream) => return Ok((stream, owner)),
@@ -1448,6 +1556,7 @@ fn output_stream<T, F>(
     config: StreamConfig,
     mut fill: F,
     counters: Arc<Counters>,
+    moved: Option<&Arc<MovedTo>>,
 ) -> Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample + FromSample<f32>,
@@ -1457,7 +1566,7 @@ where
     // than this is served in pieces.
     let mut scratch = vec![0f32; 16_384];
     let channels = config.channels as usize;
-    let errors = error_counter(counters);
+    let errors = error_counter(counters, moved.cloned());
     device.build_output_stream::<T, _, _>(
         config,
         move |data: &mut [T], _| {
@@ -1513,8 +1622,8 @@ mod tests {
     }
 
     #[test]
-    fn a_recovery_says_what_stopped_and_what_plays_now() {
-        let same = DeviceRecovery::Reopened {
+    fn a_device_event_says_what_stopped_or_moved_and_what_plays_now() {
+        let same = DeviceEvent::Reopened {
             role: Role::Microphone,
             lost: "usb-headset".into(),
             now: "usb-headset".into(),
@@ -1523,7 +1632,7 @@ mod tests {
             same.to_string(),
             "microphone 'usb-headset' stopped; it is open again"
         );
-        let other = DeviceRecovery::Reopened {
+        let other = DeviceEvent::Reopened {
             role: Role::Speaker,
             lost: "usb-headset".into(),
             now: "built-in".into(),
@@ -1532,12 +1641,22 @@ mod tests {
             other.to_string(),
             "speaker 'usb-headset' stopped; now using 'built-in'"
         );
-        let failed = DeviceRecovery::Failed {
+        let failed = DeviceEvent::Failed {
             role: Role::Microphone,
             lost: "usb-headset".into(),
             reason: "no audio input device found".into(),
         };
         assert!(failed.to_string().contains("trying again"), "{failed}");
+        let moved_by_hand = DeviceEvent::Moved {
+            role: Role::Speaker,
+            from: "usb-headset".into(),
+            to: "built-in".into(),
+            from_gone: false,
+        };
+        assert_eq!(
+            moved_by_hand.to_string(),
+            "speaker moved from 'usb-headset' to 'built-in' outside Sapa"
+        );
     }
 
     #[test]

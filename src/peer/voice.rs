@@ -345,8 +345,8 @@ impl Voice {
             *h = soft_clip(m + a);
         }
         if let Some(headset) = &mut self.headset {
-            for recovery in headset.recover_stalled(now) {
-                tracing::warn!("{recovery}");
+            for event in headset.watch_devices(now) {
+                tracing::warn!("{event}");
             }
             // Read every tick, in a call or not, so the microphone ring never backs up; the
             // speaker gets silence between calls, which keeps its stream steady.

@@ -44,9 +44,10 @@ pub trait AudioEndpoint {
     fn set_in_use(&mut self, _in_use: bool) -> Result<(), String> {
         Ok(())
     }
-    /// Called once per frame: a device that stopped while in use (unplugged, the audio server
-    /// restarted) is opened again. Returns a sentence for the agent about each one.
-    fn recover_stalled(&mut self, _now: Instant) -> Vec<String> {
+    /// Called once per frame: a device that stopped while in use (the audio server restarted)
+    /// is opened again, and a stream the audio server moved elsewhere (a USB headset
+    /// unplugged) is followed. Returns a sentence for the agent about each one.
+    fn watch_devices(&mut self, _now: Instant) -> Vec<String> {
         Vec::new()
     }
 }

@@ -101,9 +101,9 @@ impl AudioEndpoint for HeadsetEndpoint {
         self.headset.set_running(in_use).map_err(|e| e.to_string())
     }
 
-    fn recover_stalled(&mut self, now: Instant) -> Vec<String> {
-        let recovered = self.headset.recover_stalled(now);
-        recovered.iter().map(ToString::to_string).collect()
+    fn watch_devices(&mut self, now: Instant) -> Vec<String> {
+        let events = self.headset.watch_devices(now);
+        events.iter().map(ToString::to_string).collect()
     }
 
     fn select(&mut self, role: DeviceRole, name: Option<&str>) -> Result<(), String> {

@@ -1032,7 +1032,7 @@ impl Engine {
     /// One frame (20 or 10 ms): microphone to the switchboard, the switchboard to the speaker.
     async fn voice_tick(&mut self, session: &mut Session) {
         self.hold_audio_while_needed(Instant::now());
-        for text in self.endpoint.recover_stalled(Instant::now()) {
+        for text in self.endpoint.watch_devices(Instant::now()) {
             self.out.notice(NoticeLevel::Warning, text);
         }
         session.voice.receive(&mut session.packets);

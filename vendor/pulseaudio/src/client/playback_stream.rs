@@ -20,6 +20,8 @@ struct InnerPlaybackStream {
     handle: ReactorHandle,
     info: protocol::CreatePlaybackStreamReply,
     eof_notify: futures::future::Shared<oneshot::Receiver<()>>,
+    // Sapa patch: where the server last moved the stream, not yet taken.
+    moved_to: super::reactor::MovedTo,
 }
 
 impl std::fmt::Debug for PlaybackStream {
@@ -37,20 +39,32 @@ impl PlaybackStream {
         source: impl PlaybackSource,
     ) -> Result<Self, ClientError> {
         let (eof_tx, eof_rx) = oneshot::channel();
+        let moved_to = super::reactor::MovedTo::default(); // Sapa patch
         let info = handle
-            .insert_playback_stream(params, source, Some(eof_tx))
+            .insert_playback_stream(params, source, Some(eof_tx), moved_to.clone())
             .await?;
 
         Ok(Self(Arc::new(InnerPlaybackStream {
             handle,
             info,
             eof_notify: eof_rx.shared(),
+            moved_to,
         })))
     }
 
     /// The ID of the stream.
     pub fn channel(&self) -> u32 {
         self.0.info.channel
+    }
+
+    /// Sapa patch: the name of the device the server moved this stream to since the last
+    /// call (its own device was removed, or a user moved it), if it did.
+    pub fn take_moved_to(&self) -> Option<String> {
+        self.0
+            .moved_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The attributes of the server-side buffer.

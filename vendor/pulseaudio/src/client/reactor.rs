@@ -29,12 +29,20 @@ struct PlaybackStreamState {
     requested_bytes: usize,
     done: bool,
     eof_notify: Option<oneshot::Sender<()>>,
+    // Sapa patch: where the server moved the stream (its device went away, or a user moved it).
+    moved_to: MovedTo,
 }
 
 pub(super) struct RecordStreamState {
     sink: Box<dyn RecordSink>,
     start_notify: Option<oneshot::Sender<()>>,
+    // Sapa patch: where the server moved the stream.
+    moved_to: MovedTo,
 }
+
+/// Sapa patch: the name of the device the server last moved a stream to, until its handle
+/// takes it.
+pub(super) type MovedTo = Arc<Mutex<Option<String>>>;
 
 #[derive(Default)]
 struct ReactorState {
@@ -114,6 +122,7 @@ impl ReactorHandle {
         params: protocol::PlaybackStreamParams,
         source: impl PlaybackSource,
         eof_notify: Option<oneshot::Sender<()>>,
+        moved_to: MovedTo, // Sapa patch
     ) -> Result<protocol::CreatePlaybackStreamReply, ClientError> {
         // This is the seq for the CreatePlaybackStream command.
         let seq = self.next_seq();
@@ -134,6 +143,7 @@ impl ReactorHandle {
                     requested_bytes,
                     done: false,
                     eof_notify,
+                    moved_to, // Sapa patch
                 },
             );
 
@@ -181,6 +191,7 @@ impl ReactorHandle {
         params: protocol::RecordStreamParams,
         sink: impl RecordSink,
         start_notify: Option<oneshot::Sender<()>>,
+        moved_to: MovedTo, // Sapa patch
     ) -> Result<protocol::CreateRecordStreamReply, ClientError> {
         let seq = self.next_seq();
 
@@ -195,6 +206,7 @@ impl ReactorHandle {
                 RecordStreamState {
                     sink: Box::new(sink),
                     start_notify,
+                    moved_to, // Sapa patch
                 },
             );
 
@@ -407,8 +419,9 @@ impl Reactor {
                 } else {
                     // Stream data for a record stream.
                     let mut guard = self.state.lock().unwrap();
-                    if let Some(RecordStreamState { sink, start_notify }) =
-                        guard.record_streams.get_mut(&desc.channel)
+                    if let Some(RecordStreamState {
+                        sink, start_notify, .. // Sapa patch: `..` skips `moved_to`
+                    }) = guard.record_streams.get_mut(&desc.channel)
                     {
                         log::trace!("reading {len} bytes from stream {}", desc.channel,);
                         if let Some(start_notify) = start_notify.take() {
@@ -467,6 +480,18 @@ impl Reactor {
                     stream.requested_bytes += length as usize;
                 } else {
                     log::error!("unknown stream: {channel}");
+                }
+            }
+            // Sapa patch: the server moved a stream to another device (its own was removed, or
+            // a user moved it); the stream goes on there. Its handle can ask where.
+            protocol::Command::PlaybackStreamMoved(moved) => {
+                if let Some(stream) = state.playback_streams.get(&moved.stream_index) {
+                    note_moved(&stream.moved_to, &moved.device_name);
+                }
+            }
+            protocol::Command::RecordStreamMoved(moved) => {
+                if let Some(stream) = state.record_streams.get(&moved.stream_index) {
+                    note_moved(&stream.moved_to, &moved.device_name);
                 }
             }
             _ => log::debug!("ignoring unexpected command: {cmd:?}"),
@@ -602,4 +627,10 @@ fn read_tagstruct<R: protocol::CommandReply>(
     protocol::TagStructReader::new(buf, protocol_version)
         .read()
         .map_err(Into::into)
+}
+
+/// Sapa patch: records the device a stream was moved to.
+fn note_moved(moved_to: &MovedTo, device_name: &std::ffi::CStr) {
+    let mut slot = moved_to.lock().unwrap_or_else(|e| e.into_inner());
+    *slot = Some(device_name.to_string_lossy().into_owned());
 }

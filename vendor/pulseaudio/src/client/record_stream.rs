@@ -16,6 +16,8 @@ struct InnerRecordStream {
     handle: ReactorHandle,
     info: protocol::CreateRecordStreamReply,
     start_notify: futures::future::Shared<oneshot::Receiver<()>>,
+    // Sapa patch: where the server last moved the stream, not yet taken.
+    moved_to: super::reactor::MovedTo,
 }
 
 impl std::fmt::Debug for RecordStream {
@@ -33,20 +35,32 @@ impl RecordStream {
         sink: impl RecordSink,
     ) -> Result<Self, ClientError> {
         let (start_tx, start_rx) = oneshot::channel();
+        let moved_to = super::reactor::MovedTo::default(); // Sapa patch
         let info = handle
-            .insert_record_stream(params, sink, Some(start_tx))
+            .insert_record_stream(params, sink, Some(start_tx), moved_to.clone())
             .await?;
 
         Ok(Self(Arc::new(InnerRecordStream {
             handle,
             info,
             start_notify: start_rx.shared(),
+            moved_to,
         })))
     }
 
     /// The ID of the stream.
     pub fn channel(&self) -> u32 {
         self.0.info.channel
+    }
+
+    /// Sapa patch: the name of the device the server moved this stream to since the last
+    /// call (its own device was removed, or a user moved it), if it did.
+    pub fn take_moved_to(&self) -> Option<String> {
+        self.0
+            .moved_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The attributes of the server-side buffer.

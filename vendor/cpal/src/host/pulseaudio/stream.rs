@@ -298,6 +298,15 @@ impl Stream {
                     }
                 };
 
+                // Sapa patch: the server moved the stream to another sink (its own was removed,
+                // or a user moved it); it plays on there.
+                if let Some(sink) = stream_clone.take_moved_to() {
+                    emit_error(
+                        &error_callback,
+                        Error::with_message(ErrorKind::DeviceChanged, sink),
+                    );
+                }
+
                 let poll_since_epoch =
                     Instant::now().saturating_duration_since(start).as_micros() as u64;
                 poll_clone.store(poll_since_epoch, Ordering::Relaxed);
@@ -438,6 +447,11 @@ impl Stream {
                         break;
                     }
                 };
+
+                // Sapa patch: the server moved the stream to another source; it records on there.
+                if let Some(source) = stream_clone.take_moved_to() {
+                    error_callback(Error::with_message(ErrorKind::DeviceChanged, source));
+                }
 
                 let poll_since_epoch =
                     Instant::now().saturating_duration_since(start).as_micros() as u64;
