@@ -2,6 +2,7 @@ pub mod device;
 pub mod effort;
 pub mod jitter;
 pub mod mixer;
+pub mod playout;
 pub mod process;
 pub mod receive;
 pub mod red;

@@ -214,6 +214,9 @@ pub async fn run_with(
             .then(|| MicProcessor::new(choice.noise_suppression, choice.agc));
         voice.attach_headset(headset, processing);
     }
+    // What the agent hears (on the headset or in the recording) is played when it is due,
+    // not on the next tick of the voice clock.
+    voice.set_aligned_playout(true);
     if !control.stay_not_ready {
         signal
             .request(
@@ -245,14 +248,20 @@ pub async fn run_with(
     let mut digits_sent = false;
     while (reports.len() as u32) < options.calls {
         tokio::select! {
+            _ = tokio::time::sleep_until(voice.play_deadline()), if voice.next_play().is_some() => {
+                voice.receive(&mut packets);
+                voice.play_and_record(Instant::now(), current.is_some().then_some(&mut recording));
+            }
             _ = tick.tick() => {
                 voice.receive(&mut packets);
-                if let Some((ts, frame)) = voice.tick(Instant::now()) {
+                if voice.next_play().is_none() {
+                    voice.play_and_record(Instant::now(), current.is_some().then_some(&mut recording));
+                }
+                if let Some((ts, frame)) = voice.say(Instant::now()) {
                     voice.send(&media, ts, frame).await?;
                 }
                 voice.send_dtmf(&media).await?;
                 if let Some((report, started)) = &current {
-                    recording.extend_from_slice(voice.heard());
                     if let Some(plan) = options.hold {
                         let t = started.elapsed().as_secs_f64();
                         let want = t >= plan.start_secs && t < plan.start_secs + plan.secs;

@@ -279,6 +279,8 @@ async fn talk(
     let mut tick = tokio::time::interval(voice.frame_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     voice.mouth = Mouth::wav(playback);
+    // What the caller hears is played when it is due, not on the next tick of its clock.
+    voice.set_aligned_playout(true);
     let started = Instant::now();
     let samples_to_talk = (talk.as_secs_f64() * 50.0).round() as usize * crate::peer::voice::FRAME;
     let mut recording: Vec<f32> = Vec::with_capacity(samples_to_talk);
@@ -289,17 +291,21 @@ async fn talk(
         tokio::select! {
             _ = tick.tick() => {
                 voice.receive(packets);
+                if voice.next_play().is_none() {
+                    voice.play_and_record(Instant::now(), (!in_survey).then_some(&mut recording));
+                }
                 keys.before_tick(voice);
-                if let Some((ts, frame)) = voice.tick(Instant::now()) {
+                if let Some((ts, frame)) = voice.say(Instant::now()) {
                     voice.send(media, ts, frame).await?;
                 }
                 voice.send_dtmf(media).await?;
                 while let Some(d) = voice.poll_digit() {
                     report.digits_heard.push(d.key);
                 }
-                if !in_survey {
-                    recording.extend_from_slice(voice.heard());
-                }
+            }
+            _ = tokio::time::sleep_until(voice.play_deadline()), if voice.next_play().is_some() => {
+                voice.receive(packets);
+                voice.play_and_record(Instant::now(), (!in_survey).then_some(&mut recording));
             }
             event = events.recv() => match event {
                 Some(ServerMessage::CallConnected { peer, .. }) => {

@@ -14,6 +14,12 @@
 //! Run loop: `loop { tick.await; voice.tick(now, &mut packets) -> (heard, said) }`, with the
 //! tick every [`Voice::frame_period`].
 //!
+//! With [`Voice::set_aligned_playout`] the playout runs on a clock of its own
+//! ([`crate::audio::playout`]): the tick calls [`Voice::say`] (and [`Voice::play`] until the
+//! clock moves), a timer at [`Voice::next_play`] calls [`Voice::play`], and a recording made
+//! with [`Voice::play_and_record`] drops what the clock moved, so sample k of it is still what
+//! was heard k samples after the recording began.
+//!
 //! The frame period only decides what this peer sends and how often its clock runs; what it
 //! receives may come in 10 or 20 ms packets either way (each receiver follows its stream).
 
@@ -23,14 +29,16 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::audio::device::Headset;
-use crate::audio::effort::EncoderEffort;
+use crate::audio::effort::{EncoderEffort, SPEECH_DBFS};
 use crate::audio::jitter::FrameDuration;
+use crate::audio::playout::PlayoutClock;
 use crate::audio::process::MicProcessor;
 use crate::audio::receive::AudioReceiver;
 use crate::audio::red::{self, RedEncoder};
 use crate::audio::rfc4733::{
     DtmfSender, ReceivedDigit, Rfc4733Error, Rfc4733Receiver, TelephonePacket,
 };
+use crate::audio::tone::rms_dbfs;
 use crate::peer::impair::Impairment;
 use crate::peer::rtc::{
     OPUS_PT, PeerMedia, RED_PT, RtcError, RxPacket, RxSlot, TELEPHONE_EVENT_PT,
@@ -158,6 +166,10 @@ pub struct Voice {
     packets_out: u64,
     /// The encoder's complexity per frame: full for speech, low while only listening.
     effort: EncoderEffort,
+    /// When to play out, with [`Self::set_aligned_playout`]; unused otherwise (plays follow
+    /// the tick).
+    playout: PlayoutClock,
+    aligned_playout: bool,
 }
 
 impl Voice {
@@ -198,6 +210,8 @@ impl Voice {
             dtx: false,
             packets_out: 0,
             effort: EncoderEffort::new(VOICE_COMPLEXITY, QUIET_COMPLEXITY),
+            playout: PlayoutClock::new(frame_period(frame.samples())),
+            aligned_playout: false,
         })
     }
 
@@ -273,6 +287,30 @@ impl Voice {
     /// [`Self::frame_period`].
     pub fn set_frame(&mut self, frame: FrameDuration) {
         self.frame = frame.samples();
+        self.playout.reset(self.frame_period());
+    }
+
+    /// Plays out on a clock of its own, moved to just when the far end's frames are due
+    /// ([`PlayoutClock`]), instead of on the tick: up to a frame less delay for a peer whose
+    /// output takes audio at any moment (a headset, a recording). The driver then calls
+    /// [`Self::play`] at [`Self::next_play`] (on the tick while that is None) and
+    /// [`Self::say`] on the tick. Off by default.
+    pub fn set_aligned_playout(&mut self, on: bool) {
+        self.aligned_playout = on;
+        self.playout.reset(self.frame_period());
+    }
+
+    pub fn aligned_playout(&self) -> bool {
+        self.aligned_playout
+    }
+
+    /// When to play next when that is not on the tick ([`Self::set_aligned_playout`]).
+    pub fn next_play(&self) -> Option<Instant> {
+        if self.aligned_playout {
+            self.playout.next_play()
+        } else {
+            None
+        }
     }
 
     /// Samples per frame (480 or 960).
@@ -282,7 +320,7 @@ impl Voice {
 
     /// How often [`Self::tick`] is to run: one frame.
     pub fn frame_period(&self) -> Duration {
-        Duration::from_micros(self.frame as u64 * 1000 / 48)
+        frame_period(self.frame)
     }
 
     /// Takes every packet that has arrived into the jitter buffers.
@@ -336,6 +374,15 @@ impl Voice {
     /// One tick: plays out and mixes one frame, produces one frame to say. Returns the frame
     /// to send (None while muted) and leaves `heard()` / `said()` for recording.
     pub fn tick(&mut self, now: Instant) -> Option<(u32, Bytes)> {
+        self.play(now);
+        self.say(now)
+    }
+
+    /// Plays out one frame: each receive slot's jitter buffer, mixed into `heard()`, and on
+    /// the headset's speaker. Returns how many milliseconds the playout clock moved earlier
+    /// ([`PlayoutClock::played`]; 0 without [`Self::set_aligned_playout`]): a recording of
+    /// `heard()` drops that much from its end to stay true to time.
+    pub fn play(&mut self, now: Instant) -> f64 {
         let n = self.frame;
         let mut main = [0f32; FRAME];
         let mut aux = [0f32; FRAME];
@@ -345,16 +392,34 @@ impl Voice {
             *h = soft_clip(m + a);
         }
         if let Some(headset) = &mut self.headset {
+            // The speaker gets silence between calls, which keeps its stream steady.
+            headset.write_speaker_frame(&self.heard[..n]);
+        }
+        if !self.aligned_playout {
+            return 0.0;
+        }
+        let jb = self.receivers[0].jitter_buffer();
+        let excess = jb.is_playing().then(|| {
+            let stats = jb.stats();
+            stats.current_delay_ms - stats.target_delay_ms
+        });
+        let quiet = rms_dbfs(&self.heard[..n]) < SPEECH_DBFS;
+        self.playout.played(now, excess, quiet)
+    }
+
+    /// Produces one frame to say (the microphone, a file, an echo of `heard()`), encoded.
+    /// Returns the frame to send (None while muted or held back by DTX).
+    pub fn say(&mut self, now: Instant) -> Option<(u32, Bytes)> {
+        let n = self.frame;
+        if let Some(headset) = &mut self.headset {
             for event in headset.watch_devices(now) {
                 tracing::warn!("{event}");
             }
-            // Read every tick, in a call or not, so the microphone ring never backs up; the
-            // speaker gets silence between calls, which keeps its stream steady.
+            // Read every tick, in a call or not, so the microphone ring never backs up.
             headset.read_mic_frame(&mut self.mic[..n]);
             if let Some(p) = &mut self.mic_processor {
                 p.process(&mut self.mic[..n]);
             }
-            headset.write_speaker_frame(&self.heard[..n]);
         }
         self.mouth
             .next(&self.heard[..n], &self.mic[..n], &mut self.said[..n]);
@@ -439,6 +504,27 @@ impl Voice {
         self.receivers[slot as usize].stats()
     }
 
+    /// [`Self::play`], then, when `recording` is given, appends what was played to it after
+    /// dropping from its end what the playout clock moved, so that sample k of the recording
+    /// is still what was heard k samples after it began.
+    pub fn play_and_record(&mut self, now: Instant, recording: Option<&mut Vec<f32>>) {
+        let moved_ms = self.play(now);
+        if let Some(recording) = recording {
+            let drop = ((moved_ms * 48.0).round() as usize).min(recording.len());
+            recording.truncate(recording.len() - drop);
+            recording.extend_from_slice(self.heard());
+        }
+    }
+
+    /// The time [`Self::next_play`] asks for, or (with plays on the tick) one so far away
+    /// that a timer set to it never fires.
+    pub fn play_deadline(&self) -> tokio::time::Instant {
+        match self.next_play() {
+            Some(at) => tokio::time::Instant::from_std(at),
+            None => tokio::time::Instant::now() + Duration::from_secs(3600),
+        }
+    }
+
     /// What was heard on the last tick (one frame).
     pub fn heard(&self) -> &[f32] {
         &self.heard[..self.frame]
@@ -502,6 +588,11 @@ pub fn expected_loss_for(reported: f64, with_red: bool) -> i32 {
     pct.clamp(EXPECTED_LOSS_PCT, 40)
 }
 
+/// How long a frame of `samples` at 48 kHz lasts.
+fn frame_period(samples: usize) -> Duration {
+    Duration::from_micros(samples as u64 * 1000 / 48)
+}
+
 /// An Opus packet this short (TOC byte and at most one more) says "silence" under DTX.
 const DTX_SILENCE_BYTES: usize = 2;
 
@@ -519,6 +610,92 @@ fn soft_clip(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::playout::ALIGN_MARGIN_MS;
+
+    /// A far end whose 20 ms packets arrive 7 ms after each of our ticks, talking in bursts
+    /// (a tone for 200 ms, a pause for 100 ms), through a `Voice` with aligned playout,
+    /// driven event by event on a simulated clock.
+    #[test]
+    fn aligned_playout_plays_each_frame_just_after_it_is_due_and_records_true_to_time() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut voice = Voice::new(None).expect("voice");
+        voice.set_aligned_playout(true);
+        let mut far = voice_encoder(VOICE_COMPLEXITY).expect("encoder");
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut recording = Vec::new();
+        let mut encoded = vec![0u8; 1500];
+        let (mut sent, mut ticks) = (0u64, 0u64);
+        let mut first_play: Option<Instant> = None;
+        let end = ms(6000);
+        loop {
+            let arrival = ms(7 + 20 * sent);
+            let tick = ms(20 * ticks);
+            let play = voice.next_play();
+            let now = arrival.min(tick).min(play.unwrap_or(end));
+            if now >= end {
+                break;
+            }
+            if now == arrival {
+                let talking = sent % 15 < 10;
+                let frame: Vec<f32> = (0..FRAME)
+                    .map(|i| {
+                        let t = (sent as usize * FRAME + i) as f32 / 48_000.0;
+                        if talking {
+                            0.3 * (t * 440.0 * std::f32::consts::TAU).sin()
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let n = far.encode_float(&frame, &mut encoded).expect("encodes");
+                tx.try_send(RxPacket {
+                    slot: RxSlot::Main,
+                    seq: sent as u16,
+                    timestamp: (sent * FRAME as u64) as u32,
+                    payload_type: OPUS_PT,
+                    payload: Bytes::copy_from_slice(&encoded[..n]),
+                    arrived: now,
+                })
+                .expect("room");
+                sent += 1;
+            } else if Some(now) == play {
+                voice.receive(&mut rx);
+                voice.play_and_record(now, Some(&mut recording));
+            } else {
+                voice.receive(&mut rx);
+                if voice.next_play().is_none() {
+                    first_play.get_or_insert(now);
+                    voice.play_and_record(now, Some(&mut recording));
+                }
+                let _ = voice.say(now);
+                ticks += 1;
+            }
+        }
+        let play = voice
+            .next_play()
+            .expect("the playout runs on its own clock");
+        // Packets arrive at 7 ms past our ticks and wait the 15 ms target: due at 2 ms past;
+        // played the margin later.
+        let phase = (play.duration_since(t0).as_secs_f64() * 1000.0).rem_euclid(20.0);
+        assert!(
+            (phase - 4.0).abs() < 0.6,
+            "played at {phase:.2} ms past the tick"
+        );
+        let stats = voice.receiver_stats(RxSlot::Main).jitter;
+        let excess = stats.current_delay_ms - stats.target_delay_ms;
+        assert!((0.0..=ALIGN_MARGIN_MS + 0.6).contains(&excess), "{stats:?}");
+        // The recording holds what was heard, each sample at its time since the first play.
+        let heard_for = play
+            .duration_since(first_play.expect("played"))
+            .as_secs_f64();
+        let expected = (heard_for * 48_000.0).round() as usize;
+        assert!(
+            recording.len().abs_diff(expected) <= 48,
+            "{} vs {expected}",
+            recording.len()
+        );
+    }
 
     #[test]
     fn expected_loss_follows_reports_within_bounds() {

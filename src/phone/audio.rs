@@ -44,6 +44,12 @@ pub trait AudioEndpoint {
     fn set_in_use(&mut self, _in_use: bool) -> Result<(), String> {
         Ok(())
     }
+    /// Whether the speaker takes audio at any moment into a buffer of its own (a real
+    /// device), so that the voice may play each frame just when it is due rather than on
+    /// its tick (`Voice::set_aligned_playout`).
+    fn plays_in_real_time(&self) -> bool {
+        false
+    }
     /// Called once per frame: a device that stopped while in use (the audio server restarted)
     /// is opened again, and a stream the audio server moved elsewhere (a USB headset
     /// unplugged) is followed. Returns a sentence for the agent about each one.

@@ -101,6 +101,10 @@ impl AudioEndpoint for HeadsetEndpoint {
         self.headset.set_running(in_use).map_err(|e| e.to_string())
     }
 
+    fn plays_in_real_time(&self) -> bool {
+        true
+    }
+
     fn watch_devices(&mut self, now: Instant) -> Vec<String> {
         let events = self.headset.watch_devices(now);
         events.iter().map(ToString::to_string).collect()

@@ -903,6 +903,11 @@ impl Engine {
                         }
                     }
                 }
+                _ = tokio::time::sleep_until(session.voice.play_deadline()),
+                    if resting.is_none() && session.voice.next_play().is_some() =>
+                {
+                    self.play_frame(session);
+                }
                 _ = tick.tick(), if resting.is_none() => {
                     self.voice_tick(session).await;
                     if !self.audio_in_use && !self.audio_needed() {
@@ -1029,13 +1034,22 @@ impl Engine {
         }
     }
 
-    /// One frame (20 or 10 ms): microphone to the switchboard, the switchboard to the speaker.
+    /// One frame (20 or 10 ms): microphone to the switchboard, and (unless the playout runs
+    /// on its own clock, [`Self::play_frame`]) the switchboard to the speaker.
     async fn voice_tick(&mut self, session: &mut Session) {
         self.hold_audio_while_needed(Instant::now());
+        // A headset plays what it hears when it is due, not on the next tick; between
+        // calls (headset paused) the plays follow the tick again.
+        let aligned = self.audio_in_use && self.endpoint.plays_in_real_time();
+        if aligned != session.voice.aligned_playout() {
+            session.voice.set_aligned_playout(aligned);
+        }
         for text in self.endpoint.watch_devices(Instant::now()) {
             self.out.notice(NoticeLevel::Warning, text);
         }
-        session.voice.receive(&mut session.packets);
+        if session.voice.next_play().is_none() {
+            self.play_frame(session);
+        }
         let n = session.voice.frame_len();
         let mut mic_buf = [0f32; FRAME];
         let mic = &mut mic_buf[..n];
@@ -1064,7 +1078,7 @@ impl Engine {
         // A supervisor speaks into a monitored call only in whisper and barge; in listen the
         // microphone stays home (the switchboard would not forward it either).
         session.voice.muted = self.muted || !(self.active.is_some() || coaching);
-        if let Some((ts, frame)) = session.voice.tick(Instant::now()) {
+        if let Some((ts, frame)) = session.voice.say(Instant::now()) {
             match session.voice.send(&session.media, ts, frame).await {
                 Ok(()) => session.send_failed = false,
                 Err(e) if !session.send_failed => {
@@ -1077,26 +1091,10 @@ impl Engine {
         if let Err(e) = session.voice.send_dtmf(&session.media).await {
             tracing::warn!("sending a keypad digit failed: {e}");
         }
-        let mut out_buf = [0f32; FRAME];
-        let out = &mut out_buf[..n];
-        out.copy_from_slice(session.voice.heard());
-        if self.test_tone_left > 0 {
-            for s in out.iter_mut() {
-                *s += 0.25 * self.test_tone_phase.sin();
-                self.test_tone_phase += 2.0 * std::f32::consts::PI * 440.0 / 48_000.0;
-            }
-            self.test_tone_phase %= 2.0 * std::f32::consts::PI;
-            self.test_tone_left = self.test_tone_left.saturating_sub((n / BLOCK) as u32);
-            if self.test_tone_left == 0 {
-                self.out.send(Update::Settings(self.settings_view()));
-            }
-        }
-        self.endpoint.write_speaker_frame(out);
 
         self.peak_mic_dbfs =
             self.peak_mic_dbfs
                 .max(if self.muted { -100.0 } else { level_dbfs(mic) });
-        self.peak_speaker_dbfs = self.peak_speaker_dbfs.max(level_dbfs(out));
         let before = self.blocks;
         self.blocks = self.blocks.wrapping_add((n / BLOCK) as u32);
         let crossed = |every: u32| before / every != self.blocks / every;
@@ -1120,6 +1118,31 @@ impl Engine {
             self.peak_mic_dbfs = -100.0;
             self.peak_speaker_dbfs = -100.0;
         }
+    }
+
+    /// Plays one frame of what the switchboard sends (and the settings' test tone) on the
+    /// speaker: on the voice tick, or at the playout's own time when it runs aligned.
+    fn play_frame(&mut self, session: &mut Session) {
+        session.voice.receive(&mut session.packets);
+        // A headset's speaker ring trims what the playout moving earlier leaves in it.
+        session.voice.play(Instant::now());
+        let n = session.voice.frame_len();
+        let mut out_buf = [0f32; FRAME];
+        let out = &mut out_buf[..n];
+        out.copy_from_slice(session.voice.heard());
+        if self.test_tone_left > 0 {
+            for s in out.iter_mut() {
+                *s += 0.25 * self.test_tone_phase.sin();
+                self.test_tone_phase += 2.0 * std::f32::consts::PI * 440.0 / 48_000.0;
+            }
+            self.test_tone_phase %= 2.0 * std::f32::consts::PI;
+            self.test_tone_left = self.test_tone_left.saturating_sub((n / BLOCK) as u32);
+            if self.test_tone_left == 0 {
+                self.out.send(Update::Settings(self.settings_view()));
+            }
+        }
+        self.endpoint.write_speaker_frame(out);
+        self.peak_speaker_dbfs = self.peak_speaker_dbfs.max(level_dbfs(out));
     }
 
     /// Loss and concealment over the last window, from the main slot's counters.

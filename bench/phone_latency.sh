@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Mouth-to-ear latency through the phone itself (`sapa phone`, its window under X) on the
+# virtual headset: the same measurement as device_latency.sh, with the phone in place of the
+# headless agent. PulseAudio's loopback module feeds what the phone's speaker plays into its
+# microphone; a headless caller plays a click train and records, sample-aligned; each click's
+# echo delay is the round trip, and one way = round trip / 2 (loopback module included).
+# The phone logs in with --switchboard/--user/SAPA_PASSWORD, goes available with F6 and
+# answers with F9 (xdotool), with its default settings (20 ms frames).
+# Usage: bench/phone_latency.sh [path/to/sapa]   (needs an X display in DISPLAY, e.g. Xvfb,
+# xdotool, and python3 with numpy scipy)
+set -euo pipefail
+SAPA=$(realpath "${1:-target/release/sapa}")
+eval "$(bash "$(dirname "$0")/../scripts/virtual-headset.sh" start)"
+dir=$(mktemp -d)
+cleanup() {
+  kill "${sb:-}" "${ph:-}" 2>/dev/null || true
+  [ -n "${loop:-}" ] && pactl unload-module "$loop" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+python3 - "$dir/clicks.wav" <<'PY'
+import sys, numpy as np
+from scipy.io import wavfile
+n = 48000 * 20
+s = np.zeros(n, dtype=np.float32)
+t = np.arange(240) / 48000.0
+for at in range(12000, n - 480, 24000):
+    s[at:at + 240] = 0.8 * np.sin(2 * np.pi * 2000 * t)
+wavfile.write(sys.argv[1], 48000, (s * 32767).astype(np.int16))
+PY
+db="sqlite:$dir/b.db"
+"$SAPA" user add --db "$db" --name dev --role agent --password pw >/dev/null
+"$SAPA" switchboard --listen 127.0.0.1:17390 --media-listen 127.0.0.1:17391 --db "$db" 2>/dev/null &
+sb=$!
+loop=$(pactl load-module module-loopback source=sapa_ear.monitor sink=sapa_mouth_in latency_msec=1)
+sleep 1.5
+XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/data" SAPA_PASSWORD=pw \
+  "$SAPA" phone --switchboard ws://127.0.0.1:17390/v1/ws --user dev 2>"$dir/phone.log" &
+ph=$!
+window=""
+for _ in $(seq 1 50); do
+  window=$(xdotool search --onlyvisible --name '^Sapa$' 2>/dev/null | head -1 || true)
+  [ -n "$window" ] && break
+  sleep 0.2
+done
+[ -n "$window" ] || { echo "the phone's window did not show" >&2; exit 1; }
+sleep 2
+key() { xdotool windowfocus --sync "$window"; xdotool mousemove --window "$window" 400 600; xdotool key "$1"; }
+key F6
+sleep 1
+"$SAPA" caller --switchboard 127.0.0.1:17390 --from +15550009 --play "$dir/clicks.wav" \
+  --record "$dir/heard.wav" >/dev/null 2>&1 &
+ca=$!
+sleep 1.5
+key F9
+wait "$ca"
+python3 - "$dir/heard.wav" <<'PY'
+import sys, numpy as np
+from scipy.io import wavfile
+rate, x = wavfile.read(sys.argv[1]); x = x.astype(np.float64) / 32768
+delays = []
+for at in range(12000, len(x) - 24000, 24000):
+    w = np.abs(x[at:at + 22000])
+    i = np.argmax(w > 0.1)
+    if w[i] > 0.1:
+        delays.append(i / 48.0 / 2)
+d = np.array(delays)
+print(f"phone: clicks {len(d)}  one-way ms: median {np.median(d):.1f} min {d.min():.1f} max {d.max():.1f}" if len(d) else "no echo found")
+PY
