@@ -574,6 +574,51 @@ fn a_headset_unplugged_mid_stream_goes_on_on_the_default_and_says_so() {
 }
 
 #[test]
+fn a_ringer_whose_device_is_unplugged_names_the_device_it_rings_on_now() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    let out = Command::new("pactl")
+        .args(["load-module", "module-null-sink", "sink_name=sapa_usb_ring"])
+        .output()
+        .expect("pactl runs");
+    assert!(out.status.success());
+    let module = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (mut ringer, notice) = Ringer::open(Some("sapa_usb_ring")).expect("ringer opens");
+    assert_eq!(notice, None);
+    ringer.play_loop(&[0.1f32; 4800]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ringer.watch_device(), None, "nothing moved yet");
+    let unloaded = Command::new("pactl")
+        .args(["unload-module", &module])
+        .status()
+        .expect("pactl runs");
+    assert!(unloaded.success());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let event = loop {
+        if let Some(event) = ringer.watch_device() {
+            break Some(event);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    ringer.stop();
+    assert_eq!(
+        event,
+        Some(DeviceEvent::Moved {
+            role: Role::Ringer,
+            from: "sapa_usb_ring".into(),
+            to: "sapa_ear".into(),
+            from_gone: true,
+        })
+    );
+    assert_eq!(ringer.device_name(), "sapa_ear");
+    assert_eq!(ringer.watch_device(), None, "told once");
+}
+
+#[test]
 fn no_audio_device_is_a_clear_error() {
     // Run in a child process with an environment that has no sound at all: PULSE_SERVER at a
     // missing socket and an empty ALSA configuration (so not even ALSA's "null" device).

@@ -507,29 +507,16 @@ impl Headset {
     pub fn watch_devices(&mut self, now: Instant) -> Vec<DeviceEvent> {
         let running = self.is_running();
         let mut done = Vec::new();
-        if let Some(to) = self.mic.moved.take().filter(|to| *to != self.mic.name) {
-            let from = std::mem::replace(&mut self.mic.name, to.clone());
-            done.push(DeviceEvent::Moved {
-                role: Role::Microphone,
-                from_gone: device_gone(Role::Microphone, &from),
-                from,
-                to,
-            });
-        }
-        if let Some(to) = self
-            .speaker
-            .moved
-            .take()
-            .filter(|to| *to != self.speaker.name)
-        {
-            let from = std::mem::replace(&mut self.speaker.name, to.clone());
-            done.push(DeviceEvent::Moved {
-                role: Role::Speaker,
-                from_gone: device_gone(Role::Speaker, &from),
-                from,
-                to,
-            });
-        }
+        done.extend(follow_move(
+            Role::Microphone,
+            &mut self.mic.name,
+            &self.mic.moved,
+        ));
+        done.extend(follow_move(
+            Role::Speaker,
+            &mut self.speaker.name,
+            &self.speaker.moved,
+        ));
         let mic_calls = self.counters.mic_callbacks.load(Relaxed);
         if self.mic_watch.stalled(now, mic_calls, running) {
             let lost = self.mic.name.clone();
@@ -586,6 +573,7 @@ pub struct Ringer {
     commands: rtrb::Producer<RingCommand>,
     /// Loops the callback is done with, to be freed here (the callback never frees).
     returned: rtrb::Consumer<Box<[f32]>>,
+    moved: Arc<MovedTo>,
 }
 
 enum RingCommand {
@@ -608,8 +596,14 @@ impl Ringer {
             .map_err(|e| host.explain(Direction::Output, e))?;
         let channels = chosen.config.channels as usize;
         let counters = Arc::new(Counters::default());
-        let (stream, (commands, returned)) =
-            build_output(&device, &device_name, chosen, &counters, None, || {
+        let moved = Arc::new(MovedTo::default());
+        let (stream, (commands, returned)) = build_output(
+            &device,
+            &device_name,
+            chosen,
+            &counters,
+            Some(&moved),
+            || {
                 let (commands, command_rx) = rtrb::RingBuffer::new(8);
                 let (return_tx, returned) = rtrb::RingBuffer::new(16);
                 let mut player = LoopPlayer {
@@ -623,8 +617,9 @@ impl Ringer {
                     move |out: &mut [f32]| player.fill(out, channels),
                     (commands, returned),
                 )
-            })
-            .map_err(|e| host.explain(Direction::Output, e))?;
+            },
+        )
+        .map_err(|e| host.explain(Direction::Output, e))?;
         // Nothing rings yet: no callbacks until the first ring.
         set_stream_running(&stream, &device_name, false)?;
         Ok((
@@ -635,13 +630,22 @@ impl Ringer {
                 rate_hz: chosen.config.sample_rate,
                 commands,
                 returned,
+                moved,
             },
             notice,
         ))
     }
 
+    /// The device the ring plays on (moves included, once [`Self::watch_device`] saw them).
     pub fn device_name(&self) -> &str {
         &self.name
+    }
+
+    /// The audio server moved the ring to another device (its own was removed, or someone
+    /// moved it): from now on the ringer names that device, and the event says so. A move
+    /// while nothing rings shows once the next ring starts. One atomic load otherwise.
+    pub fn watch_device(&mut self) -> Option<DeviceEvent> {
+        follow_move(Role::Ringer, &mut self.name, &self.moved)
     }
 
     /// Plays `samples_48k` (48 kHz mono) over and over until `stop`.
@@ -822,6 +826,19 @@ impl AudioHost {
         });
         Ok((device, notice))
     }
+}
+
+/// A stream the audio server moved since the last look now plays on another device:
+/// `name` becomes that device's, and the event says so.
+fn follow_move(role: Role, name: &mut String, moved: &MovedTo) -> Option<DeviceEvent> {
+    let to = moved.take().filter(|to| to != name)?;
+    let from = std::mem::replace(name, to.clone());
+    Some(DeviceEvent::Moved {
+        role,
+        from_gone: device_gone(role, &from),
+        from,
+        to,
+    })
 }
 
 /// Whether the device named `name` is no longer there (false when that cannot be told).

@@ -106,7 +106,8 @@ impl AudioEndpoint for HeadsetEndpoint {
     }
 
     fn watch_devices(&mut self, now: Instant) -> Vec<String> {
-        let events = self.headset.watch_devices(now);
+        let mut events = self.headset.watch_devices(now);
+        events.extend(self.ringer.as_mut().and_then(Ringer::watch_device));
         events.iter().map(ToString::to_string).collect()
     }
 
