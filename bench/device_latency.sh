@@ -22,16 +22,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-python3 - "$dir/clicks.wav" <<'PY'
-import sys, numpy as np
-from scipy.io import wavfile
-n = 48000 * 20
-s = np.zeros(n, dtype=np.float32)
-t = np.arange(240) / 48000.0
-for at in range(12000, n - 480, 24000):
-    s[at:at + 240] = 0.8 * np.sin(2 * np.pi * 2000 * t)
-wavfile.write(sys.argv[1], 48000, (s * 32767).astype(np.int16))
-PY
+python3 "$(dirname "$0")/clicks.py" write "$dir/clicks.wav"
 db="sqlite:$dir/b.db"
 "$SAPA" user add --db "$db" --name dev --role agent --password pw >/dev/null
 "$SAPA" switchboard --listen 127.0.0.1:17190 --media-listen 127.0.0.1:17191 --db "$db" 2>/dev/null &
@@ -56,19 +47,6 @@ sleep 0.5
 grep -ohE "(current_delay_ms|target_delay_ms|mic_buffered_ms|speaker_buffered_ms): [0-9.]+" \
   "$dir/agent.log" | tr '\n' ' ' | sed 's/$/\n/' || true
 hz=$(getconf CLK_TCK)
-python3 - "$dir/heard.wav" "$t1" "$t2" "$s1" "$s2" "$hz" "$mem" <<'PY'
-import sys, numpy as np
-from scipy.io import wavfile
-rate, x = wavfile.read(sys.argv[1]); x = x.astype(np.float64) / 32768
-t1, t2, s1, s2, hz, mem = map(float, sys.argv[2:8])
-delays = []
-for at in range(12000, len(x) - 24000, 24000):
-    w = np.abs(x[at:at + 22000])
-    i = np.argmax(w > 0.1)
-    if w[i] > 0.1:
-        delays.append(i / 48.0 / 2)
-d = np.array(delays)
-cpu = (t2 - t1) / hz / (s2 - s1) * 100
-print(f"clicks {len(d)}  one-way ms: median {np.median(d):.1f} min {d.min():.1f} max {d.max():.1f}" if len(d) else "no echo found")
-print(f"agent process in call: CPU {cpu:.2f} % of one core, RSS {mem/1024:.0f} MB")
-PY
+python3 "$(dirname "$0")/clicks.py" echo "$dir/heard.wav"
+python3 -c 'import sys; t1, t2, s1, s2, hz, mem = map(float, sys.argv[1:]); print(f"agent process in call: CPU {(t2 - t1) / hz / (s2 - s1) * 100:.2f} % of one core, RSS {mem / 1024:.0f} MB")' \
+  "$t1" "$t2" "$s1" "$s2" "$hz" "$mem"

@@ -417,6 +417,42 @@ fn signals_landing_on_the_audio_threads_do_not_stop_the_headset() {
 /// crash): every stream of the headset is gone with its connection. Within about a second of
 /// the server's return the headset notices that its devices stopped calling back, opens them
 /// again on the new server and says so, and the microphone delivers again.
+/// Runs `frames` 20 ms frames in real time through the headset (silence out, microphone in,
+/// `watch_devices` each frame), with `mishap` before frame 50; the schedule restarts from
+/// its return (no catching up). Returns how many microphone frames came in the 50 frames
+/// before the mishap and in the last 50, and the device events.
+fn run_headset(
+    headset: &mut Headset,
+    frames: u64,
+    mishap: impl FnOnce(),
+) -> ([u32; 2], Vec<DeviceEvent>) {
+    let silence = [0f32; FRAME];
+    let mut mic = [0f32; FRAME];
+    let mut mic_ok = [0u32; 2];
+    let mut events = Vec::new();
+    let mut mishap = Some(mishap);
+    let mut start = Instant::now();
+    for n in 0..frames {
+        if n == 50
+            && let Some(mishap) = mishap.take()
+        {
+            mishap();
+            start = Instant::now() - Duration::from_millis(20 * n);
+        }
+        headset.write_speaker_frame(&silence);
+        let got = headset.read_mic_frame(&mut mic);
+        if got && n < 50 {
+            mic_ok[0] += 1;
+        } else if got && n >= frames - 50 {
+            mic_ok[1] += 1;
+        }
+        events.extend(headset.watch_devices(Instant::now()));
+        let next = start + Duration::from_millis(20 * (n + 1));
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    (mic_ok, events)
+}
+
 #[test]
 fn a_headset_opens_its_devices_again_after_the_audio_server_restarts() {
     let Some(_devices) = lock_devices() else {
@@ -444,30 +480,10 @@ fn a_headset_opens_its_devices_again_after_the_audio_server_restarts() {
     };
     let (mut headset, _) =
         Headset::open(Some("sapa_mouth"), Some("sapa_ear")).expect("headset opens");
-    let silence = [0f32; FRAME];
-    let mut mic = [0f32; FRAME];
-    // Microphone frames in the second before the restart and in the last second.
-    let mut mic_ok = [0u32; 2];
-    let mut recoveries = Vec::new();
-    let mut start = Instant::now();
-    for n in 0..250u64 {
-        if n == 50 {
-            headset_script("stop");
-            headset_script("start");
-            // Frames from here on keep real time from the server's return (no catching up).
-            start = Instant::now() - Duration::from_millis(20 * n);
-        }
-        headset.write_speaker_frame(&silence);
-        let got = headset.read_mic_frame(&mut mic);
-        match n {
-            0..50 if got => mic_ok[0] += 1,
-            200.. if got => mic_ok[1] += 1,
-            _ => {}
-        }
-        recoveries.extend(headset.watch_devices(Instant::now()));
-        let next = start + Duration::from_millis(20 * (n + 1));
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
+    let (mic_ok, recoveries) = run_headset(&mut headset, 250, || {
+        headset_script("stop");
+        headset_script("start");
+    });
     let stats = headset.stats();
     drop(headset);
     eprintln!("recoveries {recoveries:?}; mic frames before / at the end {mic_ok:?}; {stats:?}");
@@ -516,26 +532,9 @@ fn a_headset_unplugged_mid_stream_goes_on_on_the_default_and_says_so() {
     let (mut headset, notices) =
         Headset::open(Some("sapa_usb.monitor"), Some("sapa_usb")).expect("headset opens");
     assert!(notices.is_empty(), "both devices found: {notices:?}");
-    let silence = [0f32; FRAME];
-    let mut mic = [0f32; FRAME];
-    let mut mic_ok = [0u32; 2];
-    let mut events = Vec::new();
-    let start = Instant::now();
-    for n in 0..200u64 {
-        if n == 50 {
-            pactl(&["unload-module", &module]);
-        }
-        headset.write_speaker_frame(&silence);
-        let got = headset.read_mic_frame(&mut mic);
-        match n {
-            0..50 if got => mic_ok[0] += 1,
-            150.. if got => mic_ok[1] += 1,
-            _ => {}
-        }
-        events.extend(headset.watch_devices(Instant::now()));
-        let next = start + Duration::from_millis(20 * (n + 1));
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
+    let (mic_ok, events) = run_headset(&mut headset, 200, || {
+        pactl(&["unload-module", &module]);
+    });
     let stats = headset.stats();
     drop(headset);
     eprintln!("events {events:?}; mic frames before / at the end {mic_ok:?}; {stats:?}");

@@ -519,21 +519,27 @@ impl Headset {
         ));
         let mic_calls = self.counters.mic_callbacks.load(Relaxed);
         if self.mic_watch.stalled(now, mic_calls, running) {
-            let lost = self.mic.name.clone();
-            let reopened = self
-                .switch_microphone(Some(&lost))
-                .map(|_| self.mic.name.clone());
-            done.push(DeviceEvent::new(Role::Microphone, lost, reopened));
+            done.push(self.reopen(Role::Microphone));
         }
         let speaker_calls = self.counters.speaker_callbacks.load(Relaxed);
         if self.speaker_watch.stalled(now, speaker_calls, running) {
-            let lost = self.speaker.name.clone();
-            let reopened = self
-                .switch_speaker(Some(&lost))
-                .map(|_| self.speaker.name.clone());
-            done.push(DeviceEvent::new(Role::Speaker, lost, reopened));
+            done.push(self.reopen(Role::Speaker));
         }
         done
+    }
+
+    /// Opens the microphone or the speaker again, on the same device if it is there.
+    fn reopen(&mut self, role: Role) -> DeviceEvent {
+        let (lost, reopened) = if role == Role::Microphone {
+            let lost = self.mic.name.clone();
+            let reopened = self.switch_microphone(Some(&lost));
+            (lost, reopened.map(|_| self.mic.name.clone()))
+        } else {
+            let lost = self.speaker.name.clone();
+            let reopened = self.switch_speaker(Some(&lost));
+            (lost, reopened.map(|_| self.speaker.name.clone()))
+        };
+        DeviceEvent::new(role, lost, reopened)
     }
 
     pub fn stats(&self) -> HeadsetStats {
@@ -597,13 +603,8 @@ impl Ringer {
         let channels = chosen.config.channels as usize;
         let counters = Arc::new(Counters::default());
         let moved = Arc::new(MovedTo::default());
-        let (stream, (commands, returned)) = build_output(
-            &device,
-            &device_name,
-            chosen,
-            &counters,
-            Some(&moved),
-            || {
+        let (stream, (commands, returned)) =
+            build_output(&device, &device_name, chosen, &counters, &moved, || {
                 let (commands, command_rx) = rtrb::RingBuffer::new(8);
                 let (return_tx, returned) = rtrb::RingBuffer::new(16);
                 let mut player = LoopPlayer {
@@ -617,9 +618,8 @@ impl Ringer {
                     move |out: &mut [f32]| player.fill(out, channels),
                     (commands, returned),
                 )
-            },
-        )
-        .map_err(|e| host.explain(Direction::Output, e))?;
+            })
+            .map_err(|e| host.explain(Direction::Output, e))?;
         // Nothing rings yet: no callbacks until the first ring.
         set_stream_running(&stream, &device_name, false)?;
         Ok((
@@ -915,12 +915,11 @@ impl SpeakerStream {
         let rate_hz = chosen.config.sample_rate;
         let channels = chosen.config.channels as usize;
         let moved = Arc::new(MovedTo::default());
-        let (stream, producer) =
-            build_output(device, &name, chosen, counters, Some(&moved), || {
-                let (producer, consumer) = rtrb::RingBuffer::new(ms_to_samples(RING_MS, rate_hz));
-                let mut feed = SpeakerFeed::new(consumer, channels, counters.clone());
-                (move |out: &mut [f32]| feed.fill(out), producer)
-            })?;
+        let (stream, producer) = build_output(device, &name, chosen, counters, &moved, || {
+            let (producer, consumer) = rtrb::RingBuffer::new(ms_to_samples(RING_MS, rate_hz));
+            let mut feed = SpeakerFeed::new(consumer, channels, counters.clone());
+            (move |out: &mut [f32]| feed.fill(out), producer)
+        })?;
         Ok(SpeakerStream {
             stream,
             name,
@@ -1414,14 +1413,14 @@ fn open_error(direction: Direction, name: &str, reason: String) -> DeviceError {
 /// never the audio callback) is no error: where it went is noted in `moved` for the owner.
 fn error_counter(
     counters: Arc<Counters>,
-    moved: Option<Arc<MovedTo>>,
+    moved: Arc<MovedTo>,
 ) -> impl FnMut(cpal::Error) + Send + 'static {
     move |e| match e.kind() {
         cpal::ErrorKind::Xrun => {
             counters.xruns.fetch_add(1, Relaxed);
         }
         cpal::ErrorKind::DeviceChanged => {
-            if let (Some(moved), Some(device)) = (&moved, e.message()) {
+            if let Some(device) = e.message() {
                 moved.note(device);
             }
         }
@@ -1502,7 +1501,7 @@ where
     f32: FromSample<T>,
 {
     let channels = config.channels as usize;
-    let errors = error_counter(counters.clone(), Some(moved.clone()));
+    let errors = error_counter(counters.clone(), moved.clone());
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], _| capture(data, channels, &mut ring, &counters),
@@ -1541,7 +1540,7 @@ fn build_output<F, R>(
     name: &str,
     chosen: Chosen,
     counters: &Arc<Counters>,
-    moved: Option<&Arc<MovedTo>>,
+    moved: &Arc<MovedTo>,
     mut make: impl FnMut() -> (F, R),
 ) -> Result<(cpal::Stream, R), DeviceError>
 where
@@ -1573,7 +1572,7 @@ fn output_stream<T, F>(
     config: StreamConfig,
     mut fill: F,
     counters: Arc<Counters>,
-    moved: Option<&Arc<MovedTo>>,
+    moved: &Arc<MovedTo>,
 ) -> Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample + FromSample<f32>,
@@ -1583,7 +1582,7 @@ where
     // than this is served in pieces.
     let mut scratch = vec![0f32; 16_384];
     let channels = config.channels as usize;
-    let errors = error_counter(counters, moved.cloned());
+    let errors = error_counter(counters, moved.clone());
     device.build_output_stream::<T, _, _>(
         config,
         move |data: &mut [T], _| {

@@ -61,11 +61,6 @@ impl PlayoutClock {
         self.next
     }
 
-    /// Back to the voice tick (the output paused, or its frame length changed).
-    pub fn reset(&mut self, period: Duration) {
-        *self = PlayoutClock::new(period);
-    }
-
     /// A frame was played at `now`. `excess_ms` is the main stream's delay beyond its target
     /// at that pop (None while no stream plays); `quiet` says the frame played was silent
     /// (the move waits for [`QUIET_FRAMES_TO_MOVE`] in a row, so that the audio it drops is

@@ -166,10 +166,8 @@ pub struct Voice {
     packets_out: u64,
     /// The encoder's complexity per frame: full for speech, low while only listening.
     effort: EncoderEffort,
-    /// When to play out, with [`Self::set_aligned_playout`]; unused otherwise (plays follow
-    /// the tick).
-    playout: PlayoutClock,
-    aligned_playout: bool,
+    /// When to play out, with [`Self::set_aligned_playout`]; None: plays follow the tick.
+    playout: Option<PlayoutClock>,
 }
 
 impl Voice {
@@ -210,8 +208,7 @@ impl Voice {
             dtx: false,
             packets_out: 0,
             effort: EncoderEffort::new(VOICE_COMPLEXITY, QUIET_COMPLEXITY),
-            playout: PlayoutClock::new(frame_period(frame.samples())),
-            aligned_playout: false,
+            playout: None,
         })
     }
 
@@ -287,7 +284,9 @@ impl Voice {
     /// [`Self::frame_period`].
     pub fn set_frame(&mut self, frame: FrameDuration) {
         self.frame = frame.samples();
-        self.playout.reset(self.frame_period());
+        if self.playout.is_some() {
+            self.playout = Some(PlayoutClock::new(self.frame_period()));
+        }
     }
 
     /// Plays out on a clock of its own, moved to just when the far end's frames are due
@@ -296,21 +295,16 @@ impl Voice {
     /// [`Self::play`] at [`Self::next_play`] (on the tick while that is None) and
     /// [`Self::say`] on the tick. Off by default.
     pub fn set_aligned_playout(&mut self, on: bool) {
-        self.aligned_playout = on;
-        self.playout.reset(self.frame_period());
+        self.playout = on.then(|| PlayoutClock::new(self.frame_period()));
     }
 
     pub fn aligned_playout(&self) -> bool {
-        self.aligned_playout
+        self.playout.is_some()
     }
 
     /// When to play next when that is not on the tick ([`Self::set_aligned_playout`]).
     pub fn next_play(&self) -> Option<Instant> {
-        if self.aligned_playout {
-            self.playout.next_play()
-        } else {
-            None
-        }
+        self.playout.as_ref().and_then(PlayoutClock::next_play)
     }
 
     /// Samples per frame (480 or 960).
@@ -395,16 +389,16 @@ impl Voice {
             // The speaker gets silence between calls, which keeps its stream steady.
             headset.write_speaker_frame(&self.heard[..n]);
         }
-        if !self.aligned_playout {
+        let Some(playout) = &mut self.playout else {
             return 0.0;
-        }
+        };
         let jb = self.receivers[0].jitter_buffer();
         let excess = jb.is_playing().then(|| {
             let stats = jb.stats();
             stats.current_delay_ms - stats.target_delay_ms
         });
         let quiet = rms_dbfs(&self.heard[..n]) < SPEECH_DBFS;
-        self.playout.played(now, excess, quiet)
+        playout.played(now, excess, quiet)
     }
 
     /// Produces one frame to say (the microphone, a file, an echo of `heard()`), encoded.
