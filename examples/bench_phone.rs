@@ -7,8 +7,8 @@
 //! 1. idle, available: the phone's CPU (`/proc/PID/stat`), repaints per second and RSS over
 //!    SECS seconds;
 //! 2. POPS screen-pops: a caller from that number dials and gives up after 2 s; latency =
-//!    when the screen-pop frame was painted (frame start + eframe's CPU time of that frame,
-//!    which runs to the end of painting; the buffer swap is not counted) − when the
+//!    when the screen-pop frame was shown (frame start + that frame's CPU time, which the
+//!    window measures to the end of showing it) − when the
 //!    switchboard decided the offer (the `offers` row's `started_at`, written before the
 //!    history is read and `call_offered` is sent);
 //! 3. in a call answered with F9 (the caller sends a tone, the phone sends its microphone):
@@ -82,7 +82,7 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 /// RssAnon / RssFile / RssShmem of `pid` in MB: what the process allocated versus mapped
-/// libraries (Mesa's software renderer is a large one under Xvfb).
+/// libraries.
 fn rss_parts(pid: u32) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| -> f64 {

@@ -1,4 +1,4 @@
-//! The eframe app: each frame it drains the engine's updates into [`PhoneState`], draws
+//! The phone's app in its window ([`super::window`]): each frame it drains the engine's updates into [`PhoneState`], draws
 //! `sapa_ui::phone_ui`, and hands the returned intents to the engine. It never waits on
 //! anything.
 //!
@@ -7,9 +7,8 @@
 //! second in a call (the call timer and the level meters) and 4 Hz while a call rings or is
 //! wrapped up (requested by `phone_ui` itself). An idle window draws nothing.
 //!
-//! Each repaint is cheap for a software renderer too (Mesa's llvmpipe on a desktop without a
-//! GPU driver shades every pixel it is given on the CPU): the panels are not filled, the
-//! window is cleared to their colour instead.
+//! The panels are not filled; the window is cleared to their colour instead, so the
+//! rasteriser keeps no panel-sized shapes.
 //!
 //! `SAPA_BENCH_LOG=FILE` makes the window write one line per frame to FILE ([`FrameLog`]), so
 //! `examples/bench_phone.rs` can count repaints and time the screen-pop.
@@ -22,6 +21,7 @@ use sapa_ui::CallView;
 
 use super::engine::{self, EngineHandle, EngineOptions};
 use super::state::PhoneState;
+use super::window::{self, FrameInfo, WindowApp, WindowError};
 
 /// Default window size; the screenshots use the same.
 pub const WINDOW_SIZE: [f32; 2] = [1280.0, 820.0];
@@ -78,8 +78,7 @@ impl PanelFill {
 
 /// One line per frame, for benchmarks: `frame START_US PREV_CPU_US [pop CALL_ID]`.
 /// START_US is when this frame's `ui` began (microseconds since the Unix epoch); PREV_CPU_US
-/// is what eframe measured for the previous frame from its start to the end of painting (not
-/// counting the buffer swap), or -1; `pop CALL_ID` marks the first frame that draws the
+/// is the CPU time of the previous frame from its start until the window showed it, or -1; `pop CALL_ID` marks the first frame that draws the
 /// screen-pop of an offered call. So the screen-pop was painted at START_US of its frame plus
 /// PREV_CPU_US of the next line.
 struct FrameLog {
@@ -117,19 +116,8 @@ impl FrameLog {
     }
 }
 
-/// Widest texture egui may make. The glyph atlas is as wide as the GPU allows (16 384 on
-/// llvmpipe and NVIDIA) and doubles in height as it fills; at that width each doubling costs
-/// megabytes, held three times (egui's image, the upload's copy, the driver's texture).
-/// 2048 is egui's own portable default and holds every glyph the phone draws.
-const MAX_TEXTURE_SIDE: usize = 2048;
-
-impl eframe::App for PhoneApp {
-    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
-        let side = raw_input.max_texture_side.unwrap_or(MAX_TEXTURE_SIDE);
-        raw_input.max_texture_side = Some(side.min(MAX_TEXTURE_SIDE));
-    }
-
-    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+impl WindowApp for PhoneApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &FrameInfo) {
         let start_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
@@ -142,7 +130,7 @@ impl eframe::App for PhoneApp {
 
         let intents = sapa_ui::phone_ui(ui, &mut self.state.view);
         if let Some(log) = &mut self.frame_log {
-            log.frame(start_us, frame.info().cpu_usage, &self.state.view.call);
+            log.frame(start_us, frame.previous_frame_s, &self.state.view.call);
         }
         for intent in intents {
             self.state.note_intent(&intent);
@@ -160,32 +148,25 @@ impl eframe::App for PhoneApp {
         }
     }
 
-    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
-        self.panel_fill.of(visuals).to_normalized_gamma_f32()
+    fn clear_color(&self, visuals: &egui::Visuals) -> egui::Color32 {
+        self.panel_fill.of(visuals)
     }
 }
 
 /// Opens the window and runs until it is closed. The engine starts with the window (it
 /// needs the window's context to wake it) and stops when the window closes.
-pub fn run_window(options: EngineOptions) -> Result<(), eframe::Error> {
-    let native = eframe::NativeOptions {
-        renderer: eframe::Renderer::Glow,
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Sapa")
-            .with_app_id("sapa")
-            .with_inner_size(WINDOW_SIZE)
-            .with_min_inner_size([900.0, 600.0]),
-        ..Default::default()
-    };
-    eframe::run_native(
-        "Sapa",
-        native,
-        Box::new(move |cc| {
-            sapa_ui::theme::install(&cc.egui_ctx);
-            let panel_fill = PanelFill::clear_panels(&cc.egui_ctx);
-            let ctx = cc.egui_ctx.clone();
-            let engine = engine::spawn(options, move || ctx.request_repaint())?;
-            Ok(Box::new(PhoneApp::new(engine, panel_fill)))
-        }),
-    )
+pub fn run_window(options: EngineOptions) -> Result<(), WindowError> {
+    let viewport = egui::ViewportBuilder::default()
+        .with_title("Sapa")
+        .with_app_id("sapa")
+        .with_inner_size(WINDOW_SIZE)
+        .with_min_inner_size([900.0, 600.0]);
+    window::run(viewport, move |ctx| {
+        sapa_ui::theme::install(ctx);
+        let panel_fill = PanelFill::clear_panels(ctx);
+        let wake = ctx.clone();
+        let engine = engine::spawn(options, move || wake.request_repaint())
+            .map_err(|e| format!("the phone's engine did not start: {e}"))?;
+        Ok(PhoneApp::new(engine, panel_fill))
+    })
 }

@@ -2,7 +2,7 @@
 //! own thread with a tokio runtime; the window thread never waits on network, audio or disk.
 //!
 //! ```text
-//! window thread (eframe)                     engine thread (tokio)
+//! window thread (winit, egui)                engine thread (tokio)
 //!   each frame: drain Update channel  <----  login, one peer connection per shift,
 //!               read Levels (watch)   <----  20 ms voice loop, ring, pings, reconnect,
 //!               phone_ui(view)                drafts on disk, config on disk

@@ -1,9 +1,10 @@
-//! `sapa phone`: the agent's desktop. An eframe window draws the `sapa-ui` views; the
+//! `sapa phone`: the agent's desktop. A window ([`window`]) draws the `sapa-ui` views; the
 //! [`engine`] does everything else on its own thread (signaling, the shift-long peer
 //! connection, the 20 ms voice loop, ring, drafts, settings, reconnects).
 //!
 //! Rooms: [`engine`] (async driver), [`state`] (the window's model, pure), [`supervisor`]
-//! (the wallboard and reports turned into view models, pure), [`app`] (eframe),
+//! (the wallboard and reports turned into view models, pure), [`app`] (the app in the
+//! window), [`window`] (winit, egui drawn on the CPU),
 //! [`audio`] (pluggable audio endpoint), [`config`] and [`draft`] (saved state on disk),
 //! [`clock`] (local time text), [`demo`] (`sapa demo`: switchboard, seeded customers,
 //! simulated callers and the phone in one process).
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod notify;
 pub mod state;
 pub mod supervisor;
+pub mod window;
 
 use std::path::PathBuf;
 
@@ -39,7 +41,7 @@ pub struct PhoneOptions {
 /// Errors of `sapa phone` before or after the window.
 #[derive(Debug, thiserror::Error)]
 pub enum PhoneError {
-    /// eframe's error is not `Send`; its text is kept.
+    /// The window's error may not be `Send`; its text is kept.
     #[error("the window failed: {0}")]
     Window(String),
     #[error("no home directory for the phone's drafts; set XDG_DATA_HOME")]
