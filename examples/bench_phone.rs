@@ -138,8 +138,10 @@ fn frames(log: &Path) -> Vec<Frame> {
         .collect()
 }
 
-/// CPU (% of one core), repaints per second and RSS (MB) of the phone over `window`.
-async fn measure(pid: u32, log: &Path, window: Duration) -> (f64, f64, f64) {
+/// CPU (% of one core), repaints per second and RSS (MB) of the phone over `window`. With
+/// the benchmark's own Xvfb (`xserver`), also prints what showing the frames cost the X server.
+async fn measure(pid: u32, xserver: Option<u32>, log: &Path, window: Duration) -> (f64, f64, f64) {
+    let x0 = xserver.map(cpu_ticks);
     let (t0, c0, us0) = (Instant::now(), cpu_ticks(pid), epoch_us());
     let threads0 = thread_ticks(pid);
     tokio::time::sleep(window).await;
@@ -159,6 +161,10 @@ async fn measure(pid: u32, log: &Path, window: Duration) -> (f64, f64, f64) {
         .map(|(name, pct)| format!("{name} {pct:.1} %"))
         .collect();
     eprintln!("  by thread: {}", top.join(", "));
+    if let (Some(x), Some(x0)) = (xserver, x0) {
+        let pct = cpu_ticks(x).saturating_sub(x0) as f64 / wall;
+        eprintln!("  X server (Xvfb): {pct:.2} %");
+    }
     let painted = frames(log)
         .iter()
         .filter(|f| (us0..us1).contains(&f.start_us))
@@ -367,6 +373,7 @@ async fn main() {
 
     // A display: the one we are given, else our own Xvfb.
     let mut _xvfb = None;
+    let mut xserver = None;
     let display = match std::env::var("DISPLAY") {
         Ok(d) if !d.is_empty() => d,
         _ => {
@@ -377,6 +384,7 @@ async fn main() {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("Xvfb starts (apt-get install xvfb)");
+            xserver = Some(child.id());
             _xvfb = Some(Killed(child));
             std::thread::sleep(Duration::from_secs(1));
             // SAFETY: set before any other thread reads the environment of this process
@@ -418,7 +426,7 @@ async fn main() {
     xdotool(&["mousemove", "1270", "890"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let (idle_cpu, idle_fps, idle_rss) = measure(pid, &log, window).await;
+    let (idle_cpu, idle_fps, idle_rss) = measure(pid, xserver, &log, window).await;
     let idle_parts = rss_parts(pid);
     eprintln!(
         "idle: {idle_cpu:.2} % CPU, {idle_fps:.2} frames/s, RSS {idle_rss:.1} MB ({idle_parts})"
@@ -476,7 +484,7 @@ async fn main() {
     press_until(&running.store, &window_x, "F9", "on_call").await;
     xdotool(&["mousemove", "1270", "890"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (call_cpu, call_fps, call_rss) = measure(pid, &log, window).await;
+    let (call_cpu, call_fps, call_rss) = measure(pid, xserver, &log, window).await;
     let call_parts = rss_parts(pid);
     eprintln!(
         "in call: {call_cpu:.2} % CPU, {call_fps:.2} frames/s, RSS {call_rss:.1} MB ({call_parts})"
