@@ -4,7 +4,8 @@
 //! call is stored with that agent, voice packets are forwarded both ways, and the audio went
 //! through the phone's headset: the caller's tone (1570 Hz) comes out of the speaker device
 //! (recorded from the virtual headset's `sapa_ear.monitor`), and a tone played into the
-//! microphone device (2430 Hz into `sapa_mouth_in`) is in what the caller heard.
+//! microphone device (2430 Hz into `sapa_mouth_in`) is in what the caller heard. In wrap-up,
+//! text another program put on the X clipboard is pasted into the notes with Ctrl+V.
 //!
 //! Needs `DISPLAY` and `xdotool`, and for the audio part the virtual headset
 //! (`scripts/virtual-headset.sh`, `PULSE_SERVER` set). Outside CI a missing display skips the
@@ -283,6 +284,52 @@ async fn the_window_answers_with_f9_and_audio_flows_through_the_headset() {
         );
     }
 
+    // In wrap-up the agent pastes into the notes what another program put on the system
+    // clipboard (an order number from the CRM), and the draft on disk has it.
+    let pasted = "Order 4471, copied from the CRM";
+    let mut clipboard = arboard::Clipboard::new().expect("the X clipboard opens");
+    clipboard
+        .set_text(pasted)
+        .expect("the test owns the clipboard");
+    let draft = dir
+        .path()
+        .join("data/sapa/drafts/ana")
+        .join(format!("{}.json", report.call_id));
+    let draft_has_paste = || std::fs::read_to_string(&draft).is_ok_and(|d| d.contains(pasted));
+    for _ in 0..10 {
+        // The wrap-up's notes field (the window is 1280 x 820; docs/screenshots/wrap-up.png).
+        paste_at(&window, 700, 330);
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < deadline && !draft_has_paste() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if draft_has_paste() {
+            break;
+        }
+    }
+    assert!(
+        draft_has_paste(),
+        "the pasted text is not in the draft: {:?}",
+        std::fs::read_to_string(&draft)
+    );
+
     drop(_phone);
     running.shutdown().await;
+}
+
+/// Clicks at (x, y) in the phone window and presses Ctrl+V there.
+fn paste_at(window: &str, x: u32, y: u32) {
+    let (x, y) = (x.to_string(), y.to_string());
+    for args in [
+        vec!["windowfocus", "--sync", window],
+        vec!["mousemove", "--window", window, &x, &y],
+        vec!["click", "1"],
+        vec!["key", "ctrl+v"],
+    ] {
+        let status = Command::new("xdotool")
+            .args(&args)
+            .status()
+            .expect("xdotool runs");
+        assert!(status.success(), "xdotool {args:?} failed");
+    }
 }
