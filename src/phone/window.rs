@@ -191,6 +191,9 @@ impl OpenWindow {
 /// fills, so it is kept narrow. 2048 is egui's own portable default.
 const MAX_TEXTURE_SIDE: usize = 2048;
 
+/// The rasteriser's tile side in pixels (`TILE_SIZE` in egui_software_backend).
+const TILE_SIDE: usize = 64;
+
 impl<A: WindowApp> Runner<A> {
     fn fail(&mut self, event_loop: &ActiveEventLoop, error: WindowError) {
         self.error = Some(error);
@@ -260,7 +263,12 @@ impl<A: WindowApp> Runner<A> {
         );
         let pixels = open.painter.pixels();
         let mut buffer = open.surface.buffer_mut()?;
-        let whole = open.show_whole || buffer.age() == 0 || painted.resized;
+        // Many changed tiles (a new screen) go to the X server as one image, not one each.
+        let tiles = size[0].div_ceil(TILE_SIDE) * size[1].div_ceil(TILE_SIDE);
+        let whole = open.show_whole
+            || buffer.age() == 0
+            || painted.resized
+            || painted.changed.len() * 2 > tiles;
         open.show_whole = false;
         let mut damage = Vec::with_capacity(painted.changed.len());
         if whole {
@@ -609,7 +617,7 @@ mod tests {
         for _ in 0..3 {
             frame(&ctx, &mut view, &mut [&mut incremental]);
         }
-        let tiles = SIZE[0].div_ceil(64) * SIZE[1].div_ceil(64);
+        let tiles = SIZE[0].div_ceil(TILE_SIDE) * SIZE[1].div_ceil(TILE_SIDE);
         let mut most_changed = 0;
         for tick in 0..10u64 {
             view.now_ms += 500;
