@@ -32,9 +32,6 @@ use winit::window::{Window, WindowId};
 
 /// What the window runs: an egui app that draws one frame at a time.
 pub trait WindowApp {
-    /// Adjust the input before the frame (e.g. cap the texture size).
-    fn raw_input_hook(&mut self, _raw_input: &mut egui::RawInput) {}
-
     /// Draw one frame.
     fn ui(&mut self, ui: &mut egui::Ui, frame: &FrameInfo);
 
@@ -142,13 +139,6 @@ struct OpenWindow {
 }
 
 impl OpenWindow {
-    fn request_redraw(&mut self) {
-        self.redraw_asked = true;
-        self.window.request_redraw();
-    }
-}
-
-impl OpenWindow {
     fn open(
         ctx: &Context,
         event_loop: &ActiveEventLoop,
@@ -185,6 +175,11 @@ impl OpenWindow {
             redraw_asked: false,
         })
     }
+
+    fn request_redraw(&mut self) {
+        self.redraw_asked = true;
+        self.window.request_redraw();
+    }
 }
 
 /// The rasteriser keeps a copy of every texture; egui's glyph atlas grows in height as it
@@ -200,10 +195,6 @@ impl<A: WindowApp> Runner<A> {
         event_loop.exit();
     }
 
-    fn want_repaint_at(&mut self, at: Instant) {
-        self.next_repaint = Some(self.next_repaint.map_or(at, |next| next.min(at)));
-    }
-
     /// Lays out and draws one frame, and shows what changed.
     fn paint(&mut self, event_loop: &ActiveEventLoop) -> Result<(), WindowError> {
         let Some(open) = &mut self.open else {
@@ -216,7 +207,6 @@ impl<A: WindowApp> Runner<A> {
         raw_input
             .viewports
             .insert(ViewportId::ROOT, open.info.clone());
-        self.app.raw_input_hook(&mut raw_input);
         let frame = FrameInfo {
             previous_frame_s: self.previous_frame_s,
         };
@@ -237,7 +227,7 @@ impl<A: WindowApp> Runner<A> {
             }
             if viewport.repaint_delay < Duration::MAX {
                 let at = Instant::now() + viewport.repaint_delay;
-                self.next_repaint = Some(self.next_repaint.map_or(at, |next| next.min(at)));
+                repaint_by(&mut self.next_repaint, at);
             }
         }
 
@@ -386,6 +376,11 @@ impl Drop for TilePainter {
     }
 }
 
+/// Keeps the earlier of the pending repaint and `at`.
+fn repaint_by(next: &mut Option<Instant>, at: Instant) {
+    *next = Some(next.map_or(at, |next| next.min(at)));
+}
+
 /// Tessellates every shape into its own primitive, so the rasteriser's cache (keyed by each
 /// primitive's vertices) keeps everything that did not change. The discs egui prepares in its
 /// font atlas are a GPU shortcut; without them circles are tessellated as paths.
@@ -445,7 +440,7 @@ impl<A: WindowApp> ApplicationHandler<UserEvent> for Runner<A> {
 
     fn user_event(&mut self, _event_loop: &ActiveEventLoop, event: UserEvent) {
         match event {
-            UserEvent::Repaint { at } => self.want_repaint_at(at),
+            UserEvent::Repaint { at } => repaint_by(&mut self.next_repaint, at),
             UserEvent::AccessKit(event) => {
                 let Some(open) = &mut self.open else { return };
                 match event.window_event {
