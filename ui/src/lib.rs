@@ -5,7 +5,7 @@
 //! runs the loop, in the spirit of the egui demo app: update state, draw, then act.
 //!
 //! ```ignore
-//! // every frame, in eframe::App::ui
+//! // every frame, in the window's WindowApp::ui (src/phone/app.rs)
 //! engine.fill_view(&mut view);                 // now_ms, agent, call, stats...
 //! let intents = sapa_ui::phone_ui(ui, &mut view);
 //! for intent in intents { engine.execute(intent); }   // DraftChanged -> store the draft
