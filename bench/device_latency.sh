@@ -14,29 +14,16 @@ set -euo pipefail
 SAPA=${1:-target/release/sapa}
 FRAME_MS=${FRAME_MS:-20}
 SAPA=$(realpath "$SAPA")
-eval "$(bash "$(dirname "$0")/../scripts/virtual-headset.sh" start)"
-dir=$(mktemp -d)
-cleanup() {
-  kill "${sb:-}" "${ag:-}" 2>/dev/null || true
-  [ -n "${loop:-}" ] && pactl unload-module "$loop" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-python3 "$(dirname "$0")/clicks.py" write "$dir/clicks.wav"
-db="sqlite:$dir/b.db"
-"$SAPA" user add --db "$db" --name dev --role agent --password pw >/dev/null
-"$SAPA" switchboard --listen 127.0.0.1:17190 --media-listen 127.0.0.1:17191 --db "$db" 2>/dev/null &
-sb=$!
-loop=$(pactl load-module module-loopback source=sapa_ear.monitor sink=sapa_mouth_in latency_msec=1)
-sleep 1.5
+. "$(dirname "$0")/echo_rig.sh"
+echo_rig_start 17190 "$SAPA"
 "$SAPA" agent --switchboard 127.0.0.1:17190 --user dev --password pw --devices --noise-suppression --agc --calls 1 --frame-ms "$FRAME_MS" >/dev/null 2>"$dir/agent.log" &
-ag=$!
+peer=$!
 sleep 2
 "$SAPA" caller --switchboard 127.0.0.1:17190 --from +15550009 --play "$dir/clicks.wav" \
   --record "$dir/heard.wav" --frame-ms "$FRAME_MS" >/dev/null 2>&1 &
 ca=$!
-ticks() { awk '{print $14 + $15}' "/proc/$ag/stat"; }
-rss() { awk '/VmRSS/ {print $2}' "/proc/$ag/status"; }
+ticks() { awk '{print $14 + $15}' "/proc/$peer/stat"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$peer/status"; }
 sleep 6
 t1=$(ticks); s1=$(date +%s.%N)
 sleep 10

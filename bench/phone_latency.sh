@@ -10,24 +10,11 @@
 # xdotool, and python3 with numpy scipy)
 set -euo pipefail
 SAPA=$(realpath "${1:-target/release/sapa}")
-eval "$(bash "$(dirname "$0")/../scripts/virtual-headset.sh" start)"
-dir=$(mktemp -d)
-cleanup() {
-  kill "${sb:-}" "${ph:-}" 2>/dev/null || true
-  [ -n "${loop:-}" ] && pactl unload-module "$loop" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-python3 "$(dirname "$0")/clicks.py" write "$dir/clicks.wav"
-db="sqlite:$dir/b.db"
-"$SAPA" user add --db "$db" --name dev --role agent --password pw >/dev/null
-"$SAPA" switchboard --listen 127.0.0.1:17390 --media-listen 127.0.0.1:17391 --db "$db" 2>/dev/null &
-sb=$!
-loop=$(pactl load-module module-loopback source=sapa_ear.monitor sink=sapa_mouth_in latency_msec=1)
-sleep 1.5
+. "$(dirname "$0")/echo_rig.sh"
+echo_rig_start 17390 "$SAPA"
 XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/data" SAPA_PASSWORD=pw \
   "$SAPA" phone --switchboard ws://127.0.0.1:17390/v1/ws --user dev 2>"$dir/phone.log" &
-ph=$!
+peer=$!
 window=""
 for _ in $(seq 1 50); do
   window=$(xdotool search --onlyvisible --name '^Sapa$' 2>/dev/null | head -1 || true)

@@ -508,21 +508,23 @@ fn a_headset_opens_its_devices_again_after_the_audio_server_restarts() {
     );
 }
 
+/// Runs `pactl` on the virtual headset's server; returns what it printed (a module's index).
+fn pactl(args: &[&str]) -> String {
+    let out = Command::new("pactl")
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("pactl runs");
+    assert!(out.status.success(), "pactl {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[test]
 fn a_headset_unplugged_mid_stream_goes_on_on_the_default_and_says_so() {
     let Some(_devices) = lock_devices() else {
         return;
     };
     // A "USB headset" that can be unplugged: a sink of its own (its monitor is the microphone).
-    let pactl = |args: &[&str]| {
-        let out = Command::new("pactl")
-            .args(args)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("pactl runs");
-        assert!(out.status.success(), "pactl {args:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
     let module = pactl(&[
         "load-module",
         "module-null-sink",
@@ -577,22 +579,13 @@ fn a_ringer_whose_device_is_unplugged_names_the_device_it_rings_on_now() {
     let Some(_devices) = lock_devices() else {
         return;
     };
-    let out = Command::new("pactl")
-        .args(["load-module", "module-null-sink", "sink_name=sapa_usb_ring"])
-        .output()
-        .expect("pactl runs");
-    assert!(out.status.success());
-    let module = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let module = pactl(&["load-module", "module-null-sink", "sink_name=sapa_usb_ring"]);
     let (mut ringer, notice) = Ringer::open(Some("sapa_usb_ring")).expect("ringer opens");
     assert_eq!(notice, None);
     ringer.play_loop(&[0.1f32; 4800]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(ringer.watch_device(), None, "nothing moved yet");
-    let unloaded = Command::new("pactl")
-        .args(["unload-module", &module])
-        .status()
-        .expect("pactl runs");
-    assert!(unloaded.success());
+    pactl(&["unload-module", &module]);
     let deadline = Instant::now() + Duration::from_secs(3);
     let event = loop {
         if let Some(event) = ringer.watch_device() {
