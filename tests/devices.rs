@@ -585,6 +585,7 @@ fn a_ringer_whose_device_is_unplugged_names_the_device_it_rings_on_now() {
     ringer.play_loop(&[0.1f32; 4800]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(ringer.watch_device(), None, "nothing moved yet");
+    let unplugged = Instant::now();
     pactl(&["unload-module", &module]);
     let deadline = Instant::now() + Duration::from_secs(3);
     let event = loop {
@@ -596,7 +597,14 @@ fn a_ringer_whose_device_is_unplugged_names_the_device_it_rings_on_now() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let told_after = unplugged.elapsed();
     ringer.stop();
+    // The audio client tells of the move as the server does, not at the stream's next timing
+    // poll (once a second).
+    assert!(
+        told_after < Duration::from_millis(500),
+        "the move was told {told_after:?} after the unplug"
+    );
     assert_eq!(
         event,
         Some(DeviceEvent::Moved {

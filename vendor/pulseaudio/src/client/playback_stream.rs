@@ -64,7 +64,19 @@ impl PlaybackStream {
             .moved_to
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .device
             .take()
+    }
+
+    /// Sapa patch: calls `hook` on the client's thread each time the server moves this
+    /// stream, so a watcher learns of it at once instead of by polling. The hook must not
+    /// block.
+    pub fn on_moved(&self, hook: impl Fn() + Send + 'static) {
+        self.0
+            .moved_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hook = Some(Box::new(hook));
     }
 
     /// The attributes of the server-side buffer.

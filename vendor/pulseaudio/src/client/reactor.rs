@@ -41,8 +41,15 @@ pub(super) struct RecordStreamState {
 }
 
 /// Sapa patch: the name of the device the server last moved a stream to, until its handle
-/// takes it.
-pub(super) type MovedTo = Arc<Mutex<Option<String>>>;
+/// takes it, and who to tell when it happens.
+pub(super) type MovedTo = Arc<Mutex<Moved>>;
+
+/// Sapa patch: see [`MovedTo`].
+#[derive(Default)]
+pub(super) struct Moved {
+    pub(super) device: Option<String>,
+    pub(super) hook: Option<Box<dyn Fn() + Send>>,
+}
 
 #[derive(Default)]
 struct ReactorState {
@@ -629,8 +636,11 @@ fn read_tagstruct<R: protocol::CommandReply>(
         .map_err(Into::into)
 }
 
-/// Sapa patch: records the device a stream was moved to.
+/// Sapa patch: records the device a stream was moved to and calls the stream's hook.
 fn note_moved(moved_to: &MovedTo, device_name: &std::ffi::CStr) {
-    let mut slot = moved_to.lock().unwrap_or_else(|e| e.into_inner());
-    *slot = Some(device_name.to_string_lossy().into_owned());
+    let mut moved = moved_to.lock().unwrap_or_else(|e| e.into_inner());
+    moved.device = Some(device_name.to_string_lossy().into_owned());
+    if let Some(hook) = &moved.hook {
+        hook();
+    }
 }

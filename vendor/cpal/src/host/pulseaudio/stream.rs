@@ -22,7 +22,11 @@ use crate::{
     OutputCallbackInfo, OutputStreamTimestamp, SampleFormat, StreamInstant,
 };
 
-const LATENCY_MAX_INTERVAL: Duration = Duration::from_millis(100);
+// Sapa patch: 1 s instead of 100 ms. Each poll is a server round trip that wakes the latency
+// thread twice and the client's thread twice (80 wake-ups a second for a microphone and a
+// speaker, about 0.2 % of a core on a virtual machine); a moved stream is told at once through
+// the client's move hook (`watch_moves`), not found by polling.
+const LATENCY_MAX_INTERVAL: Duration = Duration::from_secs(1);
 
 // Coordinates the latency polling thread
 struct LatencyHandle {
@@ -32,6 +36,12 @@ struct LatencyHandle {
     update: Arc<(Mutex<bool>, Condvar)>,
     // Sapa patch: false while corked (see the latency threads).
     running: Arc<AtomicBool>,
+}
+
+fn wake_latency_thread(update: &(Mutex<bool>, Condvar)) {
+    let (lock, cvar) = update;
+    *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    cvar.notify_one();
 }
 
 impl LatencyHandle {
@@ -46,9 +56,14 @@ impl LatencyHandle {
 
     // Trigger an early poll
     fn notify(&self) {
-        let (lock, cvar) = &*self.update;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cvar.notify_one();
+        wake_latency_thread(&self.update);
+    }
+
+    /// Sapa patch: the latency thread reports a stream the server moved (`DeviceChanged`) as
+    /// soon as the client hears of it, playing or corked.
+    fn watch_moves(&self, on_moved: impl FnOnce(Box<dyn Fn() + Send>)) {
+        let update = self.update.clone();
+        on_moved(Box::new(move || wake_latency_thread(&update)));
     }
 
     // Signal cancellation and wake the thread immediately
@@ -247,6 +262,7 @@ impl Stream {
 
         let stream = block_on(client.create_playback_stream(params, callback.as_playback_source()))
             .map_err(Error::from)?;
+        handle.watch_moves(|hook| stream.on_moved(hook)); // Sapa patch
 
         // Share the error callback between the worker and latency threads so
         // both can surface errors to the user.
@@ -419,6 +435,7 @@ impl Stream {
 
         let stream =
             block_on(client.create_record_stream(params, callback)).map_err(Error::from)?;
+        handle.watch_moves(|hook| stream.on_moved(hook)); // Sapa patch
 
         // Spawn a thread to monitor the stream's latency in a loop.
         let cancel_thread = handle.cancel.clone();
