@@ -252,6 +252,26 @@ mod tests {
         assert!(g20 > 1.0 && (g20 - g10).abs() < 1.0, "{g20} dB vs {g10} dB");
     }
 
+    #[test]
+    fn rnn_kernels_give_the_same_bits_with_and_without_avx2() {
+        // The vendored nnnoiseless runs its network and pitch search compiled for AVX2 where
+        // the CPU has it (vendor/README.md); both builds must denoise alike, to the bit.
+        let speech = speech_like(48_000, 48_000 * 2, 31, false);
+        let noise = white_noise(speech.len(), 0.02, 33);
+        let noisy: Vec<f32> = speech.iter().zip(&noise).map(|(s, n)| s + n).collect();
+        let fast = run(&mut MicProcessor::new(true, false), &noisy);
+        nnnoiseless::set_portable_kernels(true);
+        let portable = run(&mut MicProcessor::new(true, false), &noisy);
+        nnnoiseless::set_portable_kernels(false);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_ne!(bits(&portable), bits(&noisy), "the noise was suppressed");
+        assert_eq!(bits(&fast), bits(&portable));
+        #[cfg(target_arch = "x86_64")]
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("this CPU has no AVX2: both runs used the portable kernels");
+        }
+    }
+
     fn white_noise(n: usize, amp: f32, seed: u64) -> Vec<f32> {
         let mut rng = Rng(seed);
         (0..n).map(|_| amp * rng.signed() as f32).collect()
