@@ -16,6 +16,9 @@
 //!
 //! With `PULSE_SERVER` set (the virtual headset, `scripts/virtual-headset.sh`) the phone uses
 //! its devices (`sapa_mouth`, `sapa_ear`, `sapa_ring`); otherwise `--no-audio`.
+//! `SAPA_BENCH_MICROPHONE` names another microphone, such as the paced one of
+//! `bench/paced_mic.py` (a sound card's 10 ms periods instead of the virtual microphone's
+//! 2.5-3.3 ms pieces).
 //!
 //! Run: `cargo run --example bench_phone -- SAPA_BINARY [HISTORY] [POPS] [SECS]`
 //! (defaults target/debug/sapa, 10000, 10, 20). Needs Xvfb (or a display) and xdotool.
@@ -408,9 +411,13 @@ async fn main() {
         .stderr(Stdio::null());
     if headset {
         let config = dir.path().join("phone.toml");
+        let microphone =
+            std::env::var("SAPA_BENCH_MICROPHONE").unwrap_or_else(|_| "sapa_mouth".into());
         std::fs::write(
             &config,
-            "microphone = \"sapa_mouth\"\nspeaker = \"sapa_ear\"\nringer = \"sapa_ring\"\n",
+            format!(
+                "microphone = \"{microphone}\"\nspeaker = \"sapa_ear\"\nringer = \"sapa_ring\"\n"
+            ),
         )
         .expect("phone config written");
         phone.arg("--config").arg(&config);
