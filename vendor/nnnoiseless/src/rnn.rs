@@ -401,8 +401,8 @@ struct SubMatrix<'a> {
 
 impl<'a> SubMatrix<'a> {
     // Sapa patch: the release compiled this loop for the baseline CPU only (SSE2, where
-    // widening the `i8` weights to `f32` takes several instructions per lane). Two thirds of
-    // the denoiser's time per frame went here. On a CPU with AVX2 the same loop, compiled for
+    // widening the `i8` weights to `f32` takes several instructions per lane). Two fifths of
+    // the denoiser's time in a call went here. On a CPU with AVX2 the same loop, compiled for
     // AVX2, handles eight outputs per instruction. Each output still adds its terms in the same
     // order, and Rust never fuses a multiply and an add, so the results are the same to the
     // bit (test `rnn_kernels_give_the_same_bits_with_and_without_avx2`).
