@@ -30,34 +30,10 @@ sleep 2
 "$SAPA" caller --switchboard 127.0.0.1:17590 --from +15550009 --play "$dir/caller.wav" \
   --record "$dir/heard.wav" >/dev/null 2>&1 &
 caller=$!
-snapshot() {
-  for task in /proc/$peer/task/*; do
-    echo "$(basename "$task") $(cat "$task/comm") $(awk '{print $14 + $15}' "$task/stat") \
-      $(awk '/^voluntary_ctxt_switches/ {print $2}' "$task/status")"
-  done
-}
 sleep 8
-snapshot >"$dir/before"; t1=$(date +%s.%N)
+cpu_mark "$dir/before"
 sleep "$MEASURE"
-snapshot >"$dir/after"; t2=$(date +%s.%N)
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$peer/status")
+cpu_mark "$dir/after"
 kill -0 "$caller" 2>/dev/null || echo "warning: the call ended before the measurement did" >&2
-python3 - "$dir/before" "$dir/after" "$t1" "$t2" "$(getconf CLK_TCK)" "$rss" <<'PY'
-import sys
-before, after, t1, t2, hz, rss = sys.argv[1:]
-def load(path):
-    return {f[0]: f for f in (line.split() for line in open(path))}
-a, b = load(before), load(after)
-seconds, hz = float(t2) - float(t1), float(hz)
-total = 0.0
-for tid, (_, name, ticks, switches) in b.items():
-    if tid not in a:
-        continue
-    cpu = (int(ticks) - int(a[tid][2])) / hz / seconds * 100
-    wakes = (int(switches) - int(a[tid][3])) / seconds
-    total += cpu
-    if cpu > 0 or wakes > 5:
-        print(f"  thread {name:<16} CPU {cpu:5.2f} %   wake-ups {wakes:5.0f} / s")
-print(f"agent process in call: CPU {total:.2f} % of one core over {seconds:.0f} s, RSS {int(rss) / 1024:.0f} MB")
-PY
+cpu_report "$dir/before" "$dir/after"
 kill "$caller" 2>/dev/null || true
