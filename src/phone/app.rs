@@ -1,6 +1,6 @@
-//! The phone's app in its window ([`super::window`]): each frame it drains the engine's updates into [`PhoneState`], draws
-//! `sapa_ui::phone_ui`, and hands the returned intents to the engine. It never waits on
-//! anything.
+//! The phone's app in its window ([`super::window`]): each frame it drains the engine's
+//! updates into [`PhoneState`], draws `sapa_ui::phone_ui`, and hands the returned intents to
+//! the engine. It never waits on anything.
 //!
 //! Repaints happen when something changes: input, an engine update (the engine calls
 //! `request_repaint`), once a second for the header's state timer between calls, twice a
@@ -78,9 +78,9 @@ impl PanelFill {
 
 /// One line per frame, for benchmarks: `frame START_US PREV_CPU_US [pop CALL_ID]`.
 /// START_US is when this frame's `ui` began (microseconds since the Unix epoch); PREV_CPU_US
-/// is the CPU time of the previous frame from its start until the window showed it, or -1; `pop CALL_ID` marks the first frame that draws the
-/// screen-pop of an offered call. So the screen-pop was painted at START_US of its frame plus
-/// PREV_CPU_US of the next line.
+/// is the CPU time of the previous frame from its start until the window showed it, or -1;
+/// `pop CALL_ID` marks the first frame that draws the screen-pop of an offered call. So the
+/// screen-pop was painted at START_US of its frame plus PREV_CPU_US of the next line.
 struct FrameLog {
     file: BufWriter<File>,
     /// The offered call whose screen-pop has been drawn.
