@@ -340,18 +340,12 @@ fn a_paused_headset_goes_quiet_and_resumes_at_once() {
     assert_eq!(stats.speaker_overruns, 0, "{stats:?}");
 }
 
-/// A signal caught by a handler interrupts whatever system call the thread it lands on is
-/// waiting in (`epoll_wait` fails with EINTR). Debuggers and tracers attaching to the phone
-/// do the same. The PulseAudio client's thread must shrug it off: before, it took EINTR for
-/// a dead connection and quit, and the headset went silent for the rest of the call.
-#[test]
-fn signals_landing_on_the_audio_threads_do_not_stop_the_headset() {
-    let Some(_devices) = lock_devices() else {
-        return;
-    };
+/// Installs a handler that does nothing for SIGUSR1 (which nothing else here uses), without
+/// SA_RESTART, so that the calls it interrupts fail with EINTR as they would for most
+/// handlers.
+fn catch_sigusr1() {
     extern "C" fn ignore(_: libc::c_int) {}
-    // SAFETY: installs a handler that does nothing for a signal nothing else here uses; no
-    // SA_RESTART, so interrupted calls fail with EINTR as they would for most handlers.
+    // SAFETY: a handler that touches nothing, for a signal no other code in this binary uses.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
@@ -361,6 +355,33 @@ fn signals_landing_on_the_audio_threads_do_not_stop_the_headset() {
             0
         );
     }
+}
+
+/// Sends SIGUSR1 to every thread of this process; returns to how many it went.
+fn sigusr1_every_thread() -> u32 {
+    let mut sent = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(tid) = task.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        // SAFETY: tgkill with our own pid and one of our thread ids.
+        if unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) } == 0 {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// A signal caught by a handler interrupts whatever system call the thread it lands on is
+/// waiting in (`epoll_wait` fails with EINTR). Debuggers and tracers attaching to the phone
+/// do the same. The PulseAudio client's thread must shrug it off: before, it took EINTR for
+/// a dead connection and quit, and the headset went silent for the rest of the call.
+#[test]
+fn signals_landing_on_the_audio_threads_do_not_stop_the_headset() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    catch_sigusr1();
     let dir = tempfile::tempdir().unwrap();
     let (mut headset, _) =
         Headset::open(Some("sapa_mouth"), Some("sapa_ear")).expect("headset opens");
@@ -377,17 +398,7 @@ fn signals_landing_on_the_audio_threads_do_not_stop_the_headset() {
         let phase = (n / 50) as usize;
         if (50..60).contains(&n) {
             // Every thread of this process, the audio client's among them, ten times.
-            for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-                let Ok(tid) = task.file_name().to_string_lossy().parse::<libc::pid_t>() else {
-                    continue;
-                };
-                // SAFETY: tgkill with our own pid and one of our thread ids.
-                let sent =
-                    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
-                if sent == 0 {
-                    signalled += 1;
-                }
-            }
+            signalled += sigusr1_every_thread();
         }
         headset.write_speaker_frame(&silence);
         if headset.read_mic_frame(&mut mic) {
@@ -411,6 +422,92 @@ fn signals_landing_on_the_audio_threads_do_not_stop_the_headset() {
         "the microphone kept running through the signals: {mic_ok:?}"
     );
     assert_eq!(stats.stream_errors, 0, "{stats:?}");
+}
+
+/// Where PulseAudio is missing the headset runs on cpal's ALSA host, whose stream threads
+/// wait in `poll()`. A caught signal interrupts that wait with EINTR, which cpal took for a
+/// stream error: the agent was told their microphone and speaker failed. Runs the ALSA
+/// host's "default" device (the ALSA pulse plugin routes it to the virtual headset) both ways
+/// with 10 ms periods and signals every thread; the streams must go on without an error.
+#[test]
+fn signals_landing_on_the_alsa_threads_are_no_stream_errors() {
+    use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    catch_sigusr1();
+    let host = cpal::host_from_id(cpal::HostId::Alsa).expect("cpal has its ALSA host");
+    let config = cpal::StreamConfig {
+        channels: 1,
+        sample_rate: 48_000,
+        buffer_size: cpal::BufferSize::Fixed(480),
+    };
+    let mic_periods = Arc::new(AtomicU64::new(0));
+    let speaker_periods = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let on_error = |errors: &Arc<Mutex<Vec<String>>>| {
+        let errors = errors.clone();
+        move |e: cpal::Error| errors.lock().unwrap().push(e.to_string())
+    };
+    let mic = host
+        .default_input_device()
+        .expect("ALSA's default capture device (the pulse plugin: libasound2-plugins)");
+    let counted = mic_periods.clone();
+    let mic = mic
+        .build_input_stream::<f32, _, _>(
+            config,
+            move |_: &[f32], _| {
+                counted.fetch_add(1, Relaxed);
+            },
+            on_error(&errors),
+            Some(Duration::from_secs(2)),
+        )
+        .expect("ALSA capture opens");
+    let speaker = host
+        .default_output_device()
+        .expect("ALSA's default playback device");
+    let counted = speaker_periods.clone();
+    let speaker = speaker
+        .build_output_stream::<f32, _, _>(
+            config,
+            move |out: &mut [f32], _| {
+                out.fill(0.0);
+                counted.fetch_add(1, Relaxed);
+            },
+            on_error(&errors),
+            Some(Duration::from_secs(2)),
+        )
+        .expect("ALSA playback opens");
+    mic.play().expect("capture starts");
+    speaker.play().expect("playback starts");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut signalled = 0;
+    for _ in 0..10 {
+        signalled += sigusr1_every_thread();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after_signals = [mic_periods.load(Relaxed), speaker_periods.load(Relaxed)];
+    std::thread::sleep(Duration::from_millis(500));
+    let at_end = [mic_periods.load(Relaxed), speaker_periods.load(Relaxed)];
+    drop((mic, speaker));
+    let errors = errors.lock().unwrap().clone();
+    eprintln!(
+        "signals sent {signalled}; periods (mic, speaker) after the signals {after_signals:?}, \
+         0.5 s later {at_end:?}; errors {errors:?}"
+    );
+    assert!(signalled >= 20, "the signals were sent: {signalled}");
+    assert!(errors.is_empty(), "stream errors: {errors:?}");
+    for (what, (before, after)) in ["mic", "speaker"]
+        .iter()
+        .zip(after_signals.iter().zip(&at_end))
+    {
+        assert!(
+            after - before >= 20,
+            "the {what} went on after the signals: {before} -> {after} periods in 0.5 s"
+        );
+    }
 }
 
 /// The audio server dies under the call and comes back (a PulseAudio or PipeWire restart, a

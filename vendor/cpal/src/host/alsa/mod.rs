@@ -1078,7 +1078,13 @@ fn poll_for_period(
         ..
     } = *ctxt;
 
-    let res = alsa::poll::poll(descriptors, *poll_timeout)?;
+    // Sapa patch: a signal caught on this thread (a handler installed anywhere in the
+    // process, or a debugger attaching) interrupts poll() with EINTR; that is no stream
+    // error, so wait again. The alsa crate keeps poll's errno negated, hence `abs`.
+    let res = match alsa::poll::poll(descriptors, *poll_timeout) {
+        Err(e) if e.errno().abs() == libc::EINTR => return Ok(Poll::Pending),
+        res => res?,
+    };
     if res == 0 {
         // Timeout expired with no events. Query PCM state to handle cases where
         // POLLERR/POLLHUP was not delivered before the timeout fired (e.g. some
