@@ -178,6 +178,109 @@ async fn a_call_on_the_headset_carries_both_directions() {
     sb.shutdown().await;
 }
 
+/// Whether each of this process's PulseAudio streams (microphones and speakers) is corked
+/// (paused), as the server reports it.
+fn our_streams_corked() -> Vec<bool> {
+    let pid = format!("application.process.id = \"{}\"", std::process::id());
+    let mut corked = Vec::new();
+    for kind in ["source-outputs", "sink-inputs"] {
+        let out = Command::new("pactl")
+            .args(["list", kind])
+            .env("LC_ALL", "C")
+            .output()
+            .expect("pactl runs");
+        for block in String::from_utf8_lossy(&out.stdout).split("\n\n") {
+            if block.contains(&pid) {
+                corked.push(block.contains("Corked: yes"));
+            }
+        }
+    }
+    corked
+}
+
+/// Polls [`our_streams_corked`] until `want` holds or `limit` passes; returns the last state.
+async fn wait_for_streams(limit: Duration, want: impl Fn(&[bool]) -> bool) -> Vec<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let corked = tokio::task::spawn_blocking(our_streams_corked)
+            .await
+            .unwrap();
+        if want(&corked) || Instant::now() > deadline {
+            return corked;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A headless agent on a headset keeps it paused while no call rings or is connected, as the
+/// phone does: the server reports its two device streams corked before the first call,
+/// running in the call and corked again after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[allow(clippy::await_holding_lock)]
+async fn an_agent_on_the_headset_pauses_it_between_calls() {
+    let Some(_devices) = lock_devices() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    let options = AgentOptions {
+        switchboard: url.clone(),
+        user: "ana".into(),
+        password: PASSWORD.into(),
+        voice: AgentVoice::Devices(HeadsetChoice {
+            input: Some("sapa_mouth".into()),
+            output: Some("sapa_ear".into()),
+            ..HeadsetChoice::default()
+        }),
+        record: None,
+        calls: 2,
+        disposition: None,
+        notes: String::new(),
+        resolution: Resolution::Resolved,
+        talk_secs: None,
+        no_answer: false,
+        hold: None,
+        mute: None,
+        send_digits: None,
+        impair: None,
+        frame: Default::default(),
+        dtx: false,
+    };
+    let agent_task = tokio::spawn(agent::run(options, |_| {}));
+    let all_corked = |c: &[bool]| c.len() == 2 && c.iter().all(|&c| c);
+    let before = wait_for_streams(Duration::from_secs(10), all_corked).await;
+    assert!(all_corked(&before), "paused before any call: {before:?}");
+
+    let caller = tokio::spawn(caller::run(CallerOptions {
+        switchboard: url,
+        from: "+15550124".into(),
+        name: None,
+        queue: None,
+        play: tone_wav(dir.path(), "caller.wav", 440.0, 3.0),
+        record: dir.path().join("caller-heard.wav"),
+        talk_secs: None,
+        max_wait_secs: 30.0,
+        impair: None,
+        frame: Default::default(),
+        to: None,
+        dial_digits: None,
+        survey: None,
+        inband_dtmf: false,
+    }));
+    let running = |c: &[bool]| c.len() == 2 && c.iter().all(|&c| !c);
+    let during = wait_for_streams(Duration::from_secs(5), running).await;
+    let report = caller.await.unwrap().expect("call completes");
+    assert!(report.answered, "{report:?}");
+    let after = wait_for_streams(Duration::from_secs(3), all_corked).await;
+    agent_task.abort();
+    eprintln!("streams corked before {before:?}, in the call {during:?}, after {after:?}");
+    assert!(running(&during), "running in the call: {during:?}");
+    assert!(all_corked(&after), "paused again after the call: {after:?}");
+    sb.shutdown().await;
+}
+
 #[test]
 fn switching_the_speaker_mid_stream_keeps_the_microphone_and_missing_names_fall_back() {
     let Some(_devices) = lock_devices() else {

@@ -213,6 +213,8 @@ pub async fn run_with(
         let processing = (choice.noise_suppression || choice.agc)
             .then(|| MicProcessor::new(choice.noise_suppression, choice.agc));
         voice.attach_headset(headset, processing);
+        // Paused until a call is offered.
+        hold_headset_while_needed(&mut voice, false);
     }
     // What the agent hears (on the headset or in the recording) is played when it is due,
     // not on the next tick of the voice clock.
@@ -257,6 +259,9 @@ pub async fn run_with(
                 if voice.next_play().is_none() {
                     voice.play_and_record(Instant::now(), current.is_some().then_some(&mut recording));
                 }
+                // Between calls nothing is encoded or sent, as in the phone; the RTP clock
+                // still advances, so a call's first frame carries the right time.
+                voice.muted = muted || current.is_none();
                 if let Some((ts, frame)) = voice.say(Instant::now()) {
                     voice.send(&media, ts, frame).await?;
                 }
@@ -515,6 +520,9 @@ pub async fn run_with(
                 }
             }
         }
+        // The headset runs while a call rings or is connected and is paused between calls,
+        // as the phone's is, so an idle agent costs next to nothing.
+        hold_headset_while_needed(&mut voice, offered.is_some() || current.is_some());
     }
     let _ = signal
         .request(
@@ -528,6 +536,22 @@ pub async fn run_with(
         .await;
     media.close().await;
     Ok(reports)
+}
+
+/// Resumes the headset (if there is one) when `needed`, pauses it otherwise. Resuming takes
+/// one server round trip; a failure is logged and the call goes on without it.
+fn hold_headset_while_needed(voice: &mut Voice, needed: bool) {
+    let Some(headset) = voice.headset_mut() else {
+        return;
+    };
+    if headset.is_running() != needed
+        && let Err(e) = headset.set_running(needed)
+    {
+        tracing::warn!(
+            "the headset could not be {}: {e}",
+            if needed { "resumed" } else { "paused" }
+        );
+    }
 }
 
 /// Opens the headset off the async threads (PulseAudio's handshake and stream set-up block).

@@ -409,9 +409,12 @@ impl Voice {
             for event in headset.watch_devices(now) {
                 tracing::warn!("{event}");
             }
-            // Read every tick, in a call or not, so the microphone ring never backs up.
+            // Read every tick, in a call or not, so the microphone ring never backs up. A
+            // paused headset (between calls) gives silence, which needs no processing.
             headset.read_mic_frame(&mut self.mic[..n]);
-            if let Some(p) = &mut self.mic_processor {
+            if headset.is_running()
+                && let Some(p) = &mut self.mic_processor
+            {
                 p.process(&mut self.mic[..n]);
             }
         }
