@@ -23,6 +23,9 @@ const MAX_NOTICES: usize = 4;
 pub struct PhoneState {
     pub view: PhoneView,
     next_notice_id: u64,
+    /// The notices of missed calls, which say the agent is now Not ready: taken down when the
+    /// agent is Available again, since they are no longer true.
+    missed_call_notices: Vec<u64>,
     /// Codes submitted per call, shown in the Today list once saved.
     submitted: Vec<(String, sapa_ui::Disposition)>,
     /// A supervisor's monitoring session; kept apart from the wallboard, which each push
@@ -135,6 +138,10 @@ impl PhoneState {
                     agent.state = agent_state(state, reason);
                     agent.state_since_ms = since_ms.max(0) as u64;
                 }
+                if state == AgentStateName::Available && !self.missed_call_notices.is_empty() {
+                    let missed = std::mem::take(&mut self.missed_call_notices);
+                    view.notices.retain(|n| !missed.contains(&n.id));
+                }
                 match (&mut view.call, state) {
                     (CallView::WrapUp(wrap), AgentStateName::AfterCallWork)
                         if call_id.as_deref() == Some(wrap.call_id.as_str()) =>
@@ -191,8 +198,11 @@ impl PhoneState {
                         )),
                         _ => None,
                     };
-                    if let Some((level, text)) = text {
-                        self.push_notice(level, text);
+                    if let Some((level, text)) = text
+                        && let Some(id) = self.push_notice(level, text)
+                        && reason == "ring_no_answer"
+                    {
+                        self.missed_call_notices.push(id);
                     }
                 }
             }
@@ -336,7 +346,9 @@ impl PhoneState {
                 view.settings = settings;
                 view.settings.mic_test_level_dbfs = mic_test;
             }
-            Update::Notice { level, text } => self.push_notice(level, text),
+            Update::Notice { level, text } => {
+                self.push_notice(level, text);
+            }
             Update::Wallboard(mut wallboard) => {
                 wallboard.monitoring = self.monitoring.clone();
                 view.wallboard = Some(wallboard);
@@ -385,10 +397,11 @@ impl PhoneState {
         }
     }
 
-    fn push_notice(&mut self, level: NoticeLevel, text: String) {
+    /// Shows a notice; returns its id, or None when the same sentence is already shown.
+    fn push_notice(&mut self, level: NoticeLevel, text: String) -> Option<u64> {
         // The same sentence again (a flapping link) does not stack up.
         if self.view.notices.iter().any(|n| n.text == text) {
-            return;
+            return None;
         }
         self.next_notice_id += 1;
         self.view.notices.push(Notice {
@@ -398,6 +411,7 @@ impl PhoneState {
         });
         let excess = self.view.notices.len().saturating_sub(MAX_NOTICES);
         self.view.notices.drain(..excess);
+        Some(self.next_notice_id)
     }
 
     /// Whether something on screen counts seconds (state timer, call timers).
@@ -610,6 +624,48 @@ mod tests {
         let id = s.view.notices[0].id;
         s.note_intent(&Intent::DismissNotice(id));
         assert!(s.view.notices.is_empty());
+    }
+
+    #[test]
+    fn a_missed_call_notice_goes_when_the_agent_is_available_again() {
+        let mut s = logged_in();
+        s.push_notice(NoticeLevel::Warning, "The microphone was unplugged.".into());
+        s.apply(
+            Update::Offered {
+                call_id: "c3".into(),
+                queue: "support".into(),
+                caller: CallerInfo {
+                    number: "+15550112".into(),
+                    name: Some("Budi".into()),
+                    history: vec![],
+                },
+                waited_ms: 0,
+                ring_started_ms: 0,
+                ring_deadline_ms: 15_000,
+                origin: None,
+            },
+            0,
+        );
+        s.apply(
+            Update::OfferWithdrawn {
+                call_id: "c3".into(),
+                reason: "ring_no_answer".into(),
+            },
+            15_000,
+        );
+        let state = |state, since_ms| Update::AgentState {
+            state,
+            reason: Some("missed".into()),
+            since_ms,
+            call_id: None,
+            deadline_ms: None,
+        };
+        s.apply(state(AgentStateName::NotReady, 15_000), 15_000);
+        assert_eq!(s.view.notices.len(), 2, "{:?}", s.view.notices);
+        assert!(s.view.notices[1].text.starts_with("Missed call from Budi"));
+        s.apply(state(AgentStateName::Available, 20_000), 20_000);
+        let texts: Vec<&str> = s.view.notices.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(texts, ["The microphone was unplugged."]);
     }
 
     fn offer(s: &mut PhoneState, call_id: &str, origin: Option<sapa_ui::CallOrigin>) {
