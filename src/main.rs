@@ -380,6 +380,12 @@ struct HistoryArgs {
     limit: u32,
 }
 
+/// What is logged unless `SAPA_LOG` says otherwise. WebRTC's DTLS layer warns on every
+/// call that it was given no server name, which it never needs here (peers are checked by
+/// the certificate fingerprint from the signalling, not by name) and which its callers
+/// cannot pass; that warning is left out.
+const DEFAULT_LOG: &str = "warn,sapa=info,rtc_dtls::config=error";
+
 fn main() -> ExitCode {
     // Before any thread exists: the local UTC offset can only be read then (see phone::clock).
     sapa::phone::clock::init_local_offset();
@@ -387,7 +393,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SAPA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sapa=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -77,6 +77,11 @@ pub struct CallerReport {
     pub reported_loss_pct: Option<f64>,
     /// Voice packets the caller sent (fewer with DTX).
     pub packets_sent: u64,
+    /// Of what the caller heard (ringback, prompts, the agents): frames that never arrived
+    /// (by RTP time), and frames its decoder concealed (lost ones not rebuilt from FEC or
+    /// RED, and waits for late ones).
+    pub heard_lost_frames: u64,
+    pub heard_concealed_frames: u64,
 }
 
 /// More of what a headless caller may do.
@@ -160,6 +165,8 @@ pub async fn run_with(
         fec_loss_pct: 0,
         reported_loss_pct: None,
         packets_sent: 0,
+        heard_lost_frames: 0,
+        heard_concealed_frames: 0,
     };
     let ask_callback_at = extras
         .callback_after_secs
@@ -345,10 +352,10 @@ async fn talk(
     report.fec_loss_pct = voice.expected_loss_pct();
     report.reported_loss_pct = voice.reported_loss_pct();
     report.packets_sent = voice.packets_out();
-    tracing::info!(
-        stats = ?voice.receiver_stats(crate::peer::rtc::RxSlot::Main),
-        "what the caller heard, after the call"
-    );
+    let heard = voice.receiver_stats(crate::peer::rtc::RxSlot::Main);
+    report.heard_lost_frames = heard.jitter.lost;
+    report.heard_concealed_frames = heard.jitter.concealed_frames;
+    tracing::info!(stats = ?heard, "what the caller heard, after the call");
     if hung_up_by_us {
         let _ = signal
             .request(
@@ -411,6 +418,8 @@ pub async fn listen(options: CallerOptions, number: String) -> Result<CallerRepo
         fec_loss_pct: 0,
         reported_loss_pct: None,
         packets_sent: 0,
+        heard_lost_frames: 0,
+        heard_concealed_frames: 0,
     };
     let mut tick = tokio::time::interval(voice.frame_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

@@ -239,14 +239,28 @@ struct OutStream {
     last: Option<(u64, Instant)>,
 }
 
+/// A change of source within this long after the last frame is a hand-over (ringback to the
+/// agent's voice, the agent to hold music): the new source's first frame directly follows
+/// the last one. Receivers number frames by RTP time (a bridge's sequence numbers hide
+/// losses), so a gap in time there would count as a lost frame and make them keep extra
+/// delay against more loss, though nothing was lost: the agent's first frame of a call
+/// comes 20-60 ms after the ringback stops.
+const HANDOVER: Duration = Duration::from_millis(200);
+
 impl OutStream {
     /// Maps a source timestamp to this stream's clock.
     fn map(&mut self, source: Source, source_ts: u64, now: Instant) -> u64 {
         if self.source != Some(source) {
             let next = match self.last {
                 Some((ts, at)) => {
-                    let elapsed = now.saturating_duration_since(at).as_micros() as u64 * 48 / 1000;
-                    ts + elapsed.max(FRAME_SAMPLES)
+                    let gap = now.saturating_duration_since(at);
+                    // After a longer pause the clock moves on by the pause, in whole frames.
+                    let frames = if gap <= HANDOVER {
+                        1
+                    } else {
+                        (gap.as_micros() as u64 / FRAME.as_micros() as u64).max(1)
+                    };
+                    ts + frames * FRAME_SAMPLES
                 }
                 None => 0,
             };
@@ -264,7 +278,10 @@ impl OutStream {
     /// receiver takes the second for a copy of the first).
     fn now_ts(&mut self, now: Instant) -> u64 {
         let (ts, at) = *self.last.get_or_insert((0, now));
-        ts + now.saturating_duration_since(at).as_micros() as u64 * 48 / 1000
+        let ts = ts + now.saturating_duration_since(at).as_micros() as u64 * 48 / 1000;
+        // Media from a new source then comes after the event, not before it.
+        self.last = Some((ts, now));
+        ts
     }
 }
 
@@ -972,6 +989,29 @@ mod tests {
         let ts = out.map(b, 5, t0 + 2 * FRAME);
         assert_eq!(ts, 1920);
         assert_eq!(out.map(b, 965, t0 + 3 * FRAME), 2880);
+    }
+
+    #[test]
+    fn a_hand_over_leaves_no_gap_in_time_and_a_pause_moves_the_clock_in_whole_frames() {
+        let t0 = Instant::now();
+        let mut out = OutStream::default();
+        let ringback = Source::Sound(Sound::Ringback);
+        let agent = Source::Peer(PeerId(7));
+        assert_eq!(out.map(ringback, 0, t0), 0);
+        // The agent's first frame comes 57 ms after the last ringback frame: next frame.
+        let ts = out.map(agent, 123_456, t0 + Duration::from_millis(57));
+        assert_eq!(ts, FRAME_SAMPLES);
+        assert_eq!(
+            out.map(agent, 123_456 + 960, t0 + Duration::from_millis(77)),
+            1920
+        );
+        // Back to hold music after a 1.01 s pause: 50 frames on, on the frame grid.
+        let ts = out.map(
+            Source::Sound(Sound::HoldMusic),
+            0,
+            t0 + Duration::from_millis(77 + 1010),
+        );
+        assert_eq!(ts, 1920 + 50 * FRAME_SAMPLES);
     }
 
     #[test]
