@@ -248,6 +248,7 @@ pub async fn run_with(
     let mut step = ControlStep::Waiting;
     let mut muted = false;
     let mut digits_sent = false;
+    let mut headset_needed = false;
     while (reports.len() as u32) < options.calls {
         tokio::select! {
             _ = tokio::time::sleep_until(voice.play_deadline()), if voice.next_play().is_some() => {
@@ -521,8 +522,13 @@ pub async fn run_with(
             }
         }
         // The headset runs while a call rings or is connected and is paused between calls,
-        // as the phone's is, so an idle agent costs next to nothing.
-        hold_headset_while_needed(&mut voice, offered.is_some() || current.is_some());
+        // as the phone's is, so an idle agent costs next to nothing. Tried once per change,
+        // so a headset that cannot resume is reported once, not on every frame.
+        let needed = offered.is_some() || current.is_some();
+        if needed != headset_needed {
+            headset_needed = needed;
+            hold_headset_while_needed(&mut voice, needed);
+        }
     }
     let _ = signal
         .request(
@@ -539,7 +545,7 @@ pub async fn run_with(
 }
 
 /// Resumes the headset (if there is one) when `needed`, pauses it otherwise. Resuming takes
-/// one server round trip; a failure is logged and the call goes on without it.
+/// one server round trip; a failure is logged and the call goes on without the headset.
 fn hold_headset_while_needed(voice: &mut Voice, needed: bool) {
     let Some(headset) = voice.headset_mut() else {
         return;
