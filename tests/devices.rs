@@ -17,7 +17,6 @@ use sapa::config::SwitchboardConfig;
 use sapa::peer::agent::{AgentOptions, AgentVoice, HeadsetChoice};
 use sapa::peer::caller::CallerOptions;
 use sapa::peer::{agent, caller};
-use sapa::protocol::Resolution;
 
 use common::*;
 
@@ -80,6 +79,18 @@ fn lock_devices() -> Option<std::sync::MutexGuard<'static, ()>> {
     }
 }
 
+/// Agent "ana" on the virtual headset (`sapa_mouth`, `sapa_ear`), answering `calls` calls.
+fn headset_agent(url: &str, calls: u32) -> AgentOptions {
+    AgentOptions {
+        voice: AgentVoice::Devices(HeadsetChoice {
+            input: Some("sapa_mouth".into()),
+            output: Some("sapa_ear".into()),
+            ..HeadsetChoice::default()
+        }),
+        ..plain_agent(url, "ana", calls)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 // The guard is held on purpose for the whole call: it keeps the other device tests (plain
 // threads, not tasks) off the shared virtual devices.
@@ -98,27 +109,8 @@ async fn a_call_on_the_headset_carries_both_directions() {
     let agent_rec = dir.path().join("agent-heard.wav");
 
     let options = AgentOptions {
-        switchboard: url.clone(),
-        user: "ana".into(),
-        password: PASSWORD.into(),
-        voice: AgentVoice::Devices(HeadsetChoice {
-            input: Some("sapa_mouth".into()),
-            output: Some("sapa_ear".into()),
-            ..HeadsetChoice::default()
-        }),
         record: Some(agent_rec.clone()),
-        calls: 1,
-        disposition: None,
-        notes: String::new(),
-        resolution: Resolution::Resolved,
-        talk_secs: None,
-        no_answer: false,
-        hold: None,
-        mute: None,
-        send_digits: None,
-        impair: None,
-        frame: Default::default(),
-        dtx: false,
+        ..headset_agent(&url, 1)
     };
     let agent_task = tokio::spawn(agent::run(options, |_| {}));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -126,20 +118,8 @@ async fn a_call_on_the_headset_carries_both_directions() {
     let ear = Recorder::start("sapa_ear.monitor", dir.path().join("ear.raw"));
     let mut mouth = play_into("sapa_mouth_in", &mouth_tone);
     let report = caller::run(CallerOptions {
-        switchboard: url,
-        from: "+15550123".into(),
-        name: None,
-        queue: None,
-        play: caller_tone,
         record: caller_rec.clone(),
-        talk_secs: None,
-        max_wait_secs: 30.0,
-        impair: None,
-        frame: Default::default(),
-        to: None,
-        dial_digits: None,
-        survey: None,
-        inband_dtmf: false,
+        ..plain_caller(&url, "+15550123", &caller_tone, dir.path())
     })
     .await
     .expect("call completes");
@@ -225,50 +205,18 @@ async fn an_agent_on_the_headset_pauses_it_between_calls() {
     let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
     add_agents(&sb, &["ana"]).await;
     let url = sb.ws_url();
-    let options = AgentOptions {
-        switchboard: url.clone(),
-        user: "ana".into(),
-        password: PASSWORD.into(),
-        voice: AgentVoice::Devices(HeadsetChoice {
-            input: Some("sapa_mouth".into()),
-            output: Some("sapa_ear".into()),
-            ..HeadsetChoice::default()
-        }),
-        record: None,
-        calls: 2,
-        disposition: None,
-        notes: String::new(),
-        resolution: Resolution::Resolved,
-        talk_secs: None,
-        no_answer: false,
-        hold: None,
-        mute: None,
-        send_digits: None,
-        impair: None,
-        frame: Default::default(),
-        dtx: false,
-    };
-    let agent_task = tokio::spawn(agent::run(options, |_| {}));
+    let agent_task = tokio::spawn(agent::run(headset_agent(&url, 2), |_| {}));
     let all_corked = |c: &[bool]| c.len() == 2 && c.iter().all(|&c| c);
     let before = wait_for_streams(Duration::from_secs(10), all_corked).await;
     assert!(all_corked(&before), "paused before any call: {before:?}");
 
-    let caller = tokio::spawn(caller::run(CallerOptions {
-        switchboard: url,
-        from: "+15550124".into(),
-        name: None,
-        queue: None,
-        play: tone_wav(dir.path(), "caller.wav", 440.0, 3.0),
-        record: dir.path().join("caller-heard.wav"),
-        talk_secs: None,
-        max_wait_secs: 30.0,
-        impair: None,
-        frame: Default::default(),
-        to: None,
-        dial_digits: None,
-        survey: None,
-        inband_dtmf: false,
-    }));
+    let caller_tone = tone_wav(dir.path(), "caller.wav", 440.0, 3.0);
+    let caller = tokio::spawn(caller::run(plain_caller(
+        &url,
+        "+15550124",
+        &caller_tone,
+        dir.path(),
+    )));
     let running = |c: &[bool]| c.len() == 2 && c.iter().all(|&c| !c);
     let during = wait_for_streams(Duration::from_secs(5), running).await;
     let report = caller.await.unwrap().expect("call completes");

@@ -260,8 +260,9 @@ pub async fn run_with(
                 if voice.next_play().is_none() {
                     voice.play_and_record(Instant::now(), current.is_some().then_some(&mut recording));
                 }
-                // Between calls nothing is encoded or sent, as in the phone; the RTP clock
-                // still advances, so a call's first frame carries the right time.
+                // The voice is muted by the plan and between calls, where, as in the phone,
+                // nothing is encoded or sent; the RTP clock still advances, so a call's first
+                // frame carries the right time.
                 voice.muted = muted || current.is_none();
                 if let Some((ts, frame)) = voice.say(Instant::now()) {
                     voice.send(&media, ts, frame).await?;
@@ -336,7 +337,6 @@ pub async fn run_with(
                         let want = t >= plan.start_secs && t < plan.start_secs + plan.secs;
                         if want != muted && report.ended_by.is_empty() {
                             muted = want;
-                            voice.muted = want;
                             signal.send(ClientMessage::Mute {
                                 req: None,
                                 call_id: report.call_id.clone(),
@@ -456,7 +456,6 @@ pub async fn run_with(
                         voice.start_new_call();
                         held = false;
                         muted = false;
-                        voice.muted = false;
                         digits_sent = false;
                         current = Some((report, connected));
                     }

@@ -630,22 +630,7 @@ mod tests {
     fn a_missed_call_notice_goes_when_the_agent_is_available_again() {
         let mut s = logged_in();
         s.push_notice(NoticeLevel::Warning, "The microphone was unplugged.".into());
-        s.apply(
-            Update::Offered {
-                call_id: "c3".into(),
-                queue: "support".into(),
-                caller: CallerInfo {
-                    number: "+15550112".into(),
-                    name: Some("Budi".into()),
-                    history: vec![],
-                },
-                waited_ms: 0,
-                ring_started_ms: 0,
-                ring_deadline_ms: 15_000,
-                origin: None,
-            },
-            0,
-        );
+        offer(&mut s, "c3", None);
         s.apply(
             Update::OfferWithdrawn {
                 call_id: "c3".into(),
