@@ -159,6 +159,39 @@ async fn longest_idle_agent_gets_the_call_and_the_third_caller_waits() {
     sb.shutdown().await;
 }
 
+/// An agent's connection lasts the shift: the second call must start as clean as the first
+/// (the time between them, while the bridge's clock ran on, is neither loss nor something to
+/// conceal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_s_next_call_on_the_same_connection_hears_no_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    let tone = tone_wav(dir.path(), "t.wav", 440.0, 2.0);
+    let agent_task = tokio::spawn(agent::run(plain_agent(&url, "ana", 2), |_| {}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for from in ["+15550001", "+15550002"] {
+        let report = caller::run(plain_caller(&url, from, &tone, dir.path()))
+            .await
+            .expect("call completes");
+        assert_eq!(report.agent.as_deref(), Some("ana"), "{report:?}");
+        // Between the calls the agent wraps up and is available again for a second or more.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let reports = tokio::time::timeout(Duration::from_secs(20), agent_task)
+        .await
+        .expect("agent finishes")
+        .unwrap()
+        .expect("agent ok");
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert_eq!(r.heard_lost_frames, 0, "{r:?}");
+        assert!(r.heard_concealed_frames <= 3, "{r:?}");
+    }
+    sb.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ring_no_answer_and_abandon_are_stored() {
     let dir = tempfile::tempdir().unwrap();

@@ -569,9 +569,11 @@ impl JitterBuffer {
             return Pushed::Buffered;
         }
         if self.phase == Phase::Stopped && ext_seq >= self.next_seq {
-            // First packet after the stream stopped: start again from here.
+            // First packet after the stream stopped: start again from here. As for a pause
+            // while playing, the frames in between are not counted lost: a bridge's sequence
+            // numbers go on without a gap, so their RTP time only says that time passed
+            // (a hold, the time between two calls), and nothing there could be played.
             self.stats.resyncs += 1;
-            self.stats.lost += (ext_seq - self.next_seq) as u64;
             self.anchor(now_ms, ext_seq, ext_ts, payload);
             return Pushed::Buffered;
         }
@@ -1172,10 +1174,11 @@ mod tests {
 
     #[test]
     fn a_new_call_on_the_same_connection_is_not_loss() {
-        // One connection, two calls: the second stream's timestamps continue 600 ms later
-        // (the time between calls) with no sequence gap to tell loss from silence. With or
-        // without the driver's `reset`, the gap is not loss.
-        for reset in [true, false] {
+        // One connection, two calls: the second stream's timestamps continue 0.6 or 1.5 s
+        // later (the time between calls, longer than the buffer conceals before it stops)
+        // with no sequence gap to tell loss from silence. With or without the driver's
+        // `reset`, the gap is not loss.
+        for (reset, gap_frames) in [(true, 30u32), (false, 30), (true, 75), (false, 75)] {
             let t0 = Instant::now();
             let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
             let payload = [1u8; 40];
@@ -1192,22 +1195,25 @@ mod tests {
             };
             run(&mut jb, &mut t_ms, &mut seq, &mut ts);
             assert_eq!(jb.stats().lost, 0, "{:?}", jb.stats());
-            // Nothing for 600 ms (the buffer underruns), then the next call.
-            for i in 0..30 {
+            // Nothing for the gap (the buffer underruns), then the next call.
+            for i in 0..gap_frames as u64 {
                 let _ = jb.pop(t0 + Duration::from_millis(t_ms + 5 + 20 * i));
             }
-            t_ms += 600;
-            ts = ts.wrapping_add(30 * 960);
-            seq = seq.wrapping_add(30);
+            t_ms += 20 * gap_frames as u64;
+            ts = ts.wrapping_add(gap_frames * 960);
+            seq = seq.wrapping_add(gap_frames as u16);
             if reset {
                 jb.reset();
                 assert_eq!(jb.stats().target_delay_ms, 30.0);
             }
             run(&mut jb, &mut t_ms, &mut seq, &mut ts);
             let s = jb.stats();
-            assert_eq!(s.lost, 0, "reset {reset}: {s:?}");
+            assert_eq!(s.lost, 0, "reset {reset}, gap {gap_frames}: {s:?}");
             // No loss memory: the target is back at the floor.
-            assert_eq!(s.target_delay_ms, 15.0, "reset {reset}: {s:?}");
+            assert_eq!(
+                s.target_delay_ms, 15.0,
+                "reset {reset}, gap {gap_frames}: {s:?}"
+            );
             assert!(reset || s.resyncs == 1, "{s:?}");
         }
     }

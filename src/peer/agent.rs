@@ -122,7 +122,7 @@ pub struct HoldPlan {
 }
 
 /// The JSON line printed per call.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct AgentCallReport {
     pub call_id: String,
     pub caller: String,
@@ -143,6 +143,10 @@ pub struct AgentCallReport {
     pub peers: Vec<String>,
     /// Voice packets the agent sent in the call (fewer with DTX while silent).
     pub packets_sent: u64,
+    /// The far end's frames the agent's jitter buffer counted lost in this call, and the
+    /// frames it concealed (both 0 on a clean network).
+    pub heard_lost_frames: u64,
+    pub heard_concealed_frames: u64,
 }
 
 /// Runs the agent's shift until `calls` calls are done.
@@ -241,6 +245,9 @@ pub async fn run_with(
     let mut reports = Vec::new();
     let mut current: Option<(AgentCallReport, Instant)> = None;
     let mut offered: Option<AgentCallReport> = None;
+    // The receivers' lost and concealed counts when the last call ended: a call's own are
+    // what they grew by since.
+    let mut heard_before = (0u64, 0u64);
     let mut recording: Vec<f32> = Vec::new();
     // When `answer` left: answer -> first audio packet is measured from here.
     let mut answer_sent: Option<Instant> = None;
@@ -375,13 +382,8 @@ pub async fn run_with(
                             queue,
                             history_len: history.len(),
                             history,
-                            first_audio_ms: None,
-                            talk_ms: 0,
-                            ended_by: String::new(),
-                            disposition: None,
                             context,
-                            peers: vec![],
-                            packets_sent: 0,
+                            ..AgentCallReport::default()
                         });
                         if !options.no_answer {
                             voice.first_packet_at = None;
@@ -394,18 +396,8 @@ pub async fn run_with(
                         if options.no_answer && reason == "ring_no_answer" {
                             // A ring-no-answer run counts each missed offer as its "call".
                             let r = AgentCallReport {
-                                call_id: String::new(),
-                                caller: String::new(),
-                                queue: String::new(),
-                                history_len: 0,
-                                history: vec![],
-                                first_audio_ms: None,
-                                talk_ms: 0,
                                 ended_by: reason,
-                                disposition: None,
-                                context: None,
-                                peers: vec![],
-                                packets_sent: 0,
+                                ..AgentCallReport::default()
                             };
                             on_call(&r);
                             reports.push(r);
@@ -432,17 +424,7 @@ pub async fn run_with(
                         let report = offered.take().filter(|r| r.call_id == call_id);
                         let mut report = report.unwrap_or(AgentCallReport {
                             call_id,
-                            caller: String::new(),
-                            queue: String::new(),
-                            history_len: 0,
-                            history: vec![],
-                            first_audio_ms: None,
-                            talk_ms: 0,
-                            ended_by: String::new(),
-                            disposition: None,
-                            context: None,
-                            peers: vec![],
-                            packets_sent: 0,
+                            ..AgentCallReport::default()
                         });
                         report.peers.push(peer);
                         step = ControlStep::Waiting;
@@ -475,10 +457,13 @@ pub async fn run_with(
                         if report.ended_by.is_empty() {
                             report.ended_by = reason;
                         }
-                        tracing::info!(
-                            stats = ?voice.receiver_stats(crate::peer::rtc::RxSlot::Main),
-                            "what the agent heard, after the call"
-                        );
+                        let heard = voice.receiver_stats(crate::peer::rtc::RxSlot::Main);
+                        tracing::info!(stats = ?heard, "what the agent heard, after the call");
+                        report.heard_lost_frames = heard.jitter.lost.saturating_sub(heard_before.0);
+                        report.heard_concealed_frames =
+                            heard.jitter.concealed_frames.saturating_sub(heard_before.1);
+                        heard_before = (heard.jitter.lost, heard.jitter.concealed_frames);
+                        voice.end_call();
                         if let Some(headset) = voice.headset() {
                             tracing::info!(stats = ?headset.stats(), "headset after call");
                         }

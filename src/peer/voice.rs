@@ -164,6 +164,9 @@ pub struct Voice {
     /// Voice packets handed out to be sent since the voice was made or the last
     /// [`Self::start_new_call`] (not counting those DTX held back).
     packets_out: u64,
+    /// The receivers were reset when the last call ended (or nothing was received yet):
+    /// what they hold is the next call's.
+    receivers_forgot_last_call: bool,
     /// The encoder's complexity per frame: full for speech, low while only listening.
     effort: EncoderEffort,
     /// When to play out, with [`Self::set_aligned_playout`]; None: plays follow the tick.
@@ -207,6 +210,7 @@ impl Voice {
             sends_red: false,
             dtx: false,
             packets_out: 0,
+            receivers_forgot_last_call: true,
             effort: EncoderEffort::new(VOICE_COMPLEXITY, QUIET_COMPLEXITY),
             playout: None,
         })
@@ -228,14 +232,28 @@ impl Voice {
         self.headset.as_mut()
     }
 
-    /// A new call starts on the shift-long connection: what arrives next is a new stream
-    /// from a new far end (the bridge continues sequence numbers but the timestamps jump
-    /// by the time between calls), so the receivers forget the last call instead of
-    /// counting that gap as loss, and the count of packets sent starts again.
-    pub fn start_new_call(&mut self) {
+    /// The call is over: the receivers forget its stream at once, so nothing of it is
+    /// concealed after the far end is gone, and the time until the next call (when the
+    /// bridge's timestamps jump on) is not counted as loss. What arrives from now on belongs
+    /// to the next call, even before [`Self::start_new_call`] is told of it.
+    pub fn end_call(&mut self) {
         for r in &mut self.receivers {
             r.reset();
         }
+        self.receivers_forgot_last_call = true;
+    }
+
+    /// A new call starts on the shift-long connection: the count of packets sent starts
+    /// again. The switchboard starts the caller's voice as it tells us of the call, so its
+    /// first packets may be here already; they are kept. Only when the last call's end was
+    /// not told ([`Self::end_call`]) do the receivers forget that call now.
+    pub fn start_new_call(&mut self) {
+        if !self.receivers_forgot_last_call {
+            for r in &mut self.receivers {
+                r.reset();
+            }
+        }
+        self.receivers_forgot_last_call = false;
         self.red.reset();
         self.packets_out = 0;
     }
@@ -692,6 +710,83 @@ mod tests {
             "{} vs {expected}",
             recording.len()
         );
+    }
+
+    /// Two calls on one connection, driven frame by frame: 2 s of the first caller, 1.5 s
+    /// of nothing, then the second caller, whose first packets (a tone) arrive before the
+    /// agent is told the call connected, as they do from the switchboard.
+    #[test]
+    fn a_call_s_end_leaves_no_tail_and_the_next_call_keeps_its_first_packets() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut voice = Voice::new(None).expect("voice");
+        let mut far = voice_encoder(VOICE_COMPLEXITY).expect("encoder");
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut encoded = vec![0u8; 1500];
+        let mut send = |frame: u64, tone: bool, at: Instant| {
+            let pcm: Vec<f32> = (0..FRAME)
+                .map(|i| {
+                    let t = (frame as usize * FRAME + i) as f32 / 48_000.0;
+                    if tone {
+                        0.3 * (t * 440.0 * std::f32::consts::TAU).sin()
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let n = far.encode_float(&pcm, &mut encoded).expect("encodes");
+            tx.try_send(RxPacket {
+                slot: RxSlot::Main,
+                seq: frame as u16,
+                timestamp: (frame * FRAME as u64) as u32,
+                payload_type: OPUS_PT,
+                payload: Bytes::copy_from_slice(&encoded[..n]),
+                arrived: at,
+            })
+            .expect("room");
+        };
+        let mut heard = Vec::new();
+        let tick = |voice: &mut Voice,
+                    rx: &mut mpsc::Receiver<RxPacket>,
+                    heard: &mut Vec<f32>,
+                    frame: u64| {
+            voice.receive(rx);
+            voice.play_and_record(ms(20 * frame + 10), Some(heard));
+        };
+        // The first call: 100 frames, then the agent is told it ended.
+        for f in 0..100 {
+            send(f, false, ms(20 * f + 5));
+            tick(&mut voice, &mut rx, &mut heard, f);
+        }
+        voice.end_call();
+        let after_first = voice.receiver_stats(RxSlot::Main).jitter;
+        // 75 frames of nothing: the bridge's clock runs on, so its timestamps jump.
+        for f in 100..175 {
+            tick(&mut voice, &mut rx, &mut heard, f);
+        }
+        let between = voice.receiver_stats(RxSlot::Main).jitter;
+        assert_eq!(
+            between.concealed_frames, after_first.concealed_frames,
+            "{between:?}"
+        );
+        // The next caller's first three frames (a tone) arrive, then the agent hears of it.
+        for f in 175..178 {
+            send(f, true, ms(20 * f + 5));
+        }
+        voice.receive(&mut rx);
+        voice.start_new_call();
+        heard.clear();
+        for f in 178..230 {
+            send(f, false, ms(20 * f + 5));
+            tick(&mut voice, &mut rx, &mut heard, f);
+        }
+        let s = voice.receiver_stats(RxSlot::Main).jitter;
+        assert_eq!(s.lost, 0, "{s:?}");
+        assert_eq!(s.concealed_frames, after_first.concealed_frames, "{s:?}");
+        // The tone's 60 ms were played: they were kept, not forgotten as the last call's
+        // (the encoder's overlap carries only its last few milliseconds into what follows).
+        let loud = heard.iter().filter(|x| x.abs() > 0.1).count();
+        assert!(loud > 1000, "{loud} samples of the tone heard");
     }
 
     #[test]

@@ -1312,6 +1312,7 @@ impl Engine {
                 self.stop_ring();
                 self.muted = false;
                 if let Some(mut info) = self.active.take().filter(|a| a.call_id == call_id) {
+                    session.voice.end_call();
                     info.talk_ms = info.answered_ms.map_or(0, |a| now.saturating_sub(a));
                     self.out.send(Update::TodayCall(PastCall {
                         call_id: info.call_id.clone(),
@@ -1507,6 +1508,7 @@ impl Engine {
             }
             ServerMessage::MonitorEnded { reason, .. } => {
                 self.monitoring = None;
+                session.voice.end_call();
                 self.out.send(Update::Monitoring(None));
                 if reason == "call_ended" {
                     self.out
