@@ -183,6 +183,9 @@ pub struct JitterStats {
     /// How long a packet arriving with the base transit waits before playout, at the last pop.
     pub current_delay_ms: f64,
     pub target_delay_ms: f64,
+    /// Interarrival jitter as RFC 3550 (6.4.1) defines it for receiver reports: the change in
+    /// transit from one arrival to the next, smoothed with a gain of 1/16.
+    pub interarrival_jitter_ms: f64,
     pub packets_received: u64,
     /// Arrived after their playout time (also counted in `lost`).
     pub late: u64,
@@ -371,6 +374,9 @@ pub struct JitterBuffer {
     played: u128,
     /// When the last packet arrived (to notice that the stream stopped).
     last_arrival_ms: f64,
+    /// That packet's transit (arrival minus RTP time), for the interarrival jitter; None
+    /// at the start of a stream.
+    last_transit_ms: Option<f64>,
     /// The path's base transit (minimum over the last seconds).
     base: BaseTransit,
     /// Recent jitter samples and peaks, for the target.
@@ -421,6 +427,7 @@ impl JitterBuffer {
             next_seq: 0,
             played: 0,
             last_arrival_ms: 0.0,
+            last_transit_ms: None,
             base: BaseTransit::new(),
             jitter: JitterEstimator::new(),
             target_ms,
@@ -457,6 +464,7 @@ impl JitterBuffer {
         self.target_ms = (self.cfg.initial_delay_ms as f64)
             .clamp(self.cfg.min_delay_ms as f64, self.cfg.max_delay_ms as f64);
         self.stats.target_delay_ms = self.target_ms;
+        self.stats.interarrival_jitter_ms = 0.0;
         self.missing_run = 0;
     }
 
@@ -676,6 +684,8 @@ impl JitterBuffer {
         self.played = 0;
         self.missing_run = 0;
         self.base = BaseTransit::new();
+        // The RTP clock may have jumped: transit is measured afresh.
+        self.last_transit_ms = None;
         self.phase = Phase::Buffering;
         self.measure(now_ms, ts, true);
         let idx = self.slot_index(seq);
@@ -700,6 +710,11 @@ impl JitterBuffer {
             self.highest_ts = self.highest_ts.max(ts);
         }
         let transit = now_ms - ts as f64 / TS_PER_MS;
+        if let Some(last) = self.last_transit_ms {
+            let j = &mut self.stats.interarrival_jitter_ms;
+            *j += ((transit - last).abs() - *j) / 16.0;
+        }
+        self.last_transit_ms = Some(transit);
         self.base.add(now_ms, transit);
         let j = (transit - self.base.base_ms).max(0.0);
         let before = self.target_ms;
@@ -1170,6 +1185,26 @@ mod tests {
             red.target_delay_ms <= plain.target_delay_ms + 25.0,
             "{red:?} {plain:?}"
         );
+    }
+
+    #[test]
+    fn interarrival_jitter_is_measured_as_receiver_reports_do() {
+        // A steady path: no jitter.
+        let mut sim = Sim::new(JitterConfig::default());
+        sim.run(10.0, &mut |_, _| Some(30_000));
+        let steady = sim.jb.stats().interarrival_jitter_ms;
+        assert!(steady < 0.1, "{steady}");
+        // Delay drawn evenly from 5-25 ms: consecutive transits differ by 20/3 ms on average.
+        let mut sim = Sim::new(JitterConfig::default());
+        let mut rng = Lcg(7);
+        sim.run(30.0, &mut |_, _| {
+            Some(5_000 + (rng.unit() * 20_000.0) as u64)
+        });
+        let jittery = sim.jb.stats().interarrival_jitter_ms;
+        assert!((5.0..8.5).contains(&jittery), "{jittery}");
+        // A new stream (the next call) starts from nothing.
+        sim.jb.reset();
+        assert_eq!(sim.jb.stats().interarrival_jitter_ms, 0.0);
     }
 
     #[test]

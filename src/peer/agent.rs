@@ -147,6 +147,8 @@ pub struct AgentCallReport {
     /// frames it concealed (both 0 on a clean network).
     pub heard_lost_frames: u64,
     pub heard_concealed_frames: u64,
+    /// The interarrival jitter of the far end's packets at the call's end (RFC 3550), ms.
+    pub heard_jitter_ms: f64,
 }
 
 /// Runs the agent's shift until `calls` calls are done.
@@ -462,6 +464,7 @@ pub async fn run_with(
                         report.heard_lost_frames = heard.jitter.lost.saturating_sub(heard_before.0);
                         report.heard_concealed_frames =
                             heard.jitter.concealed_frames.saturating_sub(heard_before.1);
+                        report.heard_jitter_ms = heard.jitter.interarrival_jitter_ms;
                         heard_before = (heard.jitter.lost, heard.jitter.concealed_frames);
                         voice.end_call();
                         if let Some(headset) = voice.headset() {

@@ -1166,8 +1166,7 @@ impl Engine {
             } else {
                 0.0
             },
-            // Interarrival jitter is not measured by the receive path yet.
-            jitter_ms: 0.0,
+            jitter_ms: stats.interarrival_jitter_ms as f32,
             concealment_pct: if d_received > 0.0 {
                 100.0 * d_concealed / frames_in_window
             } else {
