@@ -844,13 +844,7 @@ impl Engine {
             answered_ms: None,
             talk_ms: stored.call.talk_ms,
         };
-        self.out.notice(
-            NoticeLevel::Info,
-            format!(
-                "Your unfinished disposition for the call from {} was kept; finish it below.",
-                stored.call.name.as_deref().unwrap_or(&stored.call.number)
-            ),
-        );
+        // The phone's state shows it with a notice that says so.
         self.out.send(Update::RestoreWrapUp {
             call: WrapUpCall {
                 call_id: info.call_id.clone(),

@@ -26,6 +26,9 @@ pub struct PhoneState {
     /// The notices of missed calls, which say the agent is now Not ready: taken down when the
     /// agent is Available again, since they are no longer true.
     missed_call_notices: Vec<u64>,
+    /// The notice that a form kept from before (a crash, a lost connection) is shown below:
+    /// taken down when that form makes way for a call or is sent.
+    restored_form_notice: Option<u64>,
     /// Codes submitted per call, shown in the Today list once saved.
     submitted: Vec<(String, sapa_ui::Disposition)>,
     /// A supervisor's monitoring session; kept apart from the wallboard, which each push
@@ -171,6 +174,8 @@ impl PhoneState {
                 ring_deadline_ms,
                 origin,
             } => {
+                self.take_down_restored_form_notice();
+                let view = &mut self.view;
                 view.call = CallView::Ringing(RingingCall {
                     call_id,
                     caller,
@@ -272,12 +277,21 @@ impl PhoneState {
             Update::DraftStatus(status) => view.draft_status = status,
             Update::RestoreWrapUp { call, draft } => {
                 if matches!(view.call, CallView::Idle) {
+                    let text = format!(
+                        "Your unfinished disposition for the call from {} was kept; finish it \
+                         below.",
+                        call.caller.display_name()
+                    );
                     view.call = CallView::WrapUp(call);
                     view.draft = draft;
                     view.draft_status = DraftStatus::Saved;
+                    self.take_down_restored_form_notice();
+                    self.restored_form_notice = self.push_notice(NoticeLevel::Info, text);
                 }
             }
             Update::DispositionSaved { call_id } => {
+                self.take_down_restored_form_notice();
+                let view = &mut self.view;
                 if let CallView::WrapUp(wrap) = &view.call
                     && wrap.call_id == call_id
                 {
@@ -398,6 +412,12 @@ impl PhoneState {
     }
 
     /// Shows a notice; returns its id, or None when the same sentence is already shown.
+    fn take_down_restored_form_notice(&mut self) {
+        if let Some(id) = self.restored_form_notice.take() {
+            self.view.notices.retain(|n| n.id != id);
+        }
+    }
+
     fn push_notice(&mut self, level: NoticeLevel, text: String) -> Option<u64> {
         // The same sentence again (a flapping link) does not stack up.
         if self.view.notices.iter().any(|n| n.text == text) {
@@ -651,6 +671,68 @@ mod tests {
         s.apply(state(AgentStateName::Available, 20_000), 20_000);
         let texts: Vec<&str> = s.view.notices.iter().map(|n| n.text.as_str()).collect();
         assert_eq!(texts, ["The microphone was unplugged."]);
+    }
+
+    #[test]
+    fn the_kept_form_s_notice_stays_only_while_the_form_is_shown() {
+        let mut s = logged_in();
+        let restore = |call_id: &str| Update::RestoreWrapUp {
+            call: WrapUpCall {
+                call_id: call_id.into(),
+                caller: CallerInfo {
+                    number: "+15550302".into(),
+                    name: Some("Citra".into()),
+                    history: vec![],
+                },
+                queue: "support".into(),
+                talk_ms: 11_000,
+                acw_deadline_ms: None,
+            },
+            draft: Default::default(),
+        };
+        let texts = |s: &PhoneState| -> Vec<String> {
+            s.view.notices.iter().map(|n| n.text.clone()).collect()
+        };
+        s.apply(restore("c0"), 1_000);
+        assert_eq!(
+            texts(&s),
+            ["Your unfinished disposition for the call from Citra was kept; finish it below."]
+        );
+        // A call comes before the form is sent: the form makes way, and so does its notice.
+        offer(&mut s, "c1", None);
+        assert!(s.view.notices.is_empty(), "{:?}", s.view.notices);
+        // After that call's form is sent the kept one comes back, told once.
+        s.apply(
+            Update::Connected {
+                call_id: "c1".into(),
+                at_ms: 3_000,
+            },
+            3_000,
+        );
+        s.apply(
+            Update::Ended {
+                call_id: "c1".into(),
+                reason: "caller_hung_up".into(),
+                at_ms: 9_000,
+            },
+            9_000,
+        );
+        s.apply(
+            Update::DispositionSaved {
+                call_id: "c1".into(),
+            },
+            12_000,
+        );
+        s.apply(restore("c0"), 12_000);
+        assert_eq!(texts(&s).len(), 1, "{:?}", texts(&s));
+        assert!(matches!(&s.view.call, CallView::WrapUp(w) if w.call_id == "c0"));
+        s.apply(
+            Update::DispositionSaved {
+                call_id: "c0".into(),
+            },
+            15_000,
+        );
+        assert!(s.view.notices.is_empty(), "{:?}", s.view.notices);
     }
 
     fn offer(s: &mut PhoneState, call_id: &str, origin: Option<sapa_ui::CallOrigin>) {
