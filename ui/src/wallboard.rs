@@ -113,9 +113,25 @@ fn queue_row_ui(ui: &mut Ui, queue: &QueueStats, target_pct: f32) {
     ui.label(RichText::new(queue.handled_today.to_string()).monospace());
 }
 
-/// "Listening to Maria" with a Stop button, while monitoring.
+/// Height of the line above the agents: the same with or without a monitoring session, so
+/// that the rows' Listen / Whisper / Barge buttons never move under the pointer as a session
+/// starts or ends (a second click would land on the next agent's row).
+const MONITOR_LINE_HEIGHT: f32 = 30.0;
+
+/// "Listen: Maria" with a Stop button while monitoring; otherwise how to start.
 fn monitoring_line_ui(ui: &mut Ui, wallboard: &WallboardView, intents: &mut Vec<Intent>) {
+    ui.horizontal(|ui| {
+        ui.set_min_height(MONITOR_LINE_HEIGHT);
+        monitoring_line_contents_ui(ui, wallboard, intents);
+    });
+}
+
+fn monitoring_line_contents_ui(ui: &mut Ui, wallboard: &WallboardView, intents: &mut Vec<Intent>) {
     let Some(session) = &wallboard.monitoring else {
+        ui.label(
+            RichText::new("Listen, whisper to the agent or barge in on a call from its row.")
+                .weak(),
+        );
         return;
     };
     let name = wallboard
@@ -123,7 +139,7 @@ fn monitoring_line_ui(ui: &mut Ui, wallboard: &WallboardView, intents: &mut Vec<
         .iter()
         .find(|agent| agent.agent_id == session.agent_id)
         .map_or(session.agent_id.as_str(), |agent| agent.name.as_str());
-    ui.horizontal(|ui| {
+    {
         chip_ui(
             ui,
             format!("{}: {name}", session.mode.label()),
@@ -136,7 +152,7 @@ fn monitoring_line_ui(ui: &mut Ui, wallboard: &WallboardView, intents: &mut Vec<
         {
             intents.push(Intent::StopMonitor);
         }
-    });
+    }
 }
 
 fn agents_table_ui(ui: &mut Ui, now_ms: u64, wallboard: &WallboardView, intents: &mut Vec<Intent>) {

@@ -34,6 +34,7 @@ fn wallboard_shows_queues_and_agents_and_listen_monitors() {
     // Only agents on a call can be monitored.
     assert!(harness.query_by_label("Listen to Sam Okafor").is_none());
 
+    let listen_at = harness.get_by_label("Listen to Lea Weber").rect();
     harness.get_by_label("Listen to Lea Weber").click();
     harness.run();
     assert_eq!(
@@ -57,6 +58,12 @@ fn wallboard_shows_queues_and_agents_and_listen_monitors() {
     });
     harness.run();
     harness.get_by_label("Listen: Lea Weber");
+    // The session's line takes the place of the hint: the row's buttons stay where they were
+    // (a second click must not land on another agent's Whisper or Barge).
+    assert_eq!(
+        harness.get_by_label("Listen to Lea Weber").rect(),
+        listen_at
+    );
     harness.get_by_label("Stop monitoring Lea Weber").click();
     harness.run();
     assert_eq!(
