@@ -70,7 +70,12 @@ async fn held_caller_hears_music_then_the_agent_again() {
     })
     .await
     .unwrap();
-    agent_task.await.unwrap().unwrap();
+    let agent_reports = agent_task.await.unwrap().unwrap();
+    // Hold stops the caller's stream to the agent: not loss, and nothing left to conceal
+    // (a second of it would read as poor voice on the phone after every hold).
+    let r = &agent_reports[0];
+    assert_eq!(r.heard_lost_frames, 0, "{r:?}");
+    assert!(r.heard_concealed_frames <= 3, "{r:?}");
     let heard = read(&caller_rec);
     let agent_heard = read(&agent_rec);
     let secs =

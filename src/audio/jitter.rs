@@ -45,6 +45,10 @@ const MAX_SEQ_JUMP: i64 = 1000;
 const MAX_TS_BACKWARD_MS: f64 = 1000.0;
 /// Gap frames are free to drop or insert only once concealment has faded (or in DTX).
 const QUIET_RUN_FRAMES: u32 = 3;
+/// After the far end was told stopped, packets arriving within this long are the old
+/// stream's, in flight when the news came (the signaling and media paths race); the next
+/// stream (the caller back from hold, the next call) starts later.
+const STRAGGLER_WINDOW_MS: f64 = 150.0;
 /// Length of the window over which the jitter percentile is taken.
 const JITTER_WINDOW_MS: f64 = 2000.0;
 /// Capacity of the jitter sample window (2 s of 10 ms packets).
@@ -187,7 +191,8 @@ pub struct JitterStats {
     /// transit from one arrival to the next, smoothed with a gain of 1/16.
     pub interarrival_jitter_ms: f64,
     pub packets_received: u64,
-    /// Arrived after their playout time (also counted in `lost`).
+    /// Arrived after their playout time (also counted in `lost`), or just after the far end
+    /// was told stopped ([`JitterBuffer::stop`]: still in flight then; not lost).
     pub late: u64,
     /// Missing when their turn came (lost in the network, or late).
     pub lost: u64,
@@ -374,6 +379,9 @@ pub struct JitterBuffer {
     played: u128,
     /// When the last packet arrived (to notice that the stream stopped).
     last_arrival_ms: f64,
+    /// When the driver said the far end stopped ([`Self::stop`]): packets arriving within
+    /// [`STRAGGLER_WINDOW_MS`] after are the old stream's, still in flight.
+    stopped_at_ms: Option<f64>,
     /// That packet's transit (arrival minus RTP time), for the interarrival jitter; None
     /// at the start of a stream.
     last_transit_ms: Option<f64>,
@@ -427,6 +435,7 @@ impl JitterBuffer {
             next_seq: 0,
             played: 0,
             last_arrival_ms: 0.0,
+            stopped_at_ms: None,
             last_transit_ms: None,
             base: BaseTransit::new(),
             jitter: JitterEstimator::new(),
@@ -466,6 +475,17 @@ impl JitterBuffer {
         self.stats.target_delay_ms = self.target_ms;
         self.stats.interarrival_jitter_ms = 0.0;
         self.missing_run = 0;
+        self.stopped_at_ms = None;
+    }
+
+    /// The far end stopped sending (the call ended, or the caller was put on hold), as the
+    /// driver was told: forgets the stream as [`Self::reset`] does, so nothing is concealed
+    /// for the second it would take to notice, and drops what was still in flight (arriving
+    /// within [`STRAGGLER_WINDOW_MS`]), which would otherwise start a stream of its own.
+    pub fn stop(&mut self, now: Instant) {
+        let now_ms = self.ms(now);
+        self.reset();
+        self.stopped_at_ms = Some(now_ms);
     }
 
     /// Changes the frame period (the sender changed its packet time, or the stream now comes
@@ -534,6 +554,15 @@ impl JitterBuffer {
         }
         self.stats.packets_received += 1;
         if self.phase == Phase::Idle {
+            if self
+                .stopped_at_ms
+                .is_some_and(|at| now_ms - at < STRAGGLER_WINDOW_MS)
+            {
+                // Still in flight when the far end was told stopped: not the next stream.
+                self.stats.late += 1;
+                return Pushed::Late;
+            }
+            self.stopped_at_ms = None;
             self.anchor(now_ms, seq as i64, rtp_ts as i64, payload);
             return Pushed::Buffered;
         }
@@ -554,6 +583,21 @@ impl JitterBuffer {
             self.anchor(now_ms, ext_seq, ext_ts, payload);
             return Pushed::Buffered;
         }
+        if matches!(self.phase, Phase::Playing | Phase::Stopped)
+            && newer
+            && now_ms - self.last_arrival_ms > self.cfg.max_delay_ms as f64
+            && self.head().is_none()
+        {
+            // The stream paused for longer than the buffer can ever wait (or stopped) and
+            // nothing is buffered: a new talkspurt, the caller back from hold, or a new far
+            // end (the next call on a shift-long connection). What is missing could not be
+            // played anyway, and a bridge's sequence numbers go on without a gap, so its RTP
+            // time only says that time passed: not a loss, however long the pause. Start
+            // again from here.
+            self.stats.resyncs += 1;
+            self.anchor(now_ms, ext_seq, ext_ts, payload);
+            return Pushed::Buffered;
+        }
         if (newer && ts_behind_ms > MAX_TS_BACKWARD_MS)
             || ext_seq - self.next_seq >= self.capacity()
         {
@@ -563,24 +607,9 @@ impl JitterBuffer {
             self.anchor(now_ms, ext_seq, ext_ts, payload);
             return Pushed::Buffered;
         }
-        if self.phase == Phase::Playing
-            && newer
-            && now_ms - self.last_arrival_ms > self.cfg.max_delay_ms as f64
-            && self.head().is_none()
-        {
-            // The stream paused for longer than the buffer can ever wait and nothing is
-            // buffered: a new talkspurt or a new far end (the next call on a shift-long
-            // connection). What is missing could not be played anyway; not a loss. Start
-            // again from here.
-            self.stats.resyncs += 1;
-            self.anchor(now_ms, ext_seq, ext_ts, payload);
-            return Pushed::Buffered;
-        }
         if self.phase == Phase::Stopped && ext_seq >= self.next_seq {
-            // First packet after the stream stopped: start again from here. As for a pause
-            // while playing, the frames in between are not counted lost: a bridge's sequence
-            // numbers go on without a gap, so their RTP time only says that time passed
-            // (a hold, the time between two calls), and nothing there could be played.
+            // First packet after the stream stopped, sooner than the pause above (a buffer
+            // configured to stop before its maximum delay): start again from here.
             self.stats.resyncs += 1;
             self.anchor(now_ms, ext_seq, ext_ts, payload);
             return Pushed::Buffered;
@@ -1209,47 +1238,65 @@ mod tests {
 
     #[test]
     fn a_new_call_on_the_same_connection_is_not_loss() {
-        // One connection, two calls: the second stream's timestamps continue 0.6 or 1.5 s
-        // later (the time between calls, longer than the buffer conceals before it stops)
-        // with no sequence gap to tell loss from silence. With or without the driver's
-        // `reset`, the gap is not loss.
-        for (reset, gap_frames) in [(true, 30u32), (false, 30), (true, 75), (false, 75)] {
-            let t0 = Instant::now();
-            let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
-            let payload = [1u8; 40];
-            let (mut t_ms, mut seq, mut ts) = (0u64, 0u16, 0u32);
-            let run = |jb: &mut JitterBuffer, t_ms: &mut u64, seq: &mut u16, ts: &mut u32| {
-                for _ in 0..200 {
-                    let now = t0 + Duration::from_millis(*t_ms);
-                    jb.push(now, *seq, *ts, &payload);
-                    let _ = jb.pop(now + Duration::from_millis(5));
-                    *t_ms += 20;
-                    *seq = seq.wrapping_add(1);
-                    *ts = ts.wrapping_add(960);
+        // One connection, two calls (or one call and a hold): the second stream's timestamps
+        // continue 0.6-6 s later (the time between, longer than the buffer conceals before it
+        // stops, and longer than it holds) with no sequence gap to tell loss from silence.
+        // Whether the driver says nothing, forgets the stream when the next call starts
+        // (`reset`), or says the far end stopped (`stop`, with one packet still in flight),
+        // the gap is not loss.
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum Told {
+            Nothing,
+            Reset,
+            Stop,
+        }
+        for told in [Told::Nothing, Told::Reset, Told::Stop] {
+            for gap_frames in [30u32, 75, 150, 300] {
+                let t0 = Instant::now();
+                let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+                let payload = [1u8; 40];
+                let (mut t_ms, mut seq, mut ts) = (0u64, 0u16, 0u32);
+                let run = |jb: &mut JitterBuffer, t_ms: &mut u64, seq: &mut u16, ts: &mut u32| {
+                    for _ in 0..200 {
+                        let now = t0 + Duration::from_millis(*t_ms);
+                        jb.push(now, *seq, *ts, &payload);
+                        let _ = jb.pop(now + Duration::from_millis(5));
+                        *t_ms += 20;
+                        *seq = seq.wrapping_add(1);
+                        *ts = ts.wrapping_add(960);
+                    }
+                };
+                run(&mut jb, &mut t_ms, &mut seq, &mut ts);
+                assert_eq!(jb.stats().lost, 0, "{:?}", jb.stats());
+                let first = jb.stats();
+                if told == Told::Stop {
+                    jb.stop(t0 + Duration::from_millis(t_ms));
+                    // The stream's last packet, in flight when the news came.
+                    jb.push(t0 + Duration::from_millis(t_ms + 10), seq, ts, &payload);
                 }
-            };
-            run(&mut jb, &mut t_ms, &mut seq, &mut ts);
-            assert_eq!(jb.stats().lost, 0, "{:?}", jb.stats());
-            // Nothing for the gap (the buffer underruns), then the next call.
-            for i in 0..gap_frames as u64 {
-                let _ = jb.pop(t0 + Duration::from_millis(t_ms + 5 + 20 * i));
+                // Nothing for the gap, then the next stream.
+                for i in 0..gap_frames as u64 {
+                    let _ = jb.pop(t0 + Duration::from_millis(t_ms + 5 + 20 * i));
+                }
+                if told == Told::Stop {
+                    // Told at once: nothing of the old stream is concealed.
+                    let s = jb.stats();
+                    assert_eq!(s.concealed_frames, first.concealed_frames, "{s:?}");
+                }
+                t_ms += 20 * gap_frames as u64;
+                ts = ts.wrapping_add(gap_frames * 960);
+                seq = seq.wrapping_add(gap_frames as u16);
+                if told == Told::Reset {
+                    jb.reset();
+                    assert_eq!(jb.stats().target_delay_ms, 30.0);
+                }
+                run(&mut jb, &mut t_ms, &mut seq, &mut ts);
+                let s = jb.stats();
+                assert_eq!(s.lost, 0, "{told:?}, gap {gap_frames}: {s:?}");
+                // No loss memory: the target is back at the floor.
+                assert_eq!(s.target_delay_ms, 15.0, "{told:?}, gap {gap_frames}: {s:?}");
+                assert!(told != Told::Nothing || s.resyncs == 1, "{s:?}");
             }
-            t_ms += 20 * gap_frames as u64;
-            ts = ts.wrapping_add(gap_frames * 960);
-            seq = seq.wrapping_add(gap_frames as u16);
-            if reset {
-                jb.reset();
-                assert_eq!(jb.stats().target_delay_ms, 30.0);
-            }
-            run(&mut jb, &mut t_ms, &mut seq, &mut ts);
-            let s = jb.stats();
-            assert_eq!(s.lost, 0, "reset {reset}, gap {gap_frames}: {s:?}");
-            // No loss memory: the target is back at the floor.
-            assert_eq!(
-                s.target_delay_ms, 15.0,
-                "reset {reset}, gap {gap_frames}: {s:?}"
-            );
-            assert!(reset || s.resyncs == 1, "{s:?}");
         }
     }
 

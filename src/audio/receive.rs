@@ -210,6 +210,13 @@ impl AudioReceiver {
         &self.jb
     }
 
+    /// The far end stopped sending (see [`JitterBuffer::stop`]): forgets the stream now and
+    /// drops what of it is still in flight.
+    pub fn stop(&mut self, now: Instant) {
+        self.reset();
+        self.jb.stop(now);
+    }
+
     /// Forgets the stream (new SSRC); the decoder state is reset too.
     pub fn reset(&mut self) {
         self.jb.reset();

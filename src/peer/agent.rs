@@ -443,6 +443,12 @@ pub async fn run_with(
                         digits_sent = false;
                         current = Some((report, connected));
                     }
+                    ServerMessage::CallHeld { call_id, on: true }
+                        if current.as_ref().is_some_and(|(r, _)| r.call_id == call_id) =>
+                    {
+                        // The switchboard sends us nothing while the caller is held.
+                        voice.far_end_stopped(Instant::now());
+                    }
                     ServerMessage::CallEnded { call_id, reason } => {
                         let consult_only = reason == "consult_ended";
                         let Some((mut report, started)) = current.take() else { continue };
@@ -466,7 +472,7 @@ pub async fn run_with(
                             heard.jitter.concealed_frames.saturating_sub(heard_before.1);
                         report.heard_jitter_ms = heard.jitter.interarrival_jitter_ms;
                         heard_before = (heard.jitter.lost, heard.jitter.concealed_frames);
-                        voice.end_call();
+                        voice.far_end_stopped(Instant::now());
                         if let Some(headset) = voice.headset() {
                             tracing::info!(stats = ?headset.stats(), "headset after call");
                         }

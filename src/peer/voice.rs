@@ -232,13 +232,15 @@ impl Voice {
         self.headset.as_mut()
     }
 
-    /// The call is over: the receivers forget its stream at once, so nothing of it is
-    /// concealed after the far end is gone, and the time until the next call (when the
-    /// bridge's timestamps jump on) is not counted as loss. What arrives from now on belongs
-    /// to the next call, even before [`Self::start_new_call`] is told of it.
-    pub fn end_call(&mut self) {
+    /// The far end's stream stops here: the call ended, or the caller was put on hold (the
+    /// switchboard then sends us nothing). The receivers forget it at once, so nothing of it
+    /// is concealed for the second it would take them to notice (heard as a fading tail,
+    /// counted as concealment), and the time until it goes on (when the bridge's timestamps
+    /// jump on) is not counted as loss. What arrives next starts afresh: the caller back from
+    /// hold, or the next call, even before [`Self::start_new_call`] is told of it.
+    pub fn far_end_stopped(&mut self, now: Instant) {
         for r in &mut self.receivers {
-            r.reset();
+            r.stop(now);
         }
         self.receivers_forgot_last_call = true;
     }
@@ -246,7 +248,7 @@ impl Voice {
     /// A new call starts on the shift-long connection: the count of packets sent starts
     /// again. The switchboard starts the caller's voice as it tells us of the call, so its
     /// first packets may be here already; they are kept. Only when the last call's end was
-    /// not told ([`Self::end_call`]) do the receivers forget that call now.
+    /// not told ([`Self::far_end_stopped`]) do the receivers forget that call now.
     pub fn start_new_call(&mut self) {
         if !self.receivers_forgot_last_call {
             for r in &mut self.receivers {
@@ -758,7 +760,7 @@ mod tests {
             send(f, false, ms(20 * f + 5));
             tick(&mut voice, &mut rx, &mut heard, f);
         }
-        voice.end_call();
+        voice.far_end_stopped(ms(20 * 100));
         let after_first = voice.receiver_stats(RxSlot::Main).jitter;
         // 75 frames of nothing: the bridge's clock runs on, so its timestamps jump.
         for f in 100..175 {

@@ -1305,7 +1305,7 @@ impl Engine {
                 self.stop_ring();
                 self.muted = false;
                 if let Some(mut info) = self.active.take().filter(|a| a.call_id == call_id) {
-                    session.voice.end_call();
+                    session.voice.far_end_stopped(Instant::now());
                     info.talk_ms = info.answered_ms.map_or(0, |a| now.saturating_sub(a));
                     self.out.send(Update::TodayCall(PastCall {
                         call_id: info.call_id.clone(),
@@ -1336,6 +1336,9 @@ impl Engine {
                 });
             }
             ServerMessage::CallHeld { on, .. } => {
+                if on {
+                    session.voice.far_end_stopped(Instant::now());
+                }
                 self.out.send(Update::Held { on, at_ms: now });
             }
             ServerMessage::Monitored { active, .. } => {
@@ -1501,7 +1504,7 @@ impl Engine {
             }
             ServerMessage::MonitorEnded { reason, .. } => {
                 self.monitoring = None;
-                session.voice.end_call();
+                session.voice.far_end_stopped(Instant::now());
                 self.out.send(Update::Monitoring(None));
                 if reason == "call_ended" {
                     self.out
