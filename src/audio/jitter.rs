@@ -481,7 +481,7 @@ impl JitterBuffer {
     /// The far end stopped sending (the call ended, or the caller was put on hold), as the
     /// driver was told: forgets the stream as [`Self::reset`] does, so nothing is concealed
     /// for the second it would take to notice, and drops what was still in flight (arriving
-    /// within [`STRAGGLER_WINDOW_MS`]), which would otherwise start a stream of its own.
+    /// within 150 ms), which would otherwise start a stream of its own.
     pub fn stop(&mut self, now: Instant) {
         let now_ms = self.ms(now);
         self.reset();
