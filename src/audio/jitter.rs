@@ -583,12 +583,17 @@ impl JitterBuffer {
             self.anchor(now_ms, ext_seq, ext_ts, payload);
             return Pushed::Buffered;
         }
-        if matches!(self.phase, Phase::Playing | Phase::Stopped)
-            && newer
-            && now_ms - self.last_arrival_ms > self.cfg.max_delay_ms as f64
-            && self.head().is_none()
-        {
-            // The stream paused for longer than the buffer can ever wait (or stopped) and
+        let paused = match self.phase {
+            // `pop` stops a stream only when nothing is buffered.
+            Phase::Stopped => true,
+            Phase::Playing => {
+                now_ms - self.last_arrival_ms > self.cfg.max_delay_ms as f64
+                    && self.head().is_none()
+            }
+            Phase::Idle | Phase::Buffering => false,
+        };
+        if paused && newer {
+            // The stream stopped, or paused for longer than the buffer can ever wait, and
             // nothing is buffered: a new talkspurt, the caller back from hold, or a new far
             // end (the next call on a shift-long connection). What is missing could not be
             // played anyway, and a bridge's sequence numbers go on without a gap, so its RTP
@@ -604,13 +609,6 @@ impl JitterBuffer {
             // A sender that restarted its timestamps, or a flood beyond what the buffer holds.
             self.stats.resyncs += 1;
             self.stats.lost += self.buffered_gap(ext_seq);
-            self.anchor(now_ms, ext_seq, ext_ts, payload);
-            return Pushed::Buffered;
-        }
-        if self.phase == Phase::Stopped && ext_seq >= self.next_seq {
-            // First packet after the stream stopped, sooner than the pause above (a buffer
-            // configured to stop before its maximum delay): start again from here.
-            self.stats.resyncs += 1;
             self.anchor(now_ms, ext_seq, ext_ts, payload);
             return Pushed::Buffered;
         }

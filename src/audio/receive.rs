@@ -213,13 +213,18 @@ impl AudioReceiver {
     /// The far end stopped sending (see [`JitterBuffer::stop`]): forgets the stream now and
     /// drops what of it is still in flight.
     pub fn stop(&mut self, now: Instant) {
-        self.reset();
         self.jb.stop(now);
+        self.forget_decoding();
     }
 
     /// Forgets the stream (new SSRC); the decoder state is reset too.
     pub fn reset(&mut self) {
         self.jb.reset();
+        self.forget_decoding();
+    }
+
+    /// The decoder and the time-stretch state, which belong to the stream being forgotten.
+    fn forget_decoding(&mut self) {
         // A failed reset leaves the old state, which the next packets overwrite anyway.
         let _ = self.decoder.reset_state();
         self.last_silent = true;

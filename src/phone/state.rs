@@ -23,17 +23,23 @@ const MAX_NOTICES: usize = 4;
 pub struct PhoneState {
     pub view: PhoneView,
     next_notice_id: u64,
-    /// The notices of missed calls, which say the agent is now Not ready: taken down when the
-    /// agent is Available again, since they are no longer true.
-    missed_call_notices: Vec<u64>,
-    /// The notice that a form kept from before (a crash, a lost connection) is shown below:
-    /// taken down when that form makes way for a call or is sent.
-    restored_form_notice: Option<u64>,
+    /// Notices that stop being true, with what they are about: taken down then.
+    notices_about: Vec<(u64, NoticeAbout)>,
     /// Codes submitted per call, shown in the Today list once saved.
     submitted: Vec<(String, sapa_ui::Disposition)>,
     /// A supervisor's monitoring session; kept apart from the wallboard, which each push
     /// replaces, and put back into it.
     monitoring: Option<sapa_ui::MonitorSession>,
+}
+
+/// What a notice speaks of that can stop being true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoticeAbout {
+    /// A missed call that made the agent Not ready: no longer true once Available.
+    MissedCall,
+    /// A form kept from before (a crash, a lost connection), shown below: no longer there once
+    /// it makes way for a call or is sent.
+    KeptForm,
 }
 
 impl PhoneState {
@@ -141,10 +147,10 @@ impl PhoneState {
                     agent.state = agent_state(state, reason);
                     agent.state_since_ms = since_ms.max(0) as u64;
                 }
-                if state == AgentStateName::Available && !self.missed_call_notices.is_empty() {
-                    let missed = std::mem::take(&mut self.missed_call_notices);
-                    view.notices.retain(|n| !missed.contains(&n.id));
+                if state == AgentStateName::Available {
+                    self.take_down(NoticeAbout::MissedCall);
                 }
+                let view = &mut self.view;
                 match (&mut view.call, state) {
                     (CallView::WrapUp(wrap), AgentStateName::AfterCallWork)
                         if call_id.as_deref() == Some(wrap.call_id.as_str()) =>
@@ -174,7 +180,7 @@ impl PhoneState {
                 ring_deadline_ms,
                 origin,
             } => {
-                self.take_down_restored_form_notice();
+                self.take_down(NoticeAbout::KeptForm);
                 let view = &mut self.view;
                 view.call = CallView::Ringing(RingingCall {
                     call_id,
@@ -203,11 +209,9 @@ impl PhoneState {
                         )),
                         _ => None,
                     };
-                    if let Some((level, text)) = text
-                        && let Some(id) = self.push_notice(level, text)
-                        && reason == "ring_no_answer"
-                    {
-                        self.missed_call_notices.push(id);
+                    if let Some((level, text)) = text {
+                        let about = (reason == "ring_no_answer").then_some(NoticeAbout::MissedCall);
+                        self.push_notice_about(about, level, text);
                     }
                 }
             }
@@ -285,12 +289,12 @@ impl PhoneState {
                     view.call = CallView::WrapUp(call);
                     view.draft = draft;
                     view.draft_status = DraftStatus::Saved;
-                    self.take_down_restored_form_notice();
-                    self.restored_form_notice = self.push_notice(NoticeLevel::Info, text);
+                    self.take_down(NoticeAbout::KeptForm);
+                    self.push_notice_about(Some(NoticeAbout::KeptForm), NoticeLevel::Info, text);
                 }
             }
             Update::DispositionSaved { call_id } => {
-                self.take_down_restored_form_notice();
+                self.take_down(NoticeAbout::KeptForm);
                 let view = &mut self.view;
                 if let CallView::WrapUp(wrap) = &view.call
                     && wrap.call_id == call_id
@@ -411,13 +415,27 @@ impl PhoneState {
         }
     }
 
-    /// Shows a notice; returns its id, or None when the same sentence is already shown.
-    fn take_down_restored_form_notice(&mut self) {
-        if let Some(id) = self.restored_form_notice.take() {
-            self.view.notices.retain(|n| n.id != id);
+    /// Takes down the notices about `about`, which are no longer true.
+    fn take_down(&mut self, about: NoticeAbout) {
+        let notices = &mut self.view.notices;
+        self.notices_about.retain(|&(id, a)| {
+            if a == about {
+                notices.retain(|n| n.id != id);
+            }
+            a != about
+        });
+    }
+
+    /// Shows a notice; when it is `about` something, it is taken down with [`Self::take_down`].
+    fn push_notice_about(&mut self, about: Option<NoticeAbout>, level: NoticeLevel, text: String) {
+        if let Some(id) = self.push_notice(level, text)
+            && let Some(about) = about
+        {
+            self.notices_about.push((id, about));
         }
     }
 
+    /// Shows a notice; returns its id, or None when the same sentence is already shown.
     fn push_notice(&mut self, level: NoticeLevel, text: String) -> Option<u64> {
         // The same sentence again (a flapping link) does not stack up.
         if self.view.notices.iter().any(|n| n.text == text) {
