@@ -16,9 +16,21 @@ use sapa::store::{Role, Store};
 
 #[derive(Parser)]
 #[command(name = "sapa", version, about = "Sapa call-center workstation: switchboard, agent phone and headless peers", long_about = None)]
+// `sapa` with no command runs the demo and takes the demo's options (`sapa --no-callers`).
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The demo's options, for `sapa` with no command.
+    #[command(flatten)]
+    demo: DemoArgs,
+}
+
+impl Cli {
+    /// The command to run: `sapa` alone is the demo, with the demo's options.
+    fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Demo(self.demo))
+    }
 }
 
 #[derive(Subcommand)]
@@ -107,7 +119,7 @@ struct PhoneArgs {
     config: Option<PathBuf>,
 }
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 struct DemoArgs {
     /// No simulated callers (the switchboard and the phone only).
     #[arg(long)]
@@ -389,7 +401,7 @@ const DEFAULT_LOG: &str = "warn,sapa=info,rtc_dtls::config=error";
 fn main() -> ExitCode {
     // Before any thread exists: the local UTC offset can only be read then (see phone::clock).
     sapa::phone::clock::init_local_offset();
-    let cli = Cli::parse();
+    let command = Cli::parse().into_command();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SAPA_LOG")
@@ -401,8 +413,8 @@ fn main() -> ExitCode {
     // wake each other without waking another thread (a third less CPU in a call, measured in
     // BENCHMARKS.md). The switchboard and the demo spread over the cores.
     let one_thread = matches!(
-        cli.command,
-        Some(Command::Agent(_) | Command::Caller(_) | Command::Supervisor(_))
+        command,
+        Command::Agent(_) | Command::Caller(_) | Command::Supervisor(_)
     );
     let runtime = if one_thread {
         tokio::runtime::Builder::new_current_thread()
@@ -420,20 +432,17 @@ fn main() -> ExitCode {
     };
     // The window must run on the main thread, so the phone and the demo run outside
     // `block_on`; the demo's switchboard and callers run on the runtime's workers.
-    let windowed = match cli.command {
-        None => Some(run_demo(&runtime, DemoArgs::default())),
-        Some(Command::Demo(args)) => Some(run_demo(&runtime, args)),
-        Some(Command::Phone(args)) => Some(
-            sapa::phone::run_phone(sapa::phone::PhoneOptions {
-                switchboard: args.switchboard,
-                user: args.user,
-                password: args.password,
-                no_audio: args.no_audio,
-                config: args.config,
-            })
-            .map_err(anyhow::Error::from),
-        ),
-        Some(command) => {
+    let windowed = match command {
+        Command::Demo(args) => run_demo(&runtime, args),
+        Command::Phone(args) => sapa::phone::run_phone(sapa::phone::PhoneOptions {
+            switchboard: args.switchboard,
+            user: args.user,
+            password: args.password,
+            no_audio: args.no_audio,
+            config: args.config,
+        })
+        .map_err(anyhow::Error::from),
+        command => {
             return match runtime.block_on(run(command)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -443,7 +452,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    match windowed.unwrap_or(Ok(())) {
+    match windowed {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sapa: {e:#}");
@@ -477,16 +486,17 @@ fn impairment(spec: Option<String>) -> anyhow::Result<Option<Impairment>> {
 }
 
 fn run_demo(runtime: &tokio::runtime::Runtime, args: DemoArgs) -> anyhow::Result<()> {
+    sapa::phone::demo::run(runtime, demo_options(&args))?;
+    Ok(())
+}
+
+fn demo_options(args: &DemoArgs) -> sapa::phone::demo::DemoOptions {
     let every = (!args.no_callers && args.caller_every_secs > 0.0)
         .then(|| std::time::Duration::from_secs_f64(args.caller_every_secs));
-    sapa::phone::demo::run(
-        runtime,
-        sapa::phone::demo::DemoOptions {
-            caller_every: every,
-            no_audio: args.no_audio,
-        },
-    )?;
-    Ok(())
+    sapa::phone::demo::DemoOptions {
+        caller_every: every,
+        no_audio: args.no_audio,
+    }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -845,5 +855,47 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::{Cli, Command, demo_options};
+
+    /// The demo's options as the command line `words` gives them, with or without `demo`.
+    fn demo_from(words: &[&str]) -> sapa::phone::demo::DemoOptions {
+        match Cli::try_parse_from(words)
+            .expect("the words parse")
+            .into_command()
+        {
+            Command::Demo(args) => demo_options(&args),
+            _ => panic!("{words:?} is not the demo"),
+        }
+    }
+
+    #[test]
+    fn sapa_alone_runs_the_demo_with_its_callers() {
+        // What `cargo run --release` runs: callers arrive every 8 s, as with `sapa demo`.
+        let bare = demo_from(&["sapa"]);
+        assert_eq!(bare.caller_every, Some(Duration::from_secs(8)));
+        assert!(!bare.no_audio);
+        assert_eq!(demo_from(&["sapa", "demo"]).caller_every, bare.caller_every);
+        // The demo's options work without the word `demo` too.
+        assert_eq!(demo_from(&["sapa", "--no-callers"]).caller_every, None);
+        assert_eq!(
+            demo_from(&["sapa", "--caller-every-secs", "3"]).caller_every,
+            Some(Duration::from_secs(3))
+        );
+        assert!(demo_from(&["sapa", "demo", "--no-audio"]).no_audio);
+    }
+
+    #[test]
+    fn the_demo_s_options_do_not_mix_with_another_command() {
+        assert!(Cli::try_parse_from(["sapa", "--no-callers", "devices"]).is_err());
+        assert!(Cli::try_parse_from(["sapa", "devices", "--json"]).is_ok());
     }
 }
