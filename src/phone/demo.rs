@@ -526,6 +526,57 @@ mod tests {
         assert!(silent > 5, "silent frames: {silent}");
     }
 
+    /// The demo's own caller loop against its own switchboard: the first simulated caller
+    /// reaches an agent logged in as the demo user, with that customer's history.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_s_callers_ring_the_demo_agent_with_their_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = start(dir.path()).await.unwrap();
+        let url = running.ws_url();
+        let agent = tokio::spawn(crate::peer::agent::run(
+            crate::peer::agent::AgentOptions {
+                switchboard: url.clone(),
+                user: DEMO_USER.into(),
+                password: DEMO_PASSWORD.into(),
+                voice: crate::peer::agent::AgentVoice::Silence,
+                record: None,
+                calls: 1,
+                disposition: None,
+                notes: String::new(),
+                resolution: crate::protocol::Resolution::Resolved,
+                talk_secs: Some(1.0),
+                no_answer: false,
+                hold: None,
+                mute: None,
+                send_digits: None,
+                impair: None,
+                frame: Default::default(),
+                dtx: false,
+            },
+            |_| {},
+        ));
+        let callers = tokio::spawn(callers(
+            url,
+            dir.path().to_path_buf(),
+            Duration::from_secs(60),
+        ));
+        let reports = tokio::time::timeout(Duration::from_secs(30), agent)
+            .await
+            .expect("a demo caller rang within 30 s")
+            .unwrap()
+            .unwrap();
+        callers.abort();
+        assert_eq!(reports.len(), 1);
+        let call = &reports[0];
+        assert_eq!(call.caller, CUSTOMERS[0].number);
+        assert_eq!(call.history_len, 3, "the screen-pop shows the seeded calls");
+        assert!(
+            call.first_audio_ms.is_some(),
+            "the caller's voice reached the agent"
+        );
+        running.shutdown().await;
+    }
+
     #[tokio::test]
     async fn seeding_gives_customers_history() {
         let dir = tempfile::tempdir().unwrap();
