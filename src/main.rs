@@ -201,10 +201,35 @@ enum UserCommand {
         #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
         password: String,
     },
-    /// List users.
+    /// List users, with the accounts that are disabled.
     List {
         #[arg(long)]
         db: Option<String>,
+    },
+    /// Give a user a new password (a forgotten one). Who is logged in stays logged in.
+    SetPassword {
+        #[arg(long)]
+        db: Option<String>,
+        #[arg(long)]
+        name: String,
+        /// The new password (or set SAPA_PASSWORD).
+        #[arg(long, env = "SAPA_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Stop a user from logging in (someone who left). Their calls, dispositions and
+    /// reports keep their name. Takes effect at their next login.
+    Disable {
+        #[arg(long)]
+        db: Option<String>,
+        #[arg(long)]
+        name: String,
+    },
+    /// Let a disabled user log in again.
+    Enable {
+        #[arg(long)]
+        db: Option<String>,
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -485,6 +510,20 @@ fn impairment(spec: Option<String>) -> anyhow::Result<Option<Impairment>> {
         .transpose()
 }
 
+/// `sapa user disable` / `enable`.
+async fn set_user_disabled(db: Option<String>, name: &str, disabled: bool) -> anyhow::Result<()> {
+    let store = Store::open(&db_url(db)?).await?;
+    let done = store.set_user_disabled(name, disabled).await;
+    store.close().await;
+    done?;
+    if disabled {
+        println!("{name} can no longer log in (their calls and dispositions are kept)");
+    } else {
+        println!("{name} can log in again");
+    }
+    Ok(())
+}
+
 fn run_demo(runtime: &tokio::runtime::Runtime, args: DemoArgs) -> anyhow::Result<()> {
     sapa::phone::demo::run(runtime, demo_options(&args))?;
     Ok(())
@@ -547,12 +586,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             UserCommand::List { db } => {
                 let store = Store::open(&db_url(db)?).await?;
-                for user in store.list_users().await? {
-                    println!("{}\t{:?}", user.name, user.role);
+                for account in store.list_users().await? {
+                    let user = account.user;
+                    match account.disabled_at {
+                        None => println!("{}\t{:?}", user.name, user.role),
+                        Some(at) => println!(
+                            "{}\t{:?}\tdisabled since {}",
+                            user.name,
+                            user.role,
+                            sapa::phone::clock::local_text(at)
+                        ),
+                    }
                 }
                 store.close().await;
                 Ok(())
             }
+            UserCommand::SetPassword { db, name, password } => {
+                let store = Store::open(&db_url(db)?).await?;
+                let done = store.set_password(&name, &password).await;
+                store.close().await;
+                done?;
+                println!("new password set for {name}");
+                Ok(())
+            }
+            UserCommand::Disable { db, name } => set_user_disabled(db, &name, true).await,
+            UserCommand::Enable { db, name } => set_user_disabled(db, &name, false).await,
         },
         Command::Caller(args) => {
             let options = caller::CallerOptions {

@@ -72,6 +72,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "problems",
         include_str!("../migrations/sqlite/0004_problems.sql"),
     ),
+    (
+        5,
+        "user access",
+        include_str!("../migrations/sqlite/0005_user_access.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -93,6 +98,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "problems",
         include_str!("../migrations/postgres/0004_problems.sql"),
+    ),
+    (
+        5,
+        "user access",
+        include_str!("../migrations/postgres/0005_user_access.sql"),
     ),
 ];
 
@@ -128,6 +138,12 @@ pub enum StoreError {
     /// No row of another kind (a monitoring session, a call leg) with this id.
     #[error("no {what} with id {id:?}")]
     NotFound { what: &'static str, id: String },
+    /// No user with this name.
+    #[error("no user named {0:?}")]
+    UnknownUser(String),
+    /// The password was right, but the account is disabled (`sapa user disable`).
+    #[error("the account {0:?} is disabled")]
+    UserDisabled(String),
     /// `add_user` with a name that is taken.
     #[error("a user named {0:?} already exists")]
     DuplicateUser(String),
@@ -242,6 +258,14 @@ pub struct User {
     /// Login name, unique; also the agent id in calls, offers and logs.
     pub name: String,
     pub role: Role,
+}
+
+/// A user as an administrator sees it: who, and whether the account is in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub user: User,
+    /// When the account was disabled (epoch ms); `None`: it can log in.
+    pub disabled_at: Option<i64>,
 }
 
 /// What the store knows about a caller number.
@@ -742,13 +766,7 @@ impl Store {
                 "a user name cannot start or end with spaces".into(),
             ));
         }
-        if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
-            return Err(StoreError::Invalid(format!(
-                "a password must be 1 to {MAX_PASSWORD_BYTES} bytes"
-            )));
-        }
-        let password = password.as_bytes().to_vec();
-        let hash = password_work(move || hash_password(&password)).await??;
+        let hash = new_password_hash(password).await?;
         let created_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -777,20 +795,18 @@ impl Store {
         let row = if !findable(name) {
             None
         } else {
-            sqlx::query("SELECT name, role, password_hash FROM users WHERE name = $1")
+            sqlx::query("SELECT name, role, password_hash, disabled_at FROM users WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?
         };
-        let (user, hash) = match row {
-            Some(row) => {
-                let user = User {
-                    name: row.try_get("name")?,
-                    role: Role::from_column(row.try_get("role")?)?,
-                };
-                (Some(user), Some(row.try_get::<String, _>("password_hash")?))
-            }
-            None => (None, None),
+        let (user, hash, disabled) = match row {
+            Some(row) => (
+                Some(user_from_row(&row)?),
+                Some(row.try_get::<String, _>("password_hash")?),
+                row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+            ),
+            None => (None, None, false),
         };
         let password = password.as_bytes().to_vec();
         let matches = password_work(move || {
@@ -799,7 +815,48 @@ impl Store {
             password.len() <= MAX_PASSWORD_BYTES && verify_password_in_place(&password, &hash)
         })
         .await?;
-        Ok(user.filter(|_| matches))
+        match user {
+            // Only who knows the password learns that the account is disabled.
+            Some(user) if matches && disabled => Err(StoreError::UserDisabled(user.name)),
+            user => Ok(user.filter(|_| matches)),
+        }
+    }
+
+    /// Gives `name` a new password; the old one stops working at once. Sessions that are
+    /// logged in stay so.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        let hash = new_password_hash(password).await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
+            .bind(hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownUser(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Disables `name`'s account (it can no longer log in) or enables it again. Nothing
+    /// the user did is deleted: calls, dispositions and reports keep the name. Disabling an
+    /// account that is already disabled keeps the time it was first disabled.
+    pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let done = sqlx::query(
+            "UPDATE users SET disabled_at = CASE WHEN $1 = 1 THEN COALESCE(disabled_at, $2) END
+             WHERE name = $3",
+        )
+        .bind(i64::from(disabled))
+        .bind(now)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownUser(name.to_owned()));
+        }
+        Ok(())
     }
 
     /// The user called `name`, if any.
@@ -814,12 +871,19 @@ impl Store {
         row.map(|row| user_from_row(&row)).transpose()
     }
 
-    /// All users, by name.
-    pub async fn list_users(&self) -> Result<Vec<User>> {
-        let rows = sqlx::query("SELECT name, role FROM users ORDER BY name")
+    /// All accounts, by name, with when each was disabled.
+    pub async fn list_users(&self) -> Result<Vec<Account>> {
+        let rows = sqlx::query("SELECT name, role, disabled_at FROM users ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(user_from_row).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(Account {
+                    user: user_from_row(row)?,
+                    disabled_at: row.try_get("disabled_at")?,
+                })
+            })
+            .collect()
     }
 
     // ----- customers -----
@@ -1930,6 +1994,17 @@ fn callback_from_row(row: &AnyRow) -> Result<Callback> {
     })
 }
 
+/// Checks a new password's length and hashes it (Argon2id, off the async threads).
+async fn new_password_hash(password: &str) -> Result<String> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "a password must be 1 to {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    let password = password.as_bytes().to_vec();
+    password_work(move || hash_password(&password)).await?
+}
+
 fn user_from_row(row: &AnyRow) -> Result<User> {
     Ok(User {
         name: row.try_get("name")?,
@@ -2344,6 +2419,7 @@ mod tests {
 
     on_both!(
         users_and_logins,
+        passwords_change_and_accounts_are_disabled_without_losing_calls,
         customers_keep_names_and_notes,
         call_lifecycle_computes_wait_and_talk,
         menu_survey_hold_mute_and_first_response_are_stored,
@@ -2431,7 +2507,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|u| u.name)
+            .map(|a| a.user.name)
             .collect();
         assert_eq!(names, ["ana", "sam"]);
 
@@ -2457,6 +2533,58 @@ mod tests {
                 .await
         ));
         assert_eq!(s.list_users().await.unwrap().len(), 2);
+    }
+
+    async fn passwords_change_and_accounts_are_disabled_without_losing_calls(cx: Ctx) {
+        let s = &cx.store;
+        let ana = s.add_user("ana", Role::Agent, "old-pw").await.unwrap();
+        s.call_arrived(&new_call("c1", "+15550100", 1_000))
+            .await
+            .unwrap();
+        s.call_answered("c1", "ana", 2_000).await.unwrap();
+
+        // A forgotten password is replaced; the old one stops working.
+        s.set_password("ana", "new-pw").await.unwrap();
+        assert_eq!(s.verify_login("ana", "old-pw").await.unwrap(), None);
+        assert_eq!(
+            s.verify_login("ana", "new-pw").await.unwrap(),
+            Some(ana.clone())
+        );
+        assert!(is_invalid(s.set_password("ana", "").await));
+        assert!(matches!(
+            s.set_password("nobody", "x").await,
+            Err(StoreError::UnknownUser(name)) if name == "nobody"
+        ));
+
+        // Disabled: the right password says so, a wrong one says no more than before.
+        s.set_user_disabled("ana", true).await.unwrap();
+        assert!(matches!(
+            s.verify_login("ana", "new-pw").await,
+            Err(StoreError::UserDisabled(name)) if name == "ana"
+        ));
+        assert_eq!(s.verify_login("ana", "old-pw").await.unwrap(), None);
+        let first = s.list_users().await.unwrap()[0]
+            .disabled_at
+            .expect("disabled");
+        s.set_user_disabled("ana", true).await.unwrap();
+        assert_eq!(
+            s.list_users().await.unwrap()[0].disabled_at,
+            Some(first),
+            "disabling again keeps when it was first disabled"
+        );
+        // Nothing the user did is gone.
+        assert_eq!(
+            s.call("c1").await.unwrap().unwrap().agent.as_deref(),
+            Some("ana")
+        );
+        assert!(matches!(
+            s.set_user_disabled("nobody", true).await,
+            Err(StoreError::UnknownUser(_))
+        ));
+
+        s.set_user_disabled("ana", false).await.unwrap();
+        assert_eq!(s.list_users().await.unwrap()[0].disabled_at, None);
+        assert_eq!(s.verify_login("ana", "new-pw").await.unwrap(), Some(ana));
     }
 
     async fn customers_keep_names_and_notes(cx: Ctx) {

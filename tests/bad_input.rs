@@ -186,3 +186,45 @@ async fn bad_messages_get_stable_errors_and_calls_go_on() {
     assert!(share > 0.7, "the call's audio suffered: {share:.2}");
     sb.shutdown().await;
 }
+
+/// An administrator disables an agent who left: the right password is refused with a message
+/// that says why (a wrong one learns nothing more), and the agent logs in again once enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_account_is_refused_with_a_reason_and_enabled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    sb.store.set_user_disabled("ana", true).await.unwrap();
+
+    let refused = agent::run(plain_agent(&url, "ana", 1), |_| {})
+        .await
+        .expect_err("a disabled account cannot log in")
+        .to_string();
+    assert!(
+        refused.contains("the account ana is disabled"),
+        "refusal: {refused}"
+    );
+    let mut wrong = plain_agent(&url, "ana", 1);
+    wrong.password = "not the password".into();
+    let refused = agent::run(wrong, |_| {}).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("wrong user or password"),
+        "refusal: {refused}"
+    );
+
+    // Enabled again, ana logs in and takes a call.
+    sb.store.set_user_disabled("ana", false).await.unwrap();
+    let agent_task = tokio::spawn(agent::run(plain_agent(&url, "ana", 1), |_| {}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tone = tone_wav(dir.path(), "c.wav", 440.0, 1.0);
+    caller::run(plain_caller(&url, "+15550123", &tone, dir.path()))
+        .await
+        .unwrap();
+    let reports = tokio::time::timeout(Duration::from_secs(20), agent_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+}

@@ -244,6 +244,14 @@ async fn handle_message(
                     ));
                     None
                 }
+                Err(crate::store::StoreError::UserDisabled(name)) => {
+                    reply(error(
+                        req,
+                        ErrorCode::BadCredentials,
+                        &format!("the account {name} is disabled; ask an administrator"),
+                    ));
+                    None
+                }
                 Err(e) => {
                     reply(error(
                         req,
