@@ -125,6 +125,17 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
     // Nothing needs the headset while waiting for a call: the engine lets it go.
     released_within(&tap, 1, Duration::from_secs(4)).await;
 
+    // What the team keeps about this customer reaches the screen-pop.
+    running
+        .store
+        .upsert_customer("+15550100", Some("Budi Santoso"))
+        .await
+        .unwrap();
+    running
+        .store
+        .set_customer_notes("+15550100", "Prefers email follow-ups")
+        .await
+        .unwrap();
     let play = tone_wav(dir.path(), "caller.wav", 1000.0, 4.0);
     let record = dir.path().join("caller-heard.wav");
     let caller_task = tokio::spawn(caller::run(caller::CallerOptions {
@@ -152,6 +163,7 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
         unreachable!()
     };
     assert_eq!(caller.number, "+15550100");
+    assert_eq!(caller.notes.as_deref(), Some("Prefers email follow-ups"));
     assert!(
         tap.lock().unwrap().ringing,
         "the ringer rings while offered"

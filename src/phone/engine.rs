@@ -848,7 +848,7 @@ impl Engine {
         self.out.send(Update::RestoreWrapUp {
             call: WrapUpCall {
                 call_id: info.call_id.clone(),
-                caller: ui_caller(&info.number, info.name.clone(), &[]),
+                caller: ui_caller(&info.number, info.name.clone(), None, &[]),
                 queue: info.queue.clone(),
                 talk_ms: info.talk_ms,
                 acw_deadline_ms: None,
@@ -1223,7 +1223,12 @@ impl Engine {
                 history,
                 context,
             } => {
-                let ui = ui_caller(&caller.number, caller.name.clone(), &history);
+                let ui = ui_caller(
+                    &caller.number,
+                    caller.name.clone(),
+                    caller.notes.clone(),
+                    &history,
+                );
                 let origin = context.as_ref().map(call_origin);
                 if self.config.desktop_notifications {
                     let popup = CallNotification::incoming(
@@ -2165,11 +2170,18 @@ fn pending_callback(info: &CallbackInfo) -> PendingCallback {
     }
 }
 
-/// The screen-pop's caller: number, name, and the history that came with the offer.
-fn ui_caller(number: &str, name: Option<String>, history: &[HistoryEntry]) -> UiCaller {
+/// The screen-pop's caller: number, name, the customer's notes and the history that came
+/// with the offer.
+fn ui_caller(
+    number: &str,
+    name: Option<String>,
+    notes: Option<String>,
+    history: &[HistoryEntry],
+) -> UiCaller {
     UiCaller {
         number: number.to_owned(),
         name: name.clone(),
+        notes,
         history: history
             .iter()
             .map(|e| past_call(number, name.clone(), e))

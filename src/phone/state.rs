@@ -518,6 +518,7 @@ mod tests {
                 caller: CallerInfo {
                     number: "+15550100".into(),
                     name: Some("Budi".into()),
+                    notes: None,
                     history: vec![],
                 },
                 waited_ms: 3_000,
@@ -640,6 +641,7 @@ mod tests {
                     caller: CallerInfo {
                         number: "+15550111".into(),
                         name: None,
+                        notes: None,
                         history: vec![],
                     },
                     waited_ms: 0,
@@ -700,6 +702,7 @@ mod tests {
                 caller: CallerInfo {
                     number: "+15550302".into(),
                     name: Some("Citra".into()),
+                    notes: None,
                     history: vec![],
                 },
                 queue: "support".into(),
@@ -761,6 +764,7 @@ mod tests {
                 caller: CallerInfo {
                     number: "+15550100".into(),
                     name: Some("Budi".into()),
+                    notes: None,
                     history: vec![],
                 },
                 waited_ms: 0,

@@ -553,6 +553,7 @@ mod tests {
                 caller: CallerInfo {
                     number: "+34 600 123 456".into(),
                     name: Some("Ana Ruiz".into()),
+                    notes: None,
                     history,
                 },
                 queue: "Billing".into(),

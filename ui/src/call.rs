@@ -54,6 +54,7 @@ pub fn ringing_ui(
             }
             ui.add_space(6.0);
             caller_identity_ui(ui, &ringing.caller, 34.0);
+            customer_notes_ui(ui, &ringing.caller);
             ui.add_space(8.0);
 
             let total_ms = ringing
@@ -128,6 +129,29 @@ fn caller_identity_ui(ui: &mut Ui, caller: &CallerInfo, size: f32) {
     );
 }
 
+/// What the team keeps about the customer, under their name, when there is anything.
+fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo) {
+    let Some(notes) = caller
+        .notes
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    else {
+        return;
+    };
+    ui.add_space(4.0);
+    Frame::new()
+        .fill(theme::CAUTION.gamma_multiply(0.12))
+        .corner_radius(CornerRadius::same(6))
+        .inner_margin(Margin::symmetric(8, 4))
+        .show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new("About this customer:").strong());
+                ui.label(notes);
+            });
+        });
+}
+
 /// The caller's earlier calls, newest first, in a scroll area that takes the rest of the height.
 fn caller_history_ui(ui: &mut Ui, caller: &CallerInfo) {
     ui.label(
@@ -188,6 +212,7 @@ fn controls_ui(
         origin_ui(ui, origin);
     }
     caller_identity_ui(ui, &call.caller, 28.0);
+    customer_notes_ui(ui, &call.caller);
     ui.horizontal(|ui| {
         ui.label(timer_text(elapsed_text(now_ms, call.answered_at_ms), 30.0))
             .on_hover_text("Talk time");

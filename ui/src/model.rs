@@ -276,6 +276,8 @@ pub struct CallerInfo {
     pub number: String,
     /// From the contact directory, when known.
     pub name: Option<String>,
+    /// What the team keeps about this customer (preferences, account facts), when any.
+    pub notes: Option<String>,
     /// Earlier calls from this number, any order (the views show the newest first).
     pub history: Vec<PastCall>,
 }
@@ -289,6 +291,7 @@ impl fmt::Debug for CallerInfo {
         f.debug_struct("CallerInfo")
             .field("number", &format!("…{tail}"))
             .field("name", &self.name.as_ref().map(|_| "<redacted>"))
+            .field("notes", &self.notes.as_ref().map(|_| "<redacted>"))
             .field("history_len", &self.history.len())
             .finish()
     }
@@ -1115,10 +1118,12 @@ mod tests {
         let caller = CallerInfo {
             number: "+34 600 123 456".into(),
             name: Some("Ana Ruiz".into()),
+            notes: Some("Prefers email".into()),
             history: vec![],
         };
         let text = format!("{caller:?}");
         assert!(text.contains("…56") && !text.contains("600") && !text.contains("Ana"));
+        assert!(!text.contains("email"));
         let login = LoginForm {
             password: "hunter2".into(),
             ..LoginForm::default()

@@ -57,6 +57,7 @@ fn login_to_submitted_disposition() {
     harness.run();
     harness.get_by_label("Ana Ruiz");
     harness.get_by_label("+34 600 123 456");
+    harness.get_by_label("Prefers email follow-ups; business plan since 2024.");
     harness.get_by_label("Queue: Billing");
     let newer = harness
         .get_by_label("Asked about the November invoice")
@@ -71,8 +72,10 @@ fn login_to_submitted_disposition() {
     click(&mut harness, "Answer");
     assert_eq!(harness.state_mut().take_intents(), vec![Intent::Answer]);
 
-    // In call: the history stays in view; notes start the draft and are stored as typed.
+    // In call: the history and the customer's notes stay in view; notes start the draft
+    // and are stored as typed.
     harness.get_by_label("Asked about the November invoice");
+    harness.get_by_label("Prefers email follow-ups; business plan since 2024.");
     harness.get_by_label("Hang up");
     type_into(
         &mut harness,

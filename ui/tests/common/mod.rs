@@ -165,11 +165,13 @@ pub fn logged_in_view(role: Role) -> PhoneView {
     }
 }
 
-/// Two earlier calls, given oldest first so the test sees the views sort them.
+/// Two earlier calls, given oldest first so the test sees the views sort them, and the
+/// customer's notes.
 pub fn caller_with_history() -> CallerInfo {
     CallerInfo {
         number: "+34 600 123 456".into(),
         name: Some("Ana Ruiz".into()),
+        notes: Some("Prefers email follow-ups; business plan since 2024.".into()),
         history: vec![
             PastCall {
                 call_id: "old".into(),
