@@ -274,6 +274,15 @@ pub enum ClientMessage {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Agent or supervisor: replace what the team keeps about a customer (preferences,
+    /// account facts), which comes with every call from that number. Empty notes clear them.
+    /// Answered with `ok`; calls in progress from the number carry the new notes from then on.
+    CustomerNotes {
+        #[serde(default)]
+        req: Option<String>,
+        number: String,
+        notes: String,
+    },
     /// Supervisor: a report over a time range, per agent or per queue.
     Report {
         #[serde(default)]
@@ -433,6 +442,7 @@ impl ClientMessage {
             | ClientMessage::Hangup { req, .. }
             | ClientMessage::Disposition { req, .. }
             | ClientMessage::History { req, .. }
+            | ClientMessage::CustomerNotes { req, .. }
             | ClientMessage::Monitor { req, .. }
             | ClientMessage::StopMonitor { req }
             | ClientMessage::Hold { req, .. }
@@ -464,6 +474,7 @@ impl ClientMessage {
             ClientMessage::Hangup { .. } => "hangup",
             ClientMessage::Disposition { .. } => "disposition",
             ClientMessage::History { .. } => "history",
+            ClientMessage::CustomerNotes { .. } => "customer_notes",
             ClientMessage::Monitor { .. } => "monitor",
             ClientMessage::Hold { .. } => "hold",
             ClientMessage::Mute { .. } => "mute",
@@ -739,6 +750,7 @@ const CLIENT_TYPES: &[&str] = &[
     "hangup",
     "disposition",
     "history",
+    "customer_notes",
     "monitor",
     "stop_monitor",
     "hold",
@@ -811,6 +823,7 @@ mod tests {
             r#"{"type":"hangup"}"#,
             r#"{"type":"disposition","call_id":"c1","request_id":"r1","code":"billing","resolution":"follow_up","notes":"n","follow_up_at_ms":5}"#,
             r#"{"type":"history","number":"+1555"}"#,
+            r#"{"type":"customer_notes","number":"+1555","notes":"Prefers email"}"#,
             r#"{"type":"monitor","agent":"ana","mode":"whisper"}"#,
             r#"{"type":"stop_monitor"}"#,
             r#"{"type":"hold","call_id":"c1","on":true}"#,

@@ -178,6 +178,26 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
     assert!(!tap.lock().unwrap().ringing, "the ring stops on answer");
     let speaker_at_answer = tap.lock().unwrap().speaker.len();
 
+    // The agent updates what the team keeps about the customer: stored, and shown.
+    handle.send(Intent::SaveCustomerNotes {
+        number: "+15550100".into(),
+        notes: "Prefers email follow-ups; refund promised by Friday".into(),
+    });
+    let saved = wait_for(&handle, "the notes saved", |u| {
+        matches!(u, Update::CustomerNotes { .. })
+    })
+    .await;
+    assert!(matches!(
+        saved,
+        Update::CustomerNotes { number, notes: Some(notes) }
+            if number == "+15550100" && notes == "Prefers email follow-ups; refund promised by Friday"
+    ));
+    let stored = running.store.customer("+15550100").await.unwrap().unwrap();
+    assert_eq!(
+        stored.notes.as_deref(),
+        Some("Prefers email follow-ups; refund promised by Friday")
+    );
+
     // A draft typed during the call is on disk at once.
     handle.send(Intent::DraftChanged(DispositionDraft {
         call_id: call_id.clone(),

@@ -169,6 +169,7 @@ pub fn set_req(message: &mut ClientMessage, id: String) {
         | ClientMessage::Hangup { req, .. }
         | ClientMessage::Disposition { req, .. }
         | ClientMessage::History { req, .. }
+        | ClientMessage::CustomerNotes { req, .. }
         | ClientMessage::Monitor { req, .. }
         | ClientMessage::StopMonitor { req }
         | ClientMessage::Hold { req, .. }

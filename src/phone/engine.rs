@@ -203,6 +203,11 @@ pub enum Update {
         call_id: String,
     },
     HistorySearching(String),
+    /// The switchboard stored these notes about the customer at `number` (`None`: cleared).
+    CustomerNotes {
+        number: String,
+        notes: Option<String>,
+    },
     HistoryResults {
         query: String,
         results: Vec<PastCall>,
@@ -390,6 +395,11 @@ enum Pending {
         resubmit: bool,
     },
     History(String),
+    /// Notes about a customer, shown once the switchboard has stored them.
+    CustomerNotes {
+        number: String,
+        notes: String,
+    },
     /// A `monitor` request: refused means the session did not start or change.
     Monitor,
     /// A `report` request, with what it was for (to name and label the result).
@@ -1412,6 +1422,12 @@ impl Engine {
                         self.pending_not_ready = None;
                         self.out.send(Update::PendingNotReady(None));
                     }
+                    Some(Pending::CustomerNotes { number, notes }) => {
+                        self.out.send(Update::CustomerNotes {
+                            number,
+                            notes: Some(notes).filter(|n| !n.trim().is_empty()),
+                        });
+                    }
                     _ => {}
                 }
             }
@@ -1452,6 +1468,12 @@ impl Engine {
                     Some(Pending::Plain(what)) => {
                         self.out
                             .notice(NoticeLevel::Warning, format!("{what}: {message}"));
+                    }
+                    Some(Pending::CustomerNotes { .. }) => {
+                        self.out.notice(
+                            NoticeLevel::Warning,
+                            format!("The customer's notes were not saved: {message}"),
+                        );
                     }
                     Some(Pending::Monitor) => {
                         self.out.notice(
@@ -1811,6 +1833,14 @@ impl Engine {
                     );
                 }
             }
+            Intent::SaveCustomerNotes { number, notes } => session.request(
+                ClientMessage::CustomerNotes {
+                    req: None,
+                    number: number.clone(),
+                    notes: notes.clone(),
+                },
+                Pending::CustomerNotes { number, notes },
+            ),
             Intent::SearchHistory(query) => {
                 let number: String = query
                     .chars()
@@ -1970,6 +2000,7 @@ impl Engine {
             | Intent::HangUp
             | Intent::SetHold(_)
             | Intent::SearchHistory(_)
+            | Intent::SaveCustomerNotes { .. }
             | Intent::Monitor { .. }
             | Intent::StopMonitor
             | Intent::TransferToQueue(_)

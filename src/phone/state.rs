@@ -320,6 +320,17 @@ impl PhoneState {
                     results: Vec::new(),
                 });
             }
+            Update::CustomerNotes { number, notes } => {
+                let caller = match &mut view.call {
+                    CallView::Ringing(call) => Some(&mut call.caller),
+                    CallView::InCall(call) => Some(&mut call.caller),
+                    CallView::WrapUp(call) => Some(&mut call.caller),
+                    CallView::Idle => None,
+                };
+                if let Some(caller) = caller.filter(|c| c.number == number) {
+                    caller.notes = notes;
+                }
+            }
             Update::HistoryResults { query, results } => {
                 view.history.search = Some(sapa_ui::HistorySearch {
                     query,

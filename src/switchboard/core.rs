@@ -118,6 +118,12 @@ pub enum CoreInput {
         conn: ConnId,
         req: Option<String>,
     },
+    /// The store now keeps `notes` about the customer at `number` (the HTTP side stored
+    /// them and answered): calls in progress from that number carry them from now on.
+    CustomerNotes {
+        number: String,
+        notes: Option<String>,
+    },
     Hold {
         conn: ConnId,
         req: Option<String>,
@@ -827,6 +833,13 @@ impl Core {
                 call_id,
                 on,
             } => self.mute(now, conn, req, CallId(call_id), on).await,
+            CoreInput::CustomerNotes { number, notes } => {
+                for call in self.calls.values_mut() {
+                    if call.caller.number == number {
+                        call.caller.notes = notes.clone();
+                    }
+                }
+            }
             CoreInput::StopMonitor { conn, req } => {
                 if self.monitors.contains_key(&conn) {
                     self.end_monitor(now, conn, "stopped").await;

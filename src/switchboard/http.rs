@@ -519,6 +519,29 @@ async fn handle_message(
                         follow_up_at_ms,
                     },
                 }),
+                ClientMessage::CustomerNotes { number, notes, .. } => {
+                    match state.store.set_customer_notes(&number, &notes).await {
+                        Ok(customer) => {
+                            reply(ServerMessage::Ok { req });
+                            Some(CoreInput::CustomerNotes {
+                                number,
+                                notes: customer.notes,
+                            })
+                        }
+                        Err(crate::store::StoreError::Invalid(why)) => {
+                            reply(error(req, ErrorCode::BadRequest, &why));
+                            None
+                        }
+                        Err(e) => {
+                            reply(error(
+                                req,
+                                ErrorCode::Internal,
+                                &format!("cannot store the notes: {e}"),
+                            ));
+                            None
+                        }
+                    }
+                }
                 ClientMessage::History { number, limit, .. } => {
                     let limit = limit.unwrap_or(50).clamp(1, 1000) as i64;
                     match history(&state.store, &number, limit).await {

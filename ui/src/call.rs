@@ -54,7 +54,7 @@ pub fn ringing_ui(
             }
             ui.add_space(6.0);
             caller_identity_ui(ui, &ringing.caller, 34.0);
-            customer_notes_ui(ui, &ringing.caller);
+            customer_notes_ui(ui, &ringing.caller, None);
             ui.add_space(8.0);
 
             let total_ms = ringing
@@ -129,26 +129,97 @@ fn caller_identity_ui(ui: &mut Ui, caller: &CallerInfo, size: f32) {
     );
 }
 
-/// What the team keeps about the customer, under their name, when there is anything.
-fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo) {
-    let Some(notes) = caller
+/// What the team keeps about the customer, under their name. With `editing` (the call's id
+/// and the intents), the agent can write or change it; the text being edited lives in the
+/// UI's memory for that call until it is saved or cancelled.
+fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo, editing: Option<(&str, &mut Vec<Intent>)>) {
+    let notes = caller
         .notes
         .as_deref()
         .map(str::trim)
-        .filter(|n| !n.is_empty())
-    else {
+        .filter(|n| !n.is_empty());
+    let Some((call_id, intents)) = editing else {
+        if let Some(notes) = notes {
+            ui.add_space(4.0);
+            notes_frame(ui, |ui| {
+                ui.label(RichText::new("About this customer:").strong());
+                ui.label(notes);
+            });
+        }
         return;
     };
+    let id = ui.scope_id().with(("customer_notes", call_id));
+    let mut text: Option<String> = ui.data_mut(|d| d.get_temp(id));
     ui.add_space(4.0);
+    match &mut text {
+        None => {
+            let mut start = false;
+            match notes {
+                Some(notes) => {
+                    notes_frame(ui, |ui| {
+                        ui.label(RichText::new("About this customer:").strong());
+                        ui.label(notes);
+                        start = ui.small_button("Edit notes").clicked();
+                    });
+                }
+                None => {
+                    start = ui
+                        .small_button("Add customer notes")
+                        .on_hover_text("What the team should know next time this customer calls")
+                        .clicked();
+                }
+            }
+            if start {
+                text = Some(notes.unwrap_or_default().to_owned());
+            }
+        }
+        Some(draft) => {
+            let mut done = false;
+            notes_frame(ui, |ui| {
+                ui.vertical(|ui| {
+                    let label = ui.label(RichText::new("About this customer").strong());
+                    ui.add(
+                        TextEdit::multiline(draft)
+                            .desired_rows(2)
+                            .desired_width(f32::INFINITY)
+                            .hint_text("What the team should know next time they call"),
+                    )
+                    .labelled_by(label.id);
+                    ui.horizontal(|ui| {
+                        if ui.button("Save notes").clicked() {
+                            intents.push(Intent::SaveCustomerNotes {
+                                number: caller.number.clone(),
+                                notes: draft.trim().to_owned(),
+                            });
+                            done = true;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            done = true;
+                        }
+                    });
+                });
+            });
+            if done {
+                text = None;
+            }
+        }
+    }
+    ui.data_mut(|d| match text {
+        Some(text) => {
+            d.insert_temp(id, text);
+        }
+        None => d.remove::<String>(id),
+    });
+}
+
+/// The tinted box the customer's notes sit in.
+fn notes_frame(ui: &mut Ui, add: impl FnOnce(&mut Ui)) {
     Frame::new()
         .fill(theme::CAUTION.gamma_multiply(0.12))
         .corner_radius(CornerRadius::same(6))
         .inner_margin(Margin::symmetric(8, 4))
         .show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                ui.label(RichText::new("About this customer:").strong());
-                ui.label(notes);
-            });
+            ui.horizontal_wrapped(add);
         });
 }
 
@@ -212,7 +283,7 @@ fn controls_ui(
         origin_ui(ui, origin);
     }
     caller_identity_ui(ui, &call.caller, 28.0);
-    customer_notes_ui(ui, &call.caller);
+    customer_notes_ui(ui, &call.caller, Some((&call.call_id, intents)));
     ui.horizontal(|ui| {
         ui.label(timer_text(elapsed_text(now_ms, call.answered_at_ms), 30.0))
             .on_hover_text("Talk time");

@@ -72,6 +72,12 @@ pub enum Intent {
     SubmitDisposition(Disposition),
     /// Look up past calls by caller number (digits as typed).
     SearchHistory(String),
+    /// Replace what the team keeps about the customer at `number` (empty clears it); the
+    /// switchboard stores it and it comes with every later call from that number.
+    SaveCustomerNotes {
+        number: String,
+        notes: String,
+    },
     /// Use a device for a role; `None` is the system default.
     SelectDevice {
         role: DeviceRole,

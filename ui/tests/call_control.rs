@@ -256,3 +256,67 @@ fn callbacks_are_listed_soonest_first_and_can_be_called_now() {
     assert!(harness.query_by_label("Call back Budi").is_none());
     harness.get_by_label("Calling now…");
 }
+
+/// The agent changes what the team keeps about the customer during the call: Edit opens the
+/// notes, Save sends them (trimmed) and closes the editor, Cancel sends nothing; a customer
+/// with no notes offers to add some.
+#[test]
+fn the_customer_s_notes_are_edited_during_the_call() {
+    let mut harness = answered(on_call_view());
+    harness.get_by_label("Prefers email follow-ups; business plan since 2024.");
+
+    // Cancel leaves everything as it was.
+    click(&mut harness, "Edit notes");
+    click(&mut harness, "Cancel");
+    assert!(harness.state_mut().take_intents().is_empty());
+    harness.get_by_label("Edit notes");
+
+    click(&mut harness, "Edit notes");
+    assert_eq!(
+        harness
+            .get_by_label("About this customer")
+            .value()
+            .as_deref(),
+        Some("Prefers email follow-ups; business plan since 2024.")
+    );
+    type_into(
+        &mut harness,
+        "About this customer",
+        " Refund promised by Friday.  ",
+    );
+    click(&mut harness, "Save notes");
+    assert_eq!(
+        harness.state_mut().take_intents(),
+        vec![Intent::SaveCustomerNotes {
+            number: "+34 600 123 456".into(),
+            notes: "Prefers email follow-ups; business plan since 2024. Refund promised by Friday."
+                .into(),
+        }]
+    );
+    assert!(
+        harness.query_by_label("Save notes").is_none(),
+        "the editor closes"
+    );
+
+    // No notes yet: the agent can add the first.
+    let CallView::InCall(call) = &mut harness.state_mut().view.call else {
+        panic!("a call in progress");
+    };
+    call.caller.notes = None;
+    harness.run();
+    assert!(harness.query_by_label("Edit notes").is_none());
+    click(&mut harness, "Add customer notes");
+    type_into(
+        &mut harness,
+        "About this customer",
+        "Hard of hearing: speak slowly",
+    );
+    click(&mut harness, "Save notes");
+    assert_eq!(
+        harness.state_mut().take_intents(),
+        vec![Intent::SaveCustomerNotes {
+            number: "+34 600 123 456".into(),
+            notes: "Hard of hearing: speak slowly".into(),
+        }]
+    );
+}
