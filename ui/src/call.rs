@@ -149,6 +149,7 @@ fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo, editing: Option<(&str, &m
         return;
     };
     let id = ui.scope_id().with(("customer_notes", call_id));
+    let editor_id = id.with("editor");
     let mut text: Option<String> = ui.data_mut(|d| d.get_temp(id));
     ui.add_space(4.0);
     match &mut text {
@@ -171,6 +172,8 @@ fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo, editing: Option<(&str, &m
             }
             if start {
                 text = Some(notes.unwrap_or_default().to_owned());
+                // The agent types at once, without a second click into the field.
+                ui.memory_mut(|m| m.request_focus(editor_id));
             }
         }
         Some(draft) => {
@@ -180,6 +183,7 @@ fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo, editing: Option<(&str, &m
                     let label = ui.label(RichText::new("About this customer").strong());
                     ui.add(
                         TextEdit::multiline(draft)
+                            .id(editor_id)
                             .desired_rows(2)
                             .desired_width(f32::INFINITY)
                             .hint_text("What the team should know next time they call"),

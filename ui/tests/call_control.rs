@@ -272,6 +272,11 @@ fn the_customer_s_notes_are_edited_during_the_call() {
     harness.get_by_label("Edit notes");
 
     click(&mut harness, "Edit notes");
+    harness.run();
+    assert!(
+        harness.get_by_label("About this customer").is_focused(),
+        "the agent types at once"
+    );
     assert_eq!(
         harness
             .get_by_label("About this customer")
