@@ -14,6 +14,34 @@ use sapa::peer::{agent, caller, impair::Impairment, signal, supervisor};
 use sapa::protocol::{ClientMessage, MonitorMode, PROTOCOL_VERSION, Resolution, ServerMessage};
 use sapa::store::{Role, Store};
 
+/// Writes a line to standard output (`println!` that does not panic). A reader that went
+/// away (`sapa history ... | head`) ends the command quietly, as with other Unix tools.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// [`say!`] without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        write_out(format_args!($($arg)*))
+    };
+}
+
+fn write_out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("sapa: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "sapa", version, about = "Sapa call-center workstation: switchboard, agent phone and headless peers", long_about = None)]
 // `sapa` with no command runs the demo and takes the demo's options (`sapa --no-callers`).
@@ -517,9 +545,9 @@ async fn set_user_disabled(db: Option<String>, name: &str, disabled: bool) -> an
     store.close().await;
     done?;
     if disabled {
-        println!("{name} can no longer log in (their calls and dispositions are kept)");
+        say!("{name} can no longer log in (their calls and dispositions are kept)");
     } else {
-        println!("{name} can log in again");
+        say!("{name} can log in again");
     }
     Ok(())
 }
@@ -543,7 +571,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Phone(_) | Command::Demo(_) => bail!("the phone runs on the main thread"),
         Command::Switchboard(args) => {
             if args.print_default_config {
-                print!("{DEFAULT_CONFIG}");
+                say_raw!("{DEFAULT_CONFIG}");
                 return Ok(());
             }
             let config = match &args.config {
@@ -580,7 +608,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     Role::Agent
                 };
                 let user = store.add_user(&name, role, &password).await?;
-                println!("added {} ({:?})", user.name, user.role);
+                say!("added {} ({:?})", user.name, user.role);
                 store.close().await;
                 Ok(())
             }
@@ -589,8 +617,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 for account in store.list_users().await? {
                     let user = account.user;
                     match account.disabled_at {
-                        None => println!("{}\t{:?}", user.name, user.role),
-                        Some(at) => println!(
+                        None => say!("{}\t{:?}", user.name, user.role),
+                        Some(at) => say!(
                             "{}\t{:?}\tdisabled since {}",
                             user.name,
                             user.role,
@@ -606,7 +634,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let done = store.set_password(&name, &password).await;
                 store.close().await;
                 done?;
-                println!("new password set for {name}");
+                say!("new password set for {name}");
                 Ok(())
             }
             UserCommand::Disable { db, name } => set_user_disabled(db, &name, true).await,
@@ -641,7 +669,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     caller::run_with(options, extras).await?
                 }
             };
-            println!("{}", serde_json::to_string(&report)?);
+            say!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Agent(args) => {
@@ -712,7 +740,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 control,
                 |report| {
                     if let Ok(line) = serde_json::to_string(report) {
-                        println!("{line}");
+                        say!("{line}");
                     }
                 },
             )
@@ -772,7 +800,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
                 |report| {
                     if let Ok(line) = serde_json::to_string(report) {
-                        println!("{line}");
+                        say!("{line}");
                     }
                 },
             )
@@ -803,7 +831,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 wait_secs: args.wait_secs,
             })
             .await?;
-            println!("{}", serde_json::to_string(&report)?);
+            say!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Report(args) => {
@@ -834,9 +862,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 bail!("unexpected answer from the switchboard: {answer:?}");
             };
             if args.csv {
-                print!("{csv}");
+                say_raw!("{csv}");
             } else {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                say!("{}", serde_json::to_string_pretty(&rows)?);
             }
             Ok(())
         }
@@ -864,7 +892,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let out =
                 serde_json::json!({ "number": number, "customer": customer, "calls": entries });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            say!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
     }
