@@ -913,6 +913,8 @@ async fn log_in(
                 protocol: PROTOCOL_VERSION,
                 user,
                 password,
+                // A lookup leaves the user's phone logged in.
+                lookup: true,
             },
             sapa::peer::REQUEST_TIMEOUT,
         )

@@ -205,6 +205,11 @@ pub enum ClientMessage {
         protocol: u32,
         user: String,
         password: String,
+        /// A lookup session (`sapa history`, `sapa report`): it reads history and reports
+        /// and keeps customer notes, takes no calls, and leaves the user's phone logged in.
+        /// Answered with `ok` rather than `logged_in`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lookup: bool,
     },
     /// Callers: place a call into a queue (no password; the caller id is what the network says).
     Dial {

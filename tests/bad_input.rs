@@ -228,3 +228,56 @@ async fn a_disabled_account_is_refused_with_a_reason_and_enabled_again() {
         .unwrap();
     assert_eq!(reports.len(), 1);
 }
+
+/// `sapa history` and `sapa report` log in as a lookup session: the user's phone stays logged
+/// in and takes its next call, and the lookup session can read but not act as the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_session_leaves_the_user_s_phone_logged_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start_switchboard(dir.path(), SwitchboardConfig::default()).await;
+    add_agents(&sb, &["ana"]).await;
+    let url = sb.ws_url();
+    let agent_task = tokio::spawn(agent::run(plain_agent(&url, "ana", 1), |_| {}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let password = serde_json::to_string(PASSWORD).unwrap();
+    ws.send(Message::Text(
+        format!(r#"{{"type":"login","protocol":1,"user":"ana","password":{password},"lookup":true,"req":"l"}}"#).into(),
+    ))
+    .await
+    .unwrap();
+    let answer = next_json(&mut ws).await;
+    assert_eq!(answer["type"], "ok", "{answer}");
+    ws.send(Message::Text(
+        r#"{"type":"history","number":"+15550123","req":"h"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let history = next_json(&mut ws).await;
+    assert_eq!(history["type"], "history", "{history}");
+    expect_error(
+        &mut ws,
+        Message::Text(r#"{"type":"set_state","state":"not_ready","reason":"x"}"#.into()),
+        "forbidden",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        Message::Text(r#"{"type":"dial","protocol":1,"from":"+15550999"}"#.into()),
+        "forbidden",
+    )
+    .await;
+
+    // The phone was not signed out: it takes the next call.
+    let tone = tone_wav(dir.path(), "c.wav", 440.0, 1.0);
+    caller::run(plain_caller(&url, "+15550123", &tone, dir.path()))
+        .await
+        .unwrap();
+    let reports = tokio::time::timeout(Duration::from_secs(20), agent_task)
+        .await
+        .unwrap()
+        .expect("the agent task")
+        .expect("the agent stayed logged in");
+    assert_eq!(reports.len(), 1);
+}

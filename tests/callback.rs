@@ -320,6 +320,7 @@ async fn agents_list_callbacks_dial_one_early_and_cannot_dial_unknown_numbers() 
             protocol: PROTOCOL_VERSION,
             user: "cat".into(),
             password: PASSWORD.into(),
+            lookup: false,
         },
         REQUEST_TIMEOUT,
     )

@@ -187,6 +187,7 @@ pub async fn run_with(
                 protocol: PROTOCOL_VERSION,
                 user: options.user.clone(),
                 password: options.password.clone(),
+                lookup: false,
             },
             REQUEST_TIMEOUT,
         )

@@ -57,6 +57,7 @@ pub async fn run(options: SupervisorOptions) -> Result<SupervisorReport, PeerErr
                 protocol: PROTOCOL_VERSION,
                 user: options.user.clone(),
                 password: options.password.clone(),
+                lookup: false,
             },
             REQUEST_TIMEOUT,
         )

@@ -496,6 +496,7 @@ impl Session {
                     protocol: PROTOCOL_VERSION,
                     user: creds.user.clone(),
                     password: creds.password.clone(),
+                    lookup: false,
                 },
                 REQUEST_TIMEOUT,
             )

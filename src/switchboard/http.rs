@@ -94,6 +94,9 @@ async fn ws_upgrade(
 enum Standing {
     Anonymous,
     User(Role),
+    /// A user's lookup session (`login` with `lookup`): history, reports and customer notes
+    /// only; the core does not know it, so the user's phone stays logged in.
+    Lookup(Role),
     Caller,
     /// A customer endpoint (`register`): rung for outbound calls, answers and hangs up.
     Endpoint,
@@ -194,7 +197,26 @@ async fn handle_message(
     let reply = |m: ServerMessage| {
         let _ = outbox.send(m);
     };
-    let is_user = matches!(standing, Standing::User(_));
+    let is_user = matches!(standing, Standing::User(_) | Standing::Lookup(_));
+    if matches!(standing, Standing::Lookup(_))
+        && !matches!(
+            message,
+            ClientMessage::Ping { .. }
+                | ClientMessage::History { .. }
+                | ClientMessage::Report { .. }
+                | ClientMessage::CustomerNotes { .. }
+        )
+    {
+        reply(error(
+            req,
+            ErrorCode::Forbidden,
+            &format!(
+                "a lookup session reads history and reports only, not {}",
+                message.type_name()
+            ),
+        ));
+        return None;
+    }
     match message {
         ClientMessage::Ping { t, .. } => {
             reply(ServerMessage::Pong { req, t });
@@ -204,6 +226,7 @@ async fn handle_message(
             protocol,
             user,
             password,
+            lookup,
             ..
         } => {
             if protocol != PROTOCOL_VERSION {
@@ -228,6 +251,11 @@ async fn handle_message(
                         crate::store::Role::Agent => Role::Agent,
                         crate::store::Role::Supervisor => Role::Supervisor,
                     };
+                    if lookup {
+                        *standing = Standing::Lookup(role);
+                        reply(ServerMessage::Ok { req });
+                        return None;
+                    }
                     *standing = Standing::User(role);
                     Some(CoreInput::LoggedIn {
                         conn,
@@ -368,7 +396,7 @@ async fn handle_message(
                     ));
                     return None;
                 }
-                Standing::User(role) => {
+                Standing::User(role) | Standing::Lookup(role) => {
                     let supervisor_only = matches!(
                         other,
                         ClientMessage::Monitor { .. }
