@@ -217,15 +217,24 @@ async fn a_disabled_account_is_refused_with_a_reason_and_enabled_again() {
     sb.store.set_user_disabled("ana", false).await.unwrap();
     let agent_task = tokio::spawn(agent::run(plain_agent(&url, "ana", 1), |_| {}));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let tone = tone_wav(dir.path(), "c.wav", 440.0, 1.0);
-    caller::run(plain_caller(&url, "+15550123", &tone, dir.path()))
+    a_call_reaches(&url, dir.path(), agent_task).await;
+}
+
+/// Places one call and waits for `agent_task` (an agent logged in for one call) to take it.
+async fn a_call_reaches(
+    url: &str,
+    dir: &std::path::Path,
+    agent_task: tokio::task::JoinHandle<Result<Vec<agent::AgentCallReport>, sapa::peer::PeerError>>,
+) {
+    let tone = tone_wav(dir, "c.wav", 440.0, 1.0);
+    caller::run(plain_caller(url, "+15550123", &tone, dir))
         .await
         .unwrap();
     let reports = tokio::time::timeout(Duration::from_secs(20), agent_task)
         .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+        .expect("the agent took the call within 20 s")
+        .expect("the agent task")
+        .expect("the agent stayed logged in");
     assert_eq!(reports.len(), 1);
 }
 
@@ -270,14 +279,5 @@ async fn a_lookup_session_leaves_the_user_s_phone_logged_in() {
     .await;
 
     // The phone was not signed out: it takes the next call.
-    let tone = tone_wav(dir.path(), "c.wav", 440.0, 1.0);
-    caller::run(plain_caller(&url, "+15550123", &tone, dir.path()))
-        .await
-        .unwrap();
-    let reports = tokio::time::timeout(Duration::from_secs(20), agent_task)
-        .await
-        .unwrap()
-        .expect("the agent task")
-        .expect("the agent stayed logged in");
-    assert_eq!(reports.len(), 1);
+    a_call_reaches(&url, dir.path(), agent_task).await;
 }

@@ -75,6 +75,32 @@ pub struct AgentOptions {
     pub dtx: bool,
 }
 
+impl AgentOptions {
+    /// An agent who answers `calls` calls in silence, records nothing, and submits the
+    /// first disposition code as resolved: the base that tests and demos change.
+    pub fn silent(switchboard: &str, user: &str, password: &str, calls: u32) -> AgentOptions {
+        AgentOptions {
+            switchboard: switchboard.to_owned(),
+            user: user.to_owned(),
+            password: password.to_owned(),
+            voice: AgentVoice::Silence,
+            record: None,
+            calls,
+            disposition: None,
+            notes: String::new(),
+            resolution: Resolution::Resolved,
+            talk_secs: None,
+            no_answer: false,
+            hold: None,
+            mute: None,
+            send_digits: None,
+            impair: None,
+            frame: FrameDuration::default(),
+            dtx: false,
+        }
+    }
+}
+
 /// Call control for a headless agent, beyond answering and talking.
 #[derive(Debug, Clone, Default)]
 pub struct CallControl {

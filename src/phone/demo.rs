@@ -535,23 +535,8 @@ mod tests {
         let url = running.ws_url();
         let agent = tokio::spawn(crate::peer::agent::run(
             crate::peer::agent::AgentOptions {
-                switchboard: url.clone(),
-                user: DEMO_USER.into(),
-                password: DEMO_PASSWORD.into(),
-                voice: crate::peer::agent::AgentVoice::Silence,
-                record: None,
-                calls: 1,
-                disposition: None,
-                notes: String::new(),
-                resolution: crate::protocol::Resolution::Resolved,
                 talk_secs: Some(1.0),
-                no_answer: false,
-                hold: None,
-                mute: None,
-                send_digits: None,
-                impair: None,
-                frame: Default::default(),
-                dtx: false,
+                ..crate::peer::agent::AgentOptions::silent(&url, DEMO_USER, DEMO_PASSWORD, 1)
             },
             |_| {},
         ));

@@ -145,25 +145,7 @@ pub fn seconds_dominated(samples: &[f32], want: f32, other: f32) -> f64 {
 
 /// A headless agent that answers `calls` calls, saying nothing, with no extras.
 pub fn plain_agent(url: &str, user: &str, calls: u32) -> sapa::peer::agent::AgentOptions {
-    sapa::peer::agent::AgentOptions {
-        switchboard: url.to_owned(),
-        user: user.to_owned(),
-        password: PASSWORD.to_owned(),
-        voice: sapa::peer::agent::AgentVoice::Silence,
-        record: None,
-        calls,
-        disposition: None,
-        notes: String::new(),
-        resolution: sapa::protocol::Resolution::Resolved,
-        talk_secs: None,
-        no_answer: false,
-        hold: None,
-        mute: None,
-        send_digits: None,
-        impair: None,
-        frame: Default::default(),
-        dtx: false,
-    }
+    sapa::peer::agent::AgentOptions::silent(url, user, PASSWORD, calls)
 }
 
 /// A headless caller from `from` that plays `play` and records into `dir/<from>.wav`.
