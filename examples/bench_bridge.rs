@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sapa::peer::agent::{self, AgentOptions, AgentVoice};
 use sapa::peer::caller::{self, CallerOptions};
 use sapa::peer::supervisor::{self, MonitorPhase, SupervisorOptions};
-use sapa::protocol::{MonitorMode, Resolution};
+use sapa::protocol::MonitorMode;
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -104,23 +104,8 @@ async fn main() {
     for i in 0..calls {
         tasks.push(tokio::spawn(agent::run(
             AgentOptions {
-                switchboard: url.clone(),
-                user: format!("a{i}"),
-                password: "pw".into(),
                 voice: AgentVoice::Wav(play.clone()),
-                record: None,
-                calls: 1,
-                disposition: None,
-                notes: String::new(),
-                resolution: Resolution::Resolved,
-                talk_secs: None,
-                no_answer: false,
-                hold: None,
-                mute: None,
-                send_digits: None,
-                impair: None,
-                frame: Default::default(),
-                dtx: false,
+                ..AgentOptions::silent(&url, &format!("a{i}"), "pw", 1)
             },
             |_| {},
         )));

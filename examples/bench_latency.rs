@@ -10,7 +10,6 @@ use std::time::Duration;
 use sapa::config::SwitchboardConfig;
 use sapa::peer::agent::{self, AgentOptions, AgentVoice};
 use sapa::peer::caller::{self, CallerOptions};
-use sapa::protocol::Resolution;
 use sapa::store::Role;
 
 const CLICK_EVERY: usize = 24_000; // 500 ms
@@ -78,23 +77,8 @@ async fn main() {
     sapa::wav::write_mono_48k(&play, &click_train(10.0)).unwrap();
     let agent_task = tokio::spawn(agent::run(
         AgentOptions {
-            switchboard: url.clone(),
-            user: "echo".into(),
-            password: "pw".into(),
             voice: AgentVoice::Echo,
-            record: None,
-            calls: rounds as u32,
-            disposition: None,
-            notes: String::new(),
-            resolution: Resolution::Resolved,
-            talk_secs: None,
-            no_answer: false,
-            hold: None,
-            mute: None,
-            send_digits: None,
-            impair: None,
-            frame: Default::default(),
-            dtx: false,
+            ..AgentOptions::silent(&url, "echo", "pw", rounds as u32)
         },
         |_| {},
     ));

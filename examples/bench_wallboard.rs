@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use sapa::peer::agent::{self, AgentOptions, AgentVoice};
 use sapa::peer::caller::{self, CallerOptions};
-use sapa::protocol::{Resolution, ServerMessage};
+use sapa::protocol::ServerMessage;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A loopback port nobody listens on now (other benchmarks may run on this machine).
@@ -162,23 +162,9 @@ async fn main() {
     for i in 0..calls {
         peers.push(tokio::spawn(agent::run(
             AgentOptions {
-                switchboard: http.clone(),
-                user: format!("a{i}"),
-                password: "pw".into(),
                 voice: AgentVoice::Wav(play.clone()),
-                record: None,
-                calls: 1,
                 disposition: Some("billing".into()),
-                notes: String::new(),
-                resolution: Resolution::Resolved,
-                talk_secs: None,
-                no_answer: false,
-                hold: None,
-                mute: None,
-                send_digits: None,
-                impair: None,
-                frame: Default::default(),
-                dtx: false,
+                ..AgentOptions::silent(&http, &format!("a{i}"), "pw", 1)
             },
             |_| {},
         )));

@@ -10,7 +10,6 @@ use sapa::config::SwitchboardConfig;
 use sapa::peer::agent::{AgentOptions, AgentVoice};
 use sapa::peer::caller::CallerOptions;
 use sapa::peer::{agent, caller};
-use sapa::protocol::Resolution;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -53,23 +52,8 @@ async fn bad_messages_get_stable_errors_and_calls_go_on() {
     let agent_tone = tone_wav(dir.path(), "a.wav", 1000.0, 6.0);
     let caller_tone = tone_wav(dir.path(), "c.wav", 440.0, 4.0);
     let opts = AgentOptions {
-        switchboard: url.clone(),
-        user: "ana".into(),
-        password: PASSWORD.into(),
         voice: AgentVoice::Wav(agent_tone),
-        record: None,
-        calls: 1,
-        disposition: None,
-        notes: String::new(),
-        resolution: Resolution::Resolved,
-        talk_secs: None,
-        no_answer: false,
-        hold: None,
-        mute: None,
-        send_digits: None,
-        impair: None,
-        frame: Default::default(),
-        dtx: false,
+        ..AgentOptions::silent(&url, "ana", PASSWORD, 1)
     };
     let agent_task = tokio::spawn(agent::run(opts, |_| {}));
     tokio::time::sleep(Duration::from_millis(1500)).await;

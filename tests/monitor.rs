@@ -12,7 +12,7 @@ use sapa::peer::agent::{AgentOptions, AgentVoice};
 use sapa::peer::caller::CallerOptions;
 use sapa::peer::supervisor::{MonitorPhase, SupervisorOptions};
 use sapa::peer::{agent, caller, supervisor};
-use sapa::protocol::{MonitorMode, Resolution};
+use sapa::protocol::MonitorMode;
 use sapa::store::Role;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -72,23 +72,9 @@ async fn listen_whisper_barge_reach_the_right_ears() {
     let caller_rec = dir.path().join("caller.wav");
     let agent_task = tokio::spawn(agent::run(
         AgentOptions {
-            switchboard: url.clone(),
-            user: "ana".into(),
-            password: PASSWORD.into(),
             voice: AgentVoice::Wav(tone_wav(dir.path(), "a.wav", 1000.0, 16.0)),
             record: Some(agent_rec.clone()),
-            calls: 1,
-            disposition: None,
-            notes: String::new(),
-            resolution: Resolution::Resolved,
-            talk_secs: None,
-            no_answer: false,
-            hold: None,
-            mute: None,
-            send_digits: None,
-            impair: None,
-            frame: Default::default(),
-            dtx: false,
+            ..AgentOptions::silent(&url, "ana", PASSWORD, 1)
         },
         |_| {},
     ));

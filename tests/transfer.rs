@@ -15,7 +15,6 @@ use sapa::peer::agent::{
 };
 use sapa::peer::caller::{CallerOptions, CallerReport};
 use sapa::peer::{agent, caller};
-use sapa::protocol::Resolution;
 use sapa::store::{Direction, NewCall, Role};
 
 use common::*;
@@ -27,23 +26,9 @@ const SRI_HZ: f32 = 2870.0;
 
 fn agent_options(url: &str, user: &str, dir: &Path, hz: f32) -> AgentOptions {
     AgentOptions {
-        switchboard: url.to_owned(),
-        user: user.into(),
-        password: PASSWORD.into(),
         voice: AgentVoice::Wav(tone_wav(dir, &format!("{user}.wav"), hz, 30.0)),
         record: Some(dir.join(format!("{user}-heard.wav"))),
-        calls: 1,
-        disposition: None,
-        notes: String::new(),
-        resolution: Resolution::Resolved,
-        talk_secs: None,
-        no_answer: false,
-        hold: None,
-        impair: None,
-        frame: Default::default(),
-        dtx: false,
-        mute: None,
-        send_digits: None,
+        ..AgentOptions::silent(url, user, PASSWORD, 1)
     }
 }
 

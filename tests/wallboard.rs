@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use sapa::config::SwitchboardConfig;
-use sapa::peer::agent::{AgentOptions, AgentVoice};
+use sapa::peer::agent::AgentOptions;
 use sapa::peer::caller::CallerOptions;
 use sapa::peer::{agent, caller};
-use sapa::protocol::Resolution;
 use sapa::store::Role;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,23 +64,8 @@ async fn wallboard_and_report_match_a_scripted_day() {
     // Then an answered call of about 1 s.
     let ana = tokio::spawn(agent::run(
         AgentOptions {
-            switchboard: url.clone(),
-            user: "ana".into(),
-            password: PASSWORD.into(),
-            voice: AgentVoice::Silence,
-            record: None,
-            calls: 1,
             disposition: Some("billing".into()),
-            notes: String::new(),
-            resolution: Resolution::Resolved,
-            talk_secs: None,
-            no_answer: false,
-            hold: None,
-            mute: None,
-            send_digits: None,
-            impair: None,
-            frame: Default::default(),
-            dtx: false,
+            ..AgentOptions::silent(&url, "ana", PASSWORD, 1)
         },
         |_| {},
     ));
@@ -179,23 +163,8 @@ async fn voice_quality_shows_loss_on_the_lossy_callers_leg_only() {
         .map(|name| {
             tokio::spawn(agent::run(
                 AgentOptions {
-                    switchboard: url.clone(),
-                    user: name.into(),
-                    password: PASSWORD.into(),
-                    voice: AgentVoice::Silence,
-                    record: None,
-                    calls: 1,
                     disposition: Some("billing".into()),
-                    notes: String::new(),
-                    resolution: Resolution::Resolved,
-                    talk_secs: None,
-                    no_answer: false,
-                    hold: None,
-                    mute: None,
-                    send_digits: None,
-                    impair: None,
-                    frame: Default::default(),
-                    dtx: false,
+                    ..AgentOptions::silent(&url, name, PASSWORD, 1)
                 },
                 |_| {},
             ))
