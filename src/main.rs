@@ -22,13 +22,6 @@ macro_rules! say {
     };
 }
 
-/// [`say!`] without the newline.
-macro_rules! say_raw {
-    ($($arg:tt)*) => {
-        write_out(format_args!($($arg)*))
-    };
-}
-
 fn write_out(text: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
@@ -571,7 +564,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Phone(_) | Command::Demo(_) => bail!("the phone runs on the main thread"),
         Command::Switchboard(args) => {
             if args.print_default_config {
-                say_raw!("{DEFAULT_CONFIG}");
+                write_out(format_args!("{DEFAULT_CONFIG}"));
                 return Ok(());
             }
             let config = match &args.config {
@@ -862,7 +855,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 bail!("unexpected answer from the switchboard: {answer:?}");
             };
             if args.csv {
-                say_raw!("{csv}");
+                write_out(format_args!("{csv}"));
             } else {
                 say!("{}", serde_json::to_string_pretty(&rows)?);
             }

@@ -767,9 +767,7 @@ impl Store {
             ));
         }
         let hash = new_password_hash(password).await?;
-        let created_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let created_at = now_ms();
         let done = sqlx::query(
             "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO NOTHING",
@@ -841,9 +839,7 @@ impl Store {
     /// the user did is deleted: calls, dispositions and reports keep the name. Disabling an
     /// account that is already disabled keeps the time it was first disabled.
     pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<()> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = now_ms();
         let done = sqlx::query(
             "UPDATE users SET disabled_at = CASE WHEN $1 = 1 THEN COALESCE(disabled_at, $2) END
              WHERE name = $3",
@@ -1992,6 +1988,13 @@ fn callback_from_row(row: &AnyRow) -> Result<Callback> {
         completed_at: row.try_get("completed_at")?,
         reached_at: row.try_get("reached_at")?,
     })
+}
+
+/// Milliseconds since the Unix epoch, now (0 on a clock before 1970).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Checks a new password's length and hashes it (Argon2id, off the async threads).

@@ -189,7 +189,7 @@ async fn the_phone_answers_and_voice_flows_both_ways() {
     .await;
     assert!(matches!(
         saved,
-        Update::CustomerNotes { number, notes: Some(notes) }
+        Update::CustomerNotes { number, notes }
             if number == "+15550100" && notes == "Prefers email follow-ups; refund promised by Friday"
     ));
     let stored = running.store.customer("+15550100").await.unwrap().unwrap();

@@ -203,10 +203,10 @@ pub enum Update {
         call_id: String,
     },
     HistorySearching(String),
-    /// The switchboard stored these notes about the customer at `number` (`None`: cleared).
+    /// The switchboard stored these notes about the customer at `number` (blank: cleared).
     CustomerNotes {
         number: String,
-        notes: Option<String>,
+        notes: String,
     },
     HistoryResults {
         query: String,
@@ -1424,10 +1424,7 @@ impl Engine {
                         self.out.send(Update::PendingNotReady(None));
                     }
                     Some(Pending::CustomerNotes { number, notes }) => {
-                        self.out.send(Update::CustomerNotes {
-                            number,
-                            notes: Some(notes).filter(|n| !n.trim().is_empty()),
-                        });
+                        self.out.send(Update::CustomerNotes { number, notes });
                     }
                     _ => {}
                 }

@@ -328,7 +328,8 @@ impl PhoneState {
                     CallView::Idle => None,
                 };
                 if let Some(caller) = caller.filter(|c| c.number == number) {
-                    caller.notes = notes;
+                    // Blank notes show as none (the views hide them).
+                    caller.notes = Some(notes);
                 }
             }
             Update::HistoryResults { query, results } => {

@@ -197,7 +197,7 @@ async fn handle_message(
     let reply = |m: ServerMessage| {
         let _ = outbox.send(m);
     };
-    let is_user = matches!(standing, Standing::User(_) | Standing::Lookup(_));
+    let is_user = matches!(standing, Standing::User(_));
     if matches!(standing, Standing::Lookup(_))
         && !matches!(
             message,

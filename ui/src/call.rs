@@ -141,10 +141,7 @@ fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo, editing: Option<(&str, &m
     let Some((call_id, intents)) = editing else {
         if let Some(notes) = notes {
             ui.add_space(4.0);
-            notes_frame(ui, |ui| {
-                ui.label(RichText::new("About this customer:").strong());
-                ui.label(notes);
-            });
+            shown_notes_ui(ui, notes, false);
         }
         return;
     };
@@ -154,22 +151,13 @@ fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo, editing: Option<(&str, &m
     ui.add_space(4.0);
     match &mut text {
         None => {
-            let mut start = false;
-            match notes {
-                Some(notes) => {
-                    notes_frame(ui, |ui| {
-                        ui.label(RichText::new("About this customer:").strong());
-                        ui.label(notes);
-                        start = ui.small_button("Edit notes").clicked();
-                    });
-                }
-                None => {
-                    start = ui
-                        .small_button("Add customer notes")
-                        .on_hover_text("What the team should know next time this customer calls")
-                        .clicked();
-                }
-            }
+            let start = match notes {
+                Some(notes) => shown_notes_ui(ui, notes, true),
+                None => ui
+                    .small_button("Add customer notes")
+                    .on_hover_text("What the team should know next time this customer calls")
+                    .clicked(),
+            };
             if start {
                 text = Some(notes.unwrap_or_default().to_owned());
                 // The agent types at once, without a second click into the field.
@@ -214,6 +202,18 @@ fn customer_notes_ui(ui: &mut Ui, caller: &CallerInfo, editing: Option<(&str, &m
         }
         None => d.remove::<String>(id),
     });
+}
+
+/// The customer's notes in their box, with an Edit notes button when `editable`; returns
+/// whether it was clicked.
+fn shown_notes_ui(ui: &mut Ui, notes: &str, editable: bool) -> bool {
+    let mut edit = false;
+    notes_frame(ui, |ui| {
+        ui.label(RichText::new("About this customer:").strong());
+        ui.label(notes);
+        edit = editable && ui.small_button("Edit notes").clicked();
+    });
+    edit
 }
 
 /// The tinted box the customer's notes sit in.
